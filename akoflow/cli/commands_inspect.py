@@ -1,0 +1,206 @@
+"""Read-only commands: list, status, describe, logs, sites."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+from typing import Any
+
+import click
+
+from akoflow import service
+from akoflow.cli import render
+from akoflow.manifest import EventFilter, Manifest
+from akoflow.sites import list_sites, load_site
+from akoflow.spec.units import format_bytes
+
+
+@click.command(name="list")
+@click.option("--limit", default=20, show_default=True)
+@click.option("--status", help="Only workflows in this status.")
+@click.option("--json", "as_json", is_flag=True)
+def list_cmd(limit: int, status: str | None, as_json: bool) -> None:
+    """Workflows in the manifest, newest first."""
+    m = service.open_manifest()
+    wfs = m.list_workflows(limit, status.upper() if status else None)
+    rows = []
+    for wf in wfs:
+        c = m.status_counts(wf.id)
+        rows.append({"id": wf.id, "name": wf.name, "status": wf.status, "site": wf.site,
+                     "activities": sum(c.values()), "finished": c.get("FINISHED", 0),
+                     "created": render.iso(wf.created_at),
+                     "elapsed": render.duration(wf.started_at, wf.finished_at)})
+    if as_json:
+        render.emit_json(rows)
+        return
+    render.table(["id", "name", "status", "site", "done", "created", "elapsed"], [
+        [r["id"], r["name"], render.status_text(r["status"]), r["site"],
+         f"{r['finished']}/{r['activities']}", render.ts(wfs[i].created_at), r["elapsed"]]
+        for i, r in enumerate(rows)])
+
+
+def status_data(m: Manifest, wf_id: int) -> dict[str, Any]:
+    wf = m.get_workflow(wf_id)
+    return {
+        "id": wf.id, "name": wf.name, "status": wf.status, "site": wf.site,
+        "run_dir": wf.run_dir, "work_dir": wf.work_dir,
+        "created_at": render.iso(wf.created_at), "started_at": render.iso(wf.started_at),
+        "finished_at": render.iso(wf.finished_at), "counts": m.status_counts(wf_id),
+        "failures": [
+            {"activity": e.activity, "attempt": e.attempt, "exit_code": e.exit_code,
+             "reason": e.reason, "stderr_tail": e.stderr_tail, "stderr_path": e.stderr_path}
+            for e in m.error_tails(wf_id)
+        ],
+    }
+
+
+@click.command()
+@click.argument("workflow_id")
+@click.option("--json", "as_json", is_flag=True)
+def status(workflow_id: str, as_json: bool) -> None:
+    """Workflow state, counts per state, and failures with their stderr tails."""
+    m = service.open_manifest()
+    data = status_data(m, m.find_workflow(workflow_id).id)
+    if as_json:
+        render.emit_json(data)
+        return
+    wf = m.get_workflow(data["id"])
+    click.echo(f"workflow {wf.id} {wf.name}: {render.status_text(wf.status)} "
+               f"({render.duration(wf.started_at, wf.finished_at)})")
+    click.echo(f"  site {wf.site}; run dir {wf.run_dir}")
+    click.echo("  " + ", ".join(f"{s}: {n}" for s, n in sorted(data["counts"].items())))
+    for f in data["failures"]:
+        code = "" if f["exit_code"] is None else f" exit {f['exit_code']}"
+        click.echo(f"  {render.status_text('FAILED')} {f['activity']} attempt {f['attempt']}: "
+                   f"{f['reason']}{code}")
+        for line in f["stderr_tail"].strip().splitlines()[-10:]:
+            click.echo(f"    | {line}")
+
+
+@click.command()
+@click.argument("workflow_id")
+@click.option("--json", "as_json", is_flag=True)
+def describe(workflow_id: str, as_json: bool) -> None:
+    """The DAG: every activity with its dependencies, resources, state and attempts."""
+    m = service.open_manifest()
+    wf = m.find_workflow(workflow_id)
+    acts = m.activities(wf.id)
+    names = {a.id: a.name for a in acts}
+    parents: dict[int, list[str]] = {}
+    for child, parent in m.edges(wf.id):
+        parents.setdefault(child, []).append(names[parent])
+    rows = []
+    for a in acts:
+        res = a.resources_dict()
+        rows.append({"name": a.name, "status": a.status, "reason": a.reason,
+                     "depends_on": sorted(parents.get(a.id, [])), "runtime": a.runtime,
+                     "image": a.image, "resources": res, "attempts": a.attempts,
+                     "node": a.node, "job_id": a.job_id,
+                     "started_at": render.iso(a.started_at),
+                     "finished_at": render.iso(a.finished_at)})
+    if as_json:
+        render.emit_json({"id": wf.id, "name": wf.name, "status": wf.status,
+                          "activities": rows})
+        return
+    click.echo(f"workflow {wf.id} {wf.name}: {render.status_text(wf.status)}, "
+               f"{len(acts)} activities")
+    render.table(
+        ["activity", "status", "depends on", "cpu", "memory", "time", "tries", "runtime"],
+        [[r["name"], render.status_text(r["status"]), ",".join(r["depends_on"]) or "-",
+          f"{r['resources'].get('cpu', 1):g}", format_bytes(r["resources"].get("memory")),
+          render.duration(a.started_at, a.finished_at) if a.started_at else "-",
+          r["attempts"], r["runtime"]] for r, a in zip(rows, acts)])
+
+
+def parse_when(text: str | None) -> float | None:
+    """ISO time, `HH:MM[:SS]` today, or an age such as `10m` / `2h` / `30s` ago."""
+    if text is None:
+        return None
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhd])", text.strip())
+    if m:
+        mult = {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+        return time.time() - float(m.group(1)) * mult
+    try:
+        return dt.datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        pass
+    try:
+        t = dt.time.fromisoformat(text)
+        return dt.datetime.combine(dt.date.today(), t).timestamp()
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a time (ISO, HH:MM, or 10m ago)") from None
+
+
+@click.command()
+@click.argument("workflow_id")
+@click.option("--activity", help="Only this activity.")
+@click.option("--status", "status_", help="Only transitions into this state (or event kind).")
+@click.option("--node", help="Only events on this node.")
+@click.option("--attempt", type=int, help="Only this attempt number.")
+@click.option("--since", help="From this time (ISO, HH:MM, or an age like 10m).")
+@click.option("--until", help="Up to this time.")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new events until the end.")
+@click.option("--json", "as_json", is_flag=True)
+def logs(workflow_id: str, activity: str | None, status_: str | None, node: str | None,
+         attempt: int | None, since: str | None, until: str | None, follow: bool,
+         as_json: bool) -> None:
+    """The run log: every state transition, filterable by activity, state, node and time."""
+    m = service.open_manifest()
+    wf = m.find_workflow(workflow_id)
+    f = EventFilter(activity=activity, status=status_, node=node, attempt=attempt,
+                    since=parse_when(since), until=parse_when(until))
+    last = 0
+    while True:
+        events = m.events(wf.id, EventFilter(**{**f.__dict__, "after_id": last}))
+        if events:
+            last = events[-1].id
+        if as_json:
+            for e in events:
+                click.echo(render.json.dumps(render.to_jsonable(e) | {"time": render.iso(e.ts)}))
+        else:
+            for e in events:
+                who = e.activity or "(workflow)"
+                att = f"#{e.attempt}" if e.attempt else ""
+                move = f"{e.from_status or ''}->{e.to_status}" if e.to_status else ""
+                click.echo(f"{render.ts(e.ts)}  {who}{att}  {e.kind} {move}"
+                           f"{'  @' + e.node if e.node else ''}"
+                           f"{'  ' + e.message if e.message else ''}")
+        if not follow:
+            return
+        if m.get_workflow(wf.id).status in ("FINISHED", "FAILED", "CANCELLED") and not events:
+            return
+        time.sleep(0.5)
+
+
+@click.group()
+def sites() -> None:
+    """Site profiles (packaged, ~/.config/akoflow/sites, ./site-configs)."""
+
+
+@sites.command(name="list")
+@click.option("--json", "as_json", is_flag=True)
+def sites_list(as_json: bool) -> None:
+    profiles = list_sites()
+    if as_json:
+        render.emit_json(profiles)
+        return
+    render.table(["name", "executor", "container", "description"], [
+        [p["name"], p["executor"], p.get("container", "-"), p.get("description", "")]
+        for p in profiles])
+
+
+@sites.command(name="show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+def sites_show(name: str, as_json: bool) -> None:
+    import yaml
+
+    profile = load_site(name)
+    if as_json:
+        render.emit_json(profile)
+    else:
+        click.echo(yaml.safe_dump(profile, sort_keys=False), nl=False)
+
+
+COMMANDS = [list_cmd, status, describe, logs, sites]

@@ -1,0 +1,79 @@
+"""The `akoflow` command: parse, call one service function, print. No business logic here."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import NoReturn
+
+import click
+
+from akoflow import __version__
+from akoflow.cli import commands_inspect, commands_run
+from akoflow.executor import ExecutorError
+from akoflow.manifest import ManifestError
+from akoflow.sites import SiteError
+from akoflow.spec.errors import SpecError
+
+EXIT_SPEC = 2
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="akoflow")
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """akoflow: DAG workflows where the compute is, with provenance for every task."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+for command in (*commands_run.COMMANDS, *commands_inspect.COMMANDS):
+    cli.add_command(command)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def main() -> None:
+    debug = "--debug" in sys.argv[1:] or bool(os.environ.get("AKOFLOW_DEBUG"))
+    try:
+        rv = cli.main(standalone_mode=False, prog_name="akoflow")
+        if isinstance(rv, int):
+            sys.exit(rv)
+    except click.exceptions.Abort:
+        _fail("aborted", 130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except SpecError as exc:
+        if debug:
+            raise
+        for issue in exc.issues:
+            click.echo(f"error: {issue}", err=True)
+        sys.exit(EXIT_SPEC)
+    except (SiteError, ManifestError, ExecutorError) as exc:
+        if debug:
+            raise
+        _fail(str(exc), 1)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except OSError as exc:
+        if debug:
+            raise
+        _fail(str(exc), 1)
+    except SystemExit:
+        raise
+    except Exception as exc:  # a bug: one line for the user, the traceback with --debug
+        if debug:
+            raise
+        _fail(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for details)",
+              70)
+    sys.exit(0)

@@ -1,0 +1,73 @@
+"""Live progress line during `akoflow run`, and the summary printed at the end."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+
+from akoflow.cli import render
+from akoflow.dispatch.cycle import CycleReport
+from akoflow.manifest import Manifest
+
+
+class ProgressLine:
+    """Redraws one status line on a terminal; prints a line every few seconds otherwise."""
+
+    def __init__(self, m: Manifest, wf_id: int) -> None:
+        self.m = m
+        self.wf_id = wf_id
+        self.start = time.time()
+        self.tty = sys.stderr.isatty()
+        self.every = 0.25 if self.tty else 5.0
+        self.last = 0.0
+        self.drawn = False
+
+    def __call__(self, report: CycleReport | None) -> None:
+        now = time.time()
+        if now - self.last < self.every:
+            return
+        self.last = now
+        c = self.m.status_counts(self.wf_id)
+        total = sum(c.values())
+        running = c.get("RUNNING", 0)
+        queued = c.get("QUEUED", 0) + c.get("SUBMITTING", 0)
+        failed = c.get("FAILED", 0)
+        text = (f"[{now - self.start:6.1f}s] {c.get('FINISHED', 0)}/{total} done, "
+                f"{running} running, {queued} queued, {failed} failed")
+        if c.get("SKIPPED"):
+            text += f", {c['SKIPPED']} skipped"
+        if report is None:
+            text += " (another dispatcher is active; watching)"
+        if self.tty:
+            click.echo("\r\033[K" + text, nl=False, err=True)
+            self.drawn = True
+        else:
+            click.echo(text, err=True)
+
+    def close(self) -> None:
+        if self.drawn:
+            click.echo("\r\033[K", nl=False, err=True)
+
+
+def print_summary(m: Manifest, wf_id: int, elapsed: float) -> None:
+    wf = m.get_workflow(wf_id)
+    counts = m.status_counts(wf_id)
+    parts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
+    click.echo(f"workflow {wf.id} ({wf.name}) {render.status_text(wf.status)} in "
+               f"{elapsed:.2f}s: {parts}")
+    failed = m.error_tails(wf_id)
+    shown: set[str] = set()
+    for e in reversed(failed):
+        if e.activity in shown:
+            continue
+        shown.add(e.activity)
+        code = "" if e.exit_code is None else f" (exit {e.exit_code})"
+        click.echo(f"  {render.status_text('FAILED')} {e.activity} attempt {e.attempt}: "
+                   f"{e.reason}{code}")
+        for line in e.stderr_tail.strip().splitlines()[-5:]:
+            click.echo(f"    | {line}")
+    if wf.status != "FINISHED":
+        click.echo(f"  inspect: akoflow status {wf.id}; akoflow logs {wf.id}; "
+                   f"retry: akoflow retry {wf.id}")

@@ -1,0 +1,360 @@
+"""One stateless dispatch cycle: ingest → reconcile → advance → submit → finalize → notify.
+
+Everything a cycle knows comes from the manifest and the attempt directories, so any step can
+crash at any line and the next cycle repairs it. Advancing (PENDING → READY, retries,
+skipping descendants) happens inside the manifest's completion transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from akoflow.dispatch import protocol
+from akoflow.dispatch.ingest import Lineage, ingest
+from akoflow.executor import (
+    ENDED_STATES,
+    Executor,
+    ExecutorError,
+    JobRef,
+    JobState,
+    JobStatus,
+    SpecError,
+    SubmitError,
+    TaskLaunch,
+)
+from akoflow.manifest import (
+    ActivityRecord,
+    AttemptOutcome,
+    Completion,
+    Intent,
+    LiveAttempt,
+    Manifest,
+    Reason,
+    Status,
+    Submitted,
+    WorkflowRecord,
+    WorkflowStatus,
+)
+
+log = logging.getLogger(__name__)
+Resolver = Callable[[str], Executor]
+Notifier = Callable[[Manifest, int, float], None]
+
+
+@dataclass
+class DispatchConfig:
+    sample_interval: float = 15.0
+    lost_grace: float = 120.0  # seconds a job may be unknown to its scheduler without a result
+    submit_limit: int = 5000  # activities submitted per cycle
+    notify_budget: float = 2.0  # seconds per cycle spent on webhook delivery
+
+
+@dataclass
+class CycleReport:
+    completions: list[Completion] = field(default_factory=list)
+    submitted: int = 0
+    live: int = 0
+    workflow_status: str = ""
+    finished: bool = False
+
+
+class Dispatcher:
+    """Acts on one workflow. Its in-memory view of live attempts is an optimisation that
+    is reloaded from the manifest every `reload_every` seconds, never the truth."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        wf_id: int,
+        resolve: Resolver,
+        config: DispatchConfig | None = None,
+        notifier: Notifier | None = None,
+        reload_every: float = 2.0,
+    ) -> None:
+        self.m = manifest
+        self.wf_id = wf_id
+        self.resolve = resolve
+        self.config = config or DispatchConfig()
+        self.notifier = notifier
+        self.lineage = Lineage(manifest, wf_id)
+        self.executors: dict[str, Executor] = {}
+        self.reload_every = reload_every
+        self._live: dict[int, LiveAttempt] = {}
+        self._loaded_at = 0.0
+        self._last_poll: dict[str, float] = {}
+        self._deferred: list[tuple[Submitted, Executor, JobRef]] = []
+
+    def executor(self, runtime: str) -> Executor:
+        ex = self.executors.get(runtime)
+        if ex is None:
+            ex = self.resolve(runtime)
+            self.executors[runtime] = ex
+        return ex
+
+    def busy(self) -> bool:
+        return any(ex.busy() for ex in self.executors.values())
+
+    def cycle(self, *, force_poll: bool = True) -> CycleReport:
+        report = CycleReport()
+        now = time.time()
+        wf = self.m.get_workflow(self.wf_id)
+        if wf.status == WorkflowStatus.PENDING.value:
+            self.m.mark_workflow_started(self.wf_id)
+        full = force_poll or now - self._loaded_at >= self.reload_every
+        if full:
+            self._flush_deferred()
+            self._live = {la.attempt_id: la for la in self.m.live_attempts(self.wf_id)}
+            self._loaded_at = now
+        observed = self._observe(full)
+        with self.m.transaction():
+            self._apply_deferred()
+            for la, outcome, status in observed:
+                self._settle(la, outcome, status, report, now)
+            cancelled = wf.status == WorkflowStatus.CANCELLED.value
+            batches = [] if cancelled else self._claim(wf)
+        report.submitted = sum(self._launch_batch(ex, b) for ex, b in batches)
+        final = self.m.finalize_workflow(self.wf_id)
+        report.workflow_status = final or self.m.get_workflow(self.wf_id).status
+        report.finished = report.workflow_status in (
+            WorkflowStatus.FINISHED.value, WorkflowStatus.FAILED.value,
+            WorkflowStatus.CANCELLED.value)
+        if report.finished:
+            self._flush_deferred()
+        report.live = len(self._live)
+        if self.notifier is not None:
+            try:
+                self.notifier(self.m, self.wf_id, self.config.notify_budget)
+            except Exception as exc:  # delivery must never stall or break the workflow
+                log.warning("webhook delivery failed: %s", exc)
+        return report
+
+    # -- steps 2-3: ingest and reconcile ----------------------------------------------------
+    def _observe(
+        self, full: bool
+    ) -> list[tuple[LiveAttempt, AttemptOutcome | None, JobStatus | None]]:
+        """Ask each executor once: changes (in-process ones) or one batched status query."""
+        by_exec: dict[str, list[LiveAttempt]] = defaultdict(list)
+        for la in self._live.values():
+            by_exec[la.executor].append(la)
+        out: list[tuple[LiveAttempt, AttemptOutcome | None, JobStatus | None]] = []
+        now = time.time()
+        for name, group in by_exec.items():
+            ex = self.executor(name)
+            statuses: dict[str, JobStatus] = {}
+            changes = None if full else ex.poll_changes()
+            if changes is not None:
+                by_job = {la.job_id or la.attempt_dir: la for la in group}
+                statuses = {by_job[j].job_name: st for j, st in changes.items() if j in by_job}
+                reports = ex.collect_reports()
+                group = [by_job[j] for j in set(changes) | set(reports) if j in by_job]
+            elif full or now - self._last_poll.get(name, 0.0) >= ex.min_poll_interval:
+                self._last_poll[name] = now
+                refs = [JobRef(la.job_id, la.job_name, la.attempt_dir, la.submitted_at)
+                        for la in group]
+                try:
+                    statuses = ex.poll(refs)
+                except ExecutorError as exc:
+                    log.warning("status query of %s failed (treated as unknown): %s", name, exc)
+                reports = ex.collect_reports()
+            else:
+                reports = ex.collect_reports()
+            for la in group:
+                st = statuses.get(la.job_name)
+                outcome = reports.pop(la.job_id or la.attempt_dir, None)
+                if outcome is None and (st is None or st.state not in _ACTIVE):
+                    outcome = protocol.read_result(Path(la.attempt_dir))
+                if outcome is not None or st is not None:
+                    out.append((la, outcome, st))
+        return out
+
+    def _settle(self, la: LiveAttempt, outcome: AttemptOutcome | None, st: JobStatus | None,
+                report: CycleReport, now: float) -> None:
+        if outcome is not None:
+            done = ingest(self.m, self.wf_id, la, outcome, self.lineage)
+            self._live.pop(la.attempt_id, None)
+            if done is not None:
+                report.completions.append(done)
+            return
+        assert st is not None
+        ex = self.executor(la.executor)
+        if st.state is JobState.RUNNING and la.status != Status.RUNNING.value:
+            self.m.record_started(self.wf_id, la.attempt_id, st.started_at or now, st.node)
+            self._live[la.attempt_id] = _with_status(la, Status.RUNNING)
+        elif st.state is JobState.PENDING and la.status == Status.SUBMITTING.value:
+            self.m.record_submitted(self.wf_id, [Submitted(
+                la.attempt_id, la.job_id or "", Status.QUEUED)])
+            self._live[la.attempt_id] = _with_status(la, Status.QUEUED)
+        elif st.state in ENDED_STATES or st.state is JobState.GONE:
+            if self._ended_without_result(la, st, ex, now):
+                self._live.pop(la.attempt_id, None)
+
+    def _ended_without_result(
+        self, la: LiveAttempt, st: JobStatus, ex: Executor, now: float
+    ) -> bool:
+        """Settle a job that ended with no worker report; False while still in doubt."""
+        adir = Path(la.attempt_dir)
+        if la.status == Status.SUBMITTING.value and not la.job_id:
+            found = ex.lookup([la.job_name]).get(la.job_name)
+            if found is None:
+                self.m.abandon_attempt(self.wf_id, la.attempt_id,
+                                       "intent never reached the executor; resubmitting")
+                return True
+            self.m.record_submitted(self.wf_id, [Submitted(la.attempt_id, found,
+                                                            Status.QUEUED)])
+            return False
+        if st.exit_code is not None:
+            # The task recorded its exit code but no worker report exists (its dispatcher
+            # died first): finish it from what is on disk, with partial provenance.
+            outcome = AttemptOutcome(
+                exit_code=st.exit_code,
+                reason=None if st.exit_code == 0 else _reason(st.state),
+                started_at=la.started_at, finished_at=now, node=st.node,
+                message="recovered from the exit code file; metrics incomplete")
+            protocol.attach_streams(adir, outcome)
+            ingest(self.m, self.wf_id, la, outcome, self.lineage)
+            return True
+        if st.state is not JobState.GONE and st.state is not JobState.COMPLETED:
+            self.m.fail_activity(self.wf_id, la.attempt_id, _reason(st.state),
+                                 st.message or f"scheduler reports {st.state.value}")
+            return True
+        if now - la.submitted_at >= self.config.lost_grace or (
+                st.state is JobState.GONE and (adir / protocol.PID).exists()):
+            self.m.fail_activity(self.wf_id, la.attempt_id, Reason.LOST.value,
+                                 st.message or "job vanished without a result")
+            return True
+        return False
+
+    # -- step 5: submit ---------------------------------------------------------------------
+    def _claim(self, wf: WorkflowRecord) -> list[tuple[Executor, list[_Claim]]]:
+        """Record intents (SUBMITTING) for ready activities, inside the cycle's transaction."""
+        ready = self.m.ready_activities(self.wf_id, self.config.submit_limit)
+        by_runtime: dict[str, list[ActivityRecord]] = defaultdict(list)
+        for act in ready:
+            by_runtime[act.runtime].append(act)
+        batches = []
+        for runtime, acts in by_runtime.items():
+            launches = [self._launch(wf, a) for a in acts]
+            try:
+                ex: Executor | None = self.executor(runtime)
+                planned = [ex.planned_job_id(ln) for ln in launches]  # type: ignore[union-attr]
+                why = ""
+            except ExecutorError as exc:
+                ex, planned, why = None, [None] * len(acts), str(exc)
+            intents = [
+                Intent(a.id, a.attempts + 1, runtime, ln.job_name, str(ln.attempt_dir),
+                       ln.resources, ln.node, jid)
+                for a, ln, jid in zip(acts, launches, planned)
+            ]
+            ids = self.m.begin_attempts(self.wf_id, intents)
+            claimed = [_Claim(aid, ln, jid) for aid, ln, jid in zip(ids, launches, planned)
+                       if aid is not None]
+            if ex is None:
+                for c in claimed:
+                    self.m.fail_activity(self.wf_id, c.attempt_id, Reason.SUBMIT_ERROR.value,
+                                         why)
+            elif claimed:
+                batches.append((ex, claimed))
+        return batches
+
+    def _launch_batch(self, ex: Executor, claims: list[_Claim]) -> int:
+        for c in claims:
+            protocol.prepare_attempt(c.launch)
+        try:
+            job_ids = ex.submit([c.launch for c in claims])
+        except (SubmitError, SpecError) as exc:
+            with self.m.transaction():
+                for c in claims:
+                    if isinstance(exc, SubmitError) and exc.transient:
+                        self.m.abandon_attempt(self.wf_id, c.attempt_id,
+                                               f"submit failed (will retry): {exc}")
+                    else:
+                        reason = (Reason.SUBMIT_ERROR if isinstance(exc, SubmitError)
+                                  else Reason.SPEC_ERROR)
+                        self.m.fail_activity(self.wf_id, c.attempt_id, reason.value, str(exc))
+            return 0
+        done = [Submitted(c.attempt_id, jid, Status.QUEUED) for c, jid in zip(claims, job_ids)]
+        for c, jid in zip(claims, job_ids):
+            self._live[c.attempt_id] = LiveAttempt(
+                c.attempt_id, c.launch.activity_id, c.launch.activity, c.launch.attempt,
+                Status.QUEUED.value, ex.site, c.launch.job_name, jid, str(c.launch.attempt_dir),
+                time.time(), None, Status.QUEUED.value)
+        if all(c.planned is not None for c in claims):
+            # Ids were known up front, so recording them can wait for the next cycle's
+            # transaction: a crash before then is repaired by polling those ids.
+            self._deferred.extend(
+                (s, ex, JobRef(s.job_id, c.launch.job_name, str(c.launch.attempt_dir), 0.0))
+                for s, c in zip(done, claims))
+        else:
+            self._record_submitted(done, ex, claims)
+        return len(claims)
+
+    def _record_submitted(self, done: list[Submitted], ex: Executor,
+                          claims: list[_Claim]) -> None:
+        orphans = set(self.m.record_submitted(self.wf_id, done))
+        if orphans:  # cancelled while we were submitting: take the jobs back
+            ex.cancel([JobRef(s.job_id, c.launch.job_name, str(c.launch.attempt_dir),
+                              time.time()) for s, c in zip(done, claims)
+                       if s.attempt_id in orphans])
+
+    def _apply_deferred(self) -> None:
+        if not self._deferred:
+            return
+        items, self._deferred = self._deferred, []
+        orphans = set(self.m.record_submitted(self.wf_id, [s for s, _, _ in items]))
+        for s, ex, ref in items:
+            if s.attempt_id in orphans:  # cancelled while we were submitting
+                self._live.pop(s.attempt_id, None)
+                ex.cancel([ref])
+
+    def _flush_deferred(self) -> None:
+        if self._deferred:
+            with self.m.transaction():
+                self._apply_deferred()
+
+    def _launch(self, wf: WorkflowRecord, act: ActivityRecord) -> TaskLaunch:
+        number = act.attempts + 1
+        return TaskLaunch(
+            workflow_id=wf.id, workflow=wf.name, activity_id=act.id, activity=act.name,
+            attempt=number, job_name=protocol.job_name(wf.id, act.name, number),
+            attempt_dir=protocol.attempt_dir(wf.run_dir, act.name, number),
+            work_dir=Path(wf.work_dir), run_dir=Path(wf.run_dir), script=act.run,
+            env=act.env_dict(), resources=act.resources_dict(), image=act.image,
+            sample_interval=self.config.sample_interval,
+        )
+
+    def close(self) -> None:
+        self._flush_deferred()
+        for ex in self.executors.values():
+            ex.close()
+
+
+@dataclass(frozen=True)
+class _Claim:
+    attempt_id: int
+    launch: TaskLaunch
+    planned: str | None
+
+
+_ACTIVE = frozenset({JobState.PENDING, JobState.RUNNING})
+
+
+def _with_status(la: LiveAttempt, status: Status) -> LiveAttempt:
+    return LiveAttempt(la.attempt_id, la.activity_id, la.activity, la.number, status.value,
+                       la.executor, la.job_name, la.job_id, la.attempt_dir, la.submitted_at,
+                       la.started_at, la.activity_status)
+
+
+def _reason(state: JobState) -> str:
+    return {
+        JobState.TIMEOUT: Reason.TIMEOUT.value,
+        JobState.OOM: Reason.OOM.value,
+        JobState.NODE_FAIL: Reason.NODE_FAIL.value,
+        JobState.PREEMPTED: Reason.PREEMPTED.value,
+        JobState.CANCELLED: Reason.CANCELLED.value,
+        JobState.GONE: Reason.LOST.value,
+    }.get(state, Reason.EXIT.value)

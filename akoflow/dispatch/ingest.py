@@ -1,0 +1,78 @@
+"""Ingest worker reports into the manifest, and sort snapshot entries into lineage roles."""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+
+from akoflow.manifest import AttemptOutcome, Completion, FileEntry, LiveAttempt, Manifest
+
+log = logging.getLogger(__name__)
+PRE_EXISTING_LIMIT = 1000
+
+
+class Lineage:
+    """Which activity generated which path, and who descends from whom, for one workflow.
+
+    A file that was already there when a task started is `used` by it when an ancestor
+    generated it, and `pre-existing` when no activity of the workflow did (recorded for
+    root activities only, the ones that read the workflow's inputs).
+    """
+
+    def __init__(self, manifest: Manifest, wf_id: int) -> None:
+        self.m = manifest
+        self.wf_id = wf_id
+        self._producers: dict[str, int] | None = None
+        self._parents: dict[int, list[int]] | None = None
+
+    def _load(self) -> tuple[dict[str, int], dict[int, list[int]]]:
+        if self._producers is None or self._parents is None:
+            self._producers = self.m.generated_paths(self.wf_id)
+            parents: dict[int, list[int]] = {}
+            for child, parent in self.m.edges(self.wf_id):
+                parents.setdefault(child, []).append(parent)
+            self._parents = parents
+        return self._producers, self._parents
+
+    def ancestors(self, activity_id: int) -> set[int]:
+        _, parents = self._load()
+        seen: set[int] = set()
+        queue = deque(parents.get(activity_id, []))
+        while queue:
+            p = queue.popleft()
+            if p not in seen:
+                seen.add(p)
+                queue.extend(parents.get(p, []))
+        return seen
+
+    def classify(self, activity_id: int, files: list[FileEntry]) -> list[FileEntry]:
+        present = [f for f in files if f.role == "present"]
+        out = [f for f in files if f.role != "present"]
+        if present:
+            producers, parents = self._load()
+            is_root = not parents.get(activity_id)
+            ancestors = self.ancestors(activity_id) if not is_root else set()
+            pre = 0
+            for f in present:
+                producer = producers.get(f.path)
+                if producer is not None and producer in ancestors:
+                    out.append(FileEntry(f.path, f.size, f.mtime, "used", f.hash))
+                elif producer is None and is_root and pre < PRE_EXISTING_LIMIT:
+                    pre += 1
+                    out.append(FileEntry(f.path, f.size, f.mtime, "pre-existing", f.hash))
+        if self._producers is not None:
+            for f in out:
+                if f.role == "generated":
+                    self._producers[f.path] = activity_id
+        return out
+
+
+def ingest(
+    manifest: Manifest, wf_id: int, live: LiveAttempt, outcome: AttemptOutcome, lineage: Lineage
+) -> Completion | None:
+    """Apply one attempt's outcome (files sorted into roles); None if it was no longer live."""
+    outcome.files = lineage.classify(live.activity_id, outcome.files)
+    done = manifest.complete_attempt(wf_id, live.attempt_id, outcome)
+    if done is not None:
+        log.debug("%s attempt %d -> %s", live.activity, live.number, done.status.value)
+    return done

@@ -1,0 +1,227 @@
+"""The worker protocol: the files of one attempt directory, each written atomically.
+
+    <run_dir>/activities/<activity>/<attempt>/
+        task.sh            the user's `run` text with akoflow's prologue (bash)
+        task.json          what `akoflow worker` needs to run the task inside a job
+        pid                written by task.sh itself, first thing (crash repair: "did it start?")
+        exitcode           written by task.sh's EXIT trap (survives a dead dispatcher)
+        stdout, stderr
+        metrics.jsonl      psutil samples, appended while the task runs (in-job worker)
+        result.json        written last, by temp file + rename
+
+Workers never open the manifest: the dispatcher ingests these files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from pathlib import Path
+from typing import Any
+
+from akoflow.executor import TaskLaunch
+from akoflow.manifest.records import AttemptOutcome, FileEntry, MetricSample
+
+TASK_SH = "task.sh"
+TASK_JSON = "task.json"
+PID = "pid"
+EXITCODE = "exitcode"
+STDOUT = "stdout"
+STDERR = "stderr"
+METRICS = "metrics.jsonl"
+RESULT = "result.json"
+TAIL_BYTES = 4096
+DUPLICATE_EXIT = 111  # task.sh refused to start: the attempt was already claimed
+
+
+def attempt_dir(run_dir: str | Path, activity: str, number: int) -> Path:
+    return Path(run_dir) / "activities" / activity / str(number)
+
+
+def job_name(workflow_id: int, activity: str, number: int) -> str:
+    """Unique, scheduler-safe job name; also the key for crash repair lookups."""
+    return f"akoflow.{workflow_id}.{activity}.{number}"
+
+
+def task_env(launch: TaskLaunch) -> dict[str, str]:
+    """The `AKOFLOW_*` variables every task sees, plus the activity's own `env`."""
+    res = launch.resources
+    env = {
+        "AKOFLOW_WORKFLOW": launch.workflow,
+        "AKOFLOW_WORKFLOW_ID": str(launch.workflow_id),
+        "AKOFLOW_ACTIVITY": launch.activity,
+        "AKOFLOW_ACTIVITY_ID": str(launch.activity_id),
+        "AKOFLOW_ATTEMPT": str(launch.attempt),
+        "AKOFLOW_WORKDIR": str(launch.work_dir),
+        "AKOFLOW_ATTEMPT_DIR": str(launch.attempt_dir),
+        "AKOFLOW_RUN_DIR": str(launch.run_dir),
+        "AKOFLOW_CPUS": _num(res.get("cpu", 1.0)),
+    }
+    if res.get("memory"):
+        env["AKOFLOW_MEMORY"] = str(res["memory"])
+    if launch.mount_path:
+        env["AKOFLOW_MOUNT_PATH"] = launch.mount_path
+    env.update(launch.env)
+    return env
+
+
+def render_task_script(launch: TaskLaunch, *, work_dir: str | None = None) -> str:
+    """task.sh: records its pid and exit code itself, so a dead dispatcher loses nothing."""
+    d = shlex.quote(str(launch.attempt_dir))
+    lines = [
+        "#!/bin/bash",
+        f"# akoflow task {launch.workflow}/{launch.activity} attempt {launch.attempt}",
+        f"_akoflow_dir={d}",
+        # Claim the attempt atomically (noclobber = O_EXCL): a second start of the same
+        # attempt, e.g. by a dispatcher repairing a crash, exits at once without running.
+        'set -C',
+        '{ printf "%s\\n" "$$" > "$_akoflow_dir/pid"; } 2>/dev/null || exit 111',
+        'set +C',
+        "trap 'printf \"%s\\n\" \"$?\" > \"$_akoflow_dir/exitcode\"' EXIT",
+    ]
+    lines += [f"export {k}={shlex.quote(v)}" for k, v in task_env(launch).items()]
+    lines += [
+        "set -eo pipefail",
+        f"cd {shlex.quote(work_dir or str(launch.work_dir))}",
+        launch.script.rstrip("\n"),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def prepare_attempt(launch: TaskLaunch) -> None:
+    """Create the attempt directory with task.sh and task.json (before submission)."""
+    launch.attempt_dir.mkdir(parents=True, exist_ok=True)
+    (launch.attempt_dir / TASK_SH).write_text(render_task_script(launch))
+    task = {
+        "workflow_id": launch.workflow_id,
+        "workflow": launch.workflow,
+        "activity": launch.activity,
+        "attempt": launch.attempt,
+        "work_dir": str(launch.work_dir),
+        "sample_interval": launch.sample_interval,
+        "resources": launch.resources,
+        "image": launch.image,
+    }
+    (launch.attempt_dir / TASK_JSON).write_text(json.dumps(task))
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def outcome_to_json(o: AttemptOutcome) -> dict[str, Any]:
+    return {
+        "version": 1,
+        "exit_code": o.exit_code,
+        "reason": o.reason,
+        "started_at": o.started_at,
+        "finished_at": o.finished_at,
+        "node": o.node,
+        "cpu_time": o.cpu_time,
+        "peak_rss": o.peak_rss,
+        "image_id": o.image_id,
+        "message": o.message,
+        "metrics": [list(_metric_tuple(m)) for m in o.metrics],
+        "files": [[f.path, f.size, f.mtime, f.role, f.hash] for f in o.files],
+    }
+
+
+def write_result(directory: Path, o: AttemptOutcome, *, durable: bool = True) -> None:
+    text = json.dumps(outcome_to_json(o), separators=(",", ":"))
+    if durable:
+        write_atomic(directory / RESULT, text)
+    else:
+        tmp = directory / f".{RESULT}.tmp"
+        tmp.write_text(text)
+        os.replace(tmp, directory / RESULT)
+
+
+def read_result(directory: Path) -> AttemptOutcome | None:
+    """The attempt's result.json with stdout/stderr tails, or None if not written (yet)."""
+    try:
+        data = json.loads((directory / RESULT).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return None
+    metrics = [MetricSample(*m) for m in data.get("metrics") or []]
+    if not metrics:
+        metrics = read_metrics(directory)
+    o = AttemptOutcome(
+        exit_code=data.get("exit_code"),
+        reason=data.get("reason"),
+        started_at=data.get("started_at"),
+        finished_at=data.get("finished_at"),
+        node=data.get("node"),
+        cpu_time=data.get("cpu_time"),
+        peak_rss=data.get("peak_rss"),
+        image_id=data.get("image_id"),
+        message=data.get("message"),
+        metrics=metrics,
+        files=[FileEntry(p, s, m, r, h) for p, s, m, r, h in data.get("files") or []],
+    )
+    attach_streams(directory, o)
+    return o
+
+
+def read_metrics(directory: Path) -> list[MetricSample]:
+    out: list[MetricSample] = []
+    try:
+        with open(directory / METRICS) as fh:
+            for line in fh:
+                try:
+                    out.append(MetricSample(*json.loads(line)))
+                except (ValueError, TypeError):
+                    continue  # a line cut short by a kill
+    except FileNotFoundError:
+        pass
+    return out
+
+
+def attach_streams(directory: Path, o: AttemptOutcome) -> None:
+    o.stdout_path = str(directory / STDOUT)
+    o.stderr_path = str(directory / STDERR)
+    o.stdout_tail = tail(directory / STDOUT)
+    o.stderr_tail = tail(directory / STDERR)
+
+
+def read_int(path: Path) -> int | None:
+    """An integer file written by task.sh; None when absent or not complete yet."""
+    try:
+        text = path.read_text()
+    except (FileNotFoundError, IsADirectoryError):
+        return None
+    if not text.endswith("\n"):
+        return None
+    try:
+        return int(text.strip())
+    except ValueError:
+        return None
+
+
+def tail(path: Path, limit: int = TAIL_BYTES) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - limit))
+            return fh.read().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+def _metric_tuple(m: MetricSample) -> tuple[float, float, int, int, int, int, int, int]:
+    return (m.ts, m.cpu_percent, m.rss, m.vms, m.read_bytes, m.write_bytes, m.threads,
+            m.processes)
+
+
+def _num(v: object) -> str:
+    f = float(v)  # type: ignore[arg-type]
+    return str(int(f)) if f.is_integer() else str(f)

@@ -1,0 +1,78 @@
+"""Drive dispatch cycles: exactly one (`akoflow dispatch`), or a foreground loop (`run`)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from akoflow.dispatch.cycle import CycleReport, DispatchConfig, Dispatcher, Notifier, Resolver
+from akoflow.dispatch.lock import DispatchLock
+from akoflow.manifest import Manifest, WorkflowStatus
+
+log = logging.getLogger(__name__)
+Progress = Callable[[CycleReport | None], None]
+FINAL = frozenset({WorkflowStatus.FINISHED.value, WorkflowStatus.FAILED.value,
+                   WorkflowStatus.CANCELLED.value})
+
+
+def dispatch_once(
+    m: Manifest, home: Path, wf_id: int, resolve: Resolver,
+    config: DispatchConfig | None = None, notifier: Notifier | None = None,
+) -> CycleReport | None:
+    """One cycle under the dispatch lock; None when another dispatcher holds it."""
+    lock = DispatchLock(home, wf_id)
+    if not lock.acquire():
+        log.info("workflow %d: another dispatcher is active; nothing to do", wf_id)
+        return None
+    d = Dispatcher(m, wf_id, resolve, config, notifier)
+    try:
+        return d.cycle(force_poll=True)
+    finally:
+        d.close()
+        lock.release()
+
+
+def run_loop(
+    m: Manifest, home: Path, wf_id: int, resolve: Resolver,
+    config: DispatchConfig | None = None, notifier: Notifier | None = None,
+    progress: Progress | None = None, idle_wait: float = 0.5,
+) -> str:
+    """Cycle until the workflow ends; returns its final status.
+
+    If another dispatcher holds the lock, watch the manifest and take over when it lets go
+    (for example after it was killed), so `run --resume` is always safe to type.
+    """
+    lock = DispatchLock(home, wf_id)
+    while not lock.acquire():
+        status = m.get_workflow(wf_id).status
+        if status in FINAL:
+            return status
+        if progress is not None:
+            progress(None)
+        time.sleep(idle_wait)
+    d = Dispatcher(m, wf_id, resolve, config, notifier)
+    try:
+        report = d.cycle(force_poll=True)
+        while not report.finished:
+            if progress is not None:
+                progress(report)
+            _wait(d, idle_wait)
+            report = d.cycle(force_poll=False)
+        if progress is not None:
+            progress(report)
+        return report.workflow_status
+    finally:
+        d.close()
+        lock.release()
+
+
+def _wait(d: Dispatcher, idle_wait: float) -> None:
+    busy = [ex for ex in d.executors.values() if ex.busy()]
+    if not busy:
+        time.sleep(idle_wait)
+        return
+    share = idle_wait / len(busy)
+    for ex in busy:
+        ex.wait(share)

@@ -1,0 +1,218 @@
+"""The port between the core and the outside world: what every executor adapter implements.
+
+The core never imports an adapter by module name: adapters register in the entry-point group
+`akoflow.executors` (ours and third parties' alike) and are found with `executor_class()`.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from akoflow.manifest.records import AttemptOutcome
+
+log = logging.getLogger(__name__)
+ENTRY_POINT_GROUP = "akoflow.executors"
+
+
+class JobState(str, Enum):
+    """A scheduler's view of a job, mapped from its native codes by each adapter."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    TIMEOUT = "TIMEOUT"
+    OOM = "OOM"
+    NODE_FAIL = "NODE_FAIL"
+    PREEMPTED = "PREEMPTED"
+    GONE = "GONE"  # the scheduler no longer knows the job: judge it by its result file
+    UNKNOWN = "UNKNOWN"  # the query failed or the code is unknown: never treat as failure
+
+
+ENDED_STATES = frozenset({
+    JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.TIMEOUT, JobState.OOM,
+    JobState.NODE_FAIL, JobState.PREEMPTED,
+})
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    state: JobState
+    exit_code: int | None = None
+    node: str | None = None
+    started_at: float | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class JobRef:
+    """What the dispatcher knows of a submitted job when it asks for its status."""
+
+    job_id: str | None
+    job_name: str
+    attempt_dir: str
+    submitted_at: float
+
+
+@dataclass
+class TaskLaunch:
+    """Everything an executor needs to start one attempt of one activity."""
+
+    workflow_id: int
+    workflow: str
+    activity_id: int
+    activity: str
+    attempt: int
+    job_name: str
+    attempt_dir: Path
+    work_dir: Path
+    run_dir: Path
+    script: str  # the user's `run` text, executed by bash
+    env: dict[str, str] = field(default_factory=dict)
+    resources: dict[str, Any] = field(default_factory=dict)
+    image: str | None = None
+    node: str | None = None  # placement chosen by the scheduling policy
+    after_ok: list[str] = field(default_factory=list)  # job ids this one must wait for
+    sample_interval: float = 15.0
+    volumes: list[tuple[str, str]] = field(default_factory=list)
+    mount_path: str | None = None
+
+
+@dataclass(frozen=True)
+class Node:
+    """One schedulable node as an executor (or a site profile) describes it."""
+
+    name: str
+    cpus: float
+    cpus_free: float
+    memory: int
+    memory_free: int
+    features: tuple[str, ...] = ()
+    partitions: tuple[str, ...] = ()
+    state: str = "idle"
+    speed: float = 1.0
+    cost_per_hour: float | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+class ExecutorError(Exception):
+    """Base of errors an adapter raises."""
+
+
+class SpecError(ExecutorError):
+    """The launch can never be accepted (bad resource key, impossible request): permanent."""
+
+
+class SubmitError(ExecutorError):
+    """The scheduler refused or could not be reached; `transient` ones are retried."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        transient: bool,
+        argv: Sequence[str] = (),
+        exit_code: int | None = None,
+        stdout: str = "",
+        stderr: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.transient = transient
+        self.argv = list(argv)
+        self.exit_code = exit_code
+        self.stdout = stdout
+        self.stderr = stderr
+
+
+class Executor(ABC):
+    """An adapter to one site's way of running tasks.
+
+    Contract the dispatcher relies on:
+    - `submit` is called only after the intent is committed; it returns one job id per launch.
+    - `poll` makes at most one batched query to the scheduler; a failed query returns
+      UNKNOWN for every job, never FAILED.
+    - `lookup` finds jobs by name, so a crash between intent and submit is repaired without
+      submitting twice.
+    """
+
+    kind: str = "abstract"
+
+    def __init__(self, site: str, config: Mapping[str, Any]) -> None:
+        self.site = site
+        self.config = dict(config)
+
+    def planned_job_id(self, launch: TaskLaunch) -> str | None:
+        """A job id known before submission (local executors), else None."""
+        return None
+
+    @abstractmethod
+    def submit(self, launches: Sequence[TaskLaunch]) -> list[str]:
+        """Start or queue the launches; one job id per launch, in order."""
+
+    @abstractmethod
+    def poll(self, jobs: Sequence[JobRef]) -> dict[str, JobStatus]:
+        """Status of the given jobs keyed by job name."""
+
+    @abstractmethod
+    def cancel(self, jobs: Sequence[JobRef]) -> None:
+        """Stop the given jobs (queued or running); best effort, idempotent."""
+
+    def poll_changes(self) -> dict[str, JobStatus] | None:
+        """Status changes since the last call, keyed by job id, for executors that track
+        their jobs in-process (O(changed) cycles); None means "use `poll`"."""
+        return None
+
+    def busy(self) -> bool:
+        """True while this process itself has tasks to watch (in-process executors)."""
+        return False
+
+    def lookup(self, job_names: Sequence[str]) -> dict[str, str]:
+        """Job ids of jobs the scheduler knows under these names (crash repair)."""
+        return {}
+
+    def nodes(self) -> list[Node]:
+        """The node inventory, refreshed with one call."""
+        return []
+
+    def collect_reports(self) -> dict[str, AttemptOutcome]:
+        """Outcomes already in memory (in-process workers), keyed by attempt dir."""
+        return {}
+
+    def wait(self, timeout: float) -> None:
+        """Block until something may have changed, or `timeout` seconds pass."""
+        import time
+
+        time.sleep(timeout)
+
+    @property
+    def min_poll_interval(self) -> float:
+        """Seconds between status queries this executor tolerates."""
+        return float(self.config.get("poll_interval", 0.0))
+
+    def close(self) -> None:
+        """Release resources; running jobs keep running."""
+
+
+def executor_class(kind: str) -> type[Executor]:
+    """The adapter registered under `kind` in the `akoflow.executors` entry-point group."""
+    found = entry_points(group=ENTRY_POINT_GROUP)
+    for ep in found:
+        if ep.name == kind:
+            cls = ep.load()
+            if not (isinstance(cls, type) and issubclass(cls, Executor)):
+                raise ExecutorError(f"entry point {ep.value!r} is not an akoflow Executor")
+            return cls
+    known = ", ".join(sorted(ep.name for ep in found)) or "none (is akoflow installed?)"
+    raise ExecutorError(f"no executor {kind!r} is installed; known: {known}")
+
+
+def available_executors() -> list[str]:
+    return sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))

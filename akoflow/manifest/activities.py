@@ -1,0 +1,240 @@
+"""Activity reads and the submit path: intents recorded before the scheduler is called."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from akoflow.manifest.records import ActivityRecord, AttemptRecord, LiveAttempt
+from akoflow.manifest.states import LIVE, Status
+from akoflow.manifest.workflows import WorkflowsMixin
+
+ACT_COLS = (
+    "id, workflow_id, seq, name, run, image, runtime, resources, env, alpha, retries, "
+    "retry_memory_factor, status, reason, attempts, failures, unfinished_parents, node, job_id, "
+    "created_at, started_at, finished_at, message"
+)
+ATT_COLS = (
+    "id, workflow_id, activity_id, number, status, executor, job_name, job_id, node, "
+    "attempt_dir, resources, exit_code, reason, submitted_at, started_at, finished_at, "
+    "cpu_time, peak_rss, image_id, scores, message"
+)
+_LIVE = tuple(s.value for s in LIVE)
+_LIVE_SQL = ",".join("?" * len(_LIVE))
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A submission about to happen: written (SUBMITTING) before the executor is called."""
+
+    activity_id: int
+    number: int  # the attempt number, activity.attempts + 1
+    executor: str
+    job_name: str
+    attempt_dir: str
+    resources: dict[str, Any]
+    node: str | None = None
+    job_id: str | None = None  # known up front for executors with deterministic ids
+    scores: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Submitted:
+    attempt_id: int
+    job_id: str
+    status: Status  # QUEUED or RUNNING
+    node: str | None = None
+    started_at: float | None = None
+
+
+class ActivitiesMixin(WorkflowsMixin):
+    def activities(
+        self, wf_id: int, statuses: Iterable[str] | None = None
+    ) -> list[ActivityRecord]:
+        if statuses is None:
+            return self._rows(
+                ActivityRecord,
+                f"SELECT {ACT_COLS} FROM activity WHERE workflow_id=? ORDER BY seq",
+                (wf_id,),
+            )
+        st = tuple(statuses)
+        return self._rows(
+            ActivityRecord,
+            f"SELECT {ACT_COLS} FROM activity WHERE workflow_id=? AND status IN"
+            f" ({','.join('?' * len(st))}) ORDER BY seq",
+            (wf_id, *st),
+        )
+
+    def activity_named(self, wf_id: int, name: str) -> ActivityRecord | None:
+        return self._one(
+            ActivityRecord,
+            f"SELECT {ACT_COLS} FROM activity WHERE workflow_id=? AND name=?",
+            (wf_id, name),
+        )
+
+    def activity_by_id(self, activity_id: int) -> ActivityRecord | None:
+        return self._one(
+            ActivityRecord, f"SELECT {ACT_COLS} FROM activity WHERE id=?", (activity_id,)
+        )
+
+    def ready_activities(self, wf_id: int, limit: int = 100_000) -> list[ActivityRecord]:
+        return self._rows(
+            ActivityRecord,
+            f"SELECT {ACT_COLS} FROM activity WHERE workflow_id=? AND status=?"
+            " ORDER BY seq LIMIT ?",
+            (wf_id, Status.READY.value, limit),
+        )
+
+    def parents_of(self, activity_id: int) -> list[int]:
+        return [
+            int(r[0])
+            for r in self.conn.execute(
+                "SELECT parent_id FROM activity_dependency WHERE activity_id=?", (activity_id,)
+            )
+        ]
+
+    def edges(self, wf_id: int) -> list[tuple[int, int]]:
+        """(activity_id, parent_id) pairs of the workflow."""
+        return [
+            (int(a), int(p))
+            for a, p in self.conn.execute(
+                "SELECT activity_id, parent_id FROM activity_dependency WHERE workflow_id=?",
+                (wf_id,),
+            )
+        ]
+
+    def attempts(self, wf_id: int, activity_id: int | None = None) -> list[AttemptRecord]:
+        if activity_id is None:
+            return self._rows(
+                AttemptRecord,
+                f"SELECT {ATT_COLS} FROM attempt WHERE workflow_id=? ORDER BY id", (wf_id,),
+            )
+        return self._rows(
+            AttemptRecord,
+            f"SELECT {ATT_COLS} FROM attempt WHERE activity_id=? ORDER BY number",
+            (activity_id,),
+        )
+
+    def attempt_by_id(self, attempt_id: int) -> AttemptRecord | None:
+        return self._one(
+            AttemptRecord, f"SELECT {ATT_COLS} FROM attempt WHERE id=?", (attempt_id,)
+        )
+
+    def live_attempts(self, wf_id: int) -> list[LiveAttempt]:
+        return self._rows(
+            LiveAttempt,
+            "SELECT t.id, t.activity_id, a.name, t.number, t.status, t.executor, t.job_name,"
+            " t.job_id, t.attempt_dir, t.submitted_at, t.started_at, a.status"
+            " FROM attempt t JOIN activity a ON a.id = t.activity_id"
+            f" WHERE t.workflow_id=? AND t.status IN ({_LIVE_SQL}) ORDER BY t.id",
+            (wf_id, *_LIVE),
+        )
+
+    def begin_attempts(self, wf_id: int, intents: Sequence[Intent]) -> list[int | None]:
+        """Record intents; returns the attempt id per intent, None where the activity moved on.
+
+        The guard `status='READY' AND attempts=number-1` makes two racing dispatchers
+        harmless: only one of them can claim a given attempt number.
+        """
+        now = time.time()
+        out: list[int | None] = []
+        with self.transaction() as c:
+            for it in intents:
+                cur = c.execute(
+                    "UPDATE activity SET status=?, attempts=?, node=?, job_id=?, reason=NULL,"
+                    " resources=? WHERE id=? AND status=? AND attempts=?",
+                    (Status.SUBMITTING.value, it.number, it.node, it.job_id,
+                     json.dumps(it.resources), it.activity_id, Status.READY.value,
+                     it.number - 1),
+                )
+                if not cur.rowcount:
+                    out.append(None)
+                    continue
+                cur = c.execute(
+                    "INSERT INTO attempt (workflow_id, activity_id, number, status, executor,"
+                    " job_name, job_id, node, attempt_dir, resources, submitted_at, scores)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (wf_id, it.activity_id, it.number, Status.SUBMITTING.value, it.executor,
+                     it.job_name, it.job_id, it.node, it.attempt_dir, json.dumps(it.resources),
+                     now, None if it.scores is None else json.dumps(it.scores)),
+                )
+                out.append(int(cur.lastrowid or 0))
+                self.add_event(wf_id, it.activity_id, it.number, "STATE", Status.READY.value,
+                               Status.SUBMITTING.value, it.node, f"executor {it.executor}", now)
+        return out
+
+    def record_submitted(self, wf_id: int, items: Sequence[Submitted]) -> list[int]:
+        """SUBMITTING → QUEUED/RUNNING; returns attempt ids that were cancelled meanwhile."""
+        orphaned: list[int] = []
+        with self.transaction() as c:
+            for s in items:
+                row = c.execute(
+                    "SELECT activity_id, number FROM attempt WHERE id=? AND status=?",
+                    (s.attempt_id, Status.SUBMITTING.value),
+                ).fetchone()
+                if row is None:
+                    orphaned.append(s.attempt_id)
+                    continue
+                act_id, number = int(row[0]), int(row[1])
+                c.execute(
+                    "UPDATE attempt SET status=?, job_id=?, node=COALESCE(?, node),"
+                    " started_at=? WHERE id=?",
+                    (s.status.value, s.job_id, s.node, s.started_at, s.attempt_id),
+                )
+                c.execute(
+                    "UPDATE activity SET status=?, job_id=?, node=COALESCE(?, node),"
+                    " started_at=COALESCE(?, started_at) WHERE id=? AND status=?",
+                    (s.status.value, s.job_id, s.node, s.started_at, act_id,
+                     Status.SUBMITTING.value),
+                )
+                self.add_event(wf_id, act_id, number, "STATE", Status.SUBMITTING.value,
+                               s.status.value, s.node, f"job {s.job_id}", s.started_at)
+        return orphaned
+
+    def record_started(
+        self, wf_id: int, attempt_id: int, started_at: float, node: str | None
+    ) -> None:
+        with self.transaction() as c:
+            row = c.execute(
+                "SELECT activity_id, number, status FROM attempt WHERE id=? AND status IN"
+                " (?, ?)",
+                (attempt_id, Status.SUBMITTING.value, Status.QUEUED.value),
+            ).fetchone()
+            if row is None:
+                return
+            c.execute(
+                "UPDATE attempt SET status=?, started_at=?, node=COALESCE(?, node) WHERE id=?",
+                (Status.RUNNING.value, started_at, node, attempt_id),
+            )
+            c.execute(
+                "UPDATE activity SET status=?, started_at=COALESCE(started_at, ?),"
+                " node=COALESCE(?, node) WHERE id=? AND status IN (?, ?)",
+                (Status.RUNNING.value, started_at, node, row[0], Status.SUBMITTING.value,
+                 Status.QUEUED.value),
+            )
+            self.add_event(wf_id, int(row[0]), int(row[1]), "STATE", str(row[2]),
+                           Status.RUNNING.value, node, None, started_at)
+
+    def abandon_attempt(self, wf_id: int, attempt_id: int, message: str) -> None:
+        """An intent that never reached the executor: back to READY, no retry consumed."""
+        with self.transaction() as c:
+            row = c.execute(
+                "SELECT activity_id, number FROM attempt WHERE id=? AND status=?",
+                (attempt_id, Status.SUBMITTING.value),
+            ).fetchone()
+            if row is None:
+                return
+            c.execute(
+                "UPDATE attempt SET status=?, reason=?, message=?, finished_at=? WHERE id=?",
+                (Status.CANCELLED.value, "ABANDONED", message, time.time(), attempt_id),
+            )
+            cur = c.execute(
+                "UPDATE activity SET status=?, job_id=NULL WHERE id=? AND status=?",
+                (Status.READY.value, row[0], Status.SUBMITTING.value),
+            )
+            if cur.rowcount:
+                self.add_event(wf_id, int(row[0]), int(row[1]), "STATE",
+                               Status.SUBMITTING.value, Status.READY.value, None, message)

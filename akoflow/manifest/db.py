@@ -1,0 +1,109 @@
+"""Connection handling for the shared manifest: pragmas, migrations, short transactions."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from akoflow.manifest.schema import migrate
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+DEFAULT_BUSY_TIMEOUT_MS = 30_000
+
+
+def akoflow_home() -> Path:
+    """`$AKOFLOW_HOME`, default `~/.akoflow`."""
+    env = os.environ.get("AKOFLOW_HOME")
+    return Path(env).expanduser() if env else Path.home() / ".akoflow"
+
+
+class ManifestError(Exception):
+    """A manifest lookup the user asked for failed (unknown id, bad state)."""
+
+
+class ManifestBase:
+    """One SQLite connection in autocommit mode; writes go through `transaction()`.
+
+    Journal mode DELETE by default: WAL needs shared memory that NFS and Lustre do not give.
+    `synchronous=NORMAL` keeps a process crash (kill -9) safe; only a power loss on the
+    machine holding the file could lose the last transaction.
+    """
+
+    def __init__(self, path: str | Path, *, journal_mode: str | None = None) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(
+            str(self.path), isolation_level=None, timeout=DEFAULT_BUSY_TIMEOUT_MS / 1000
+        )
+        mode = journal_mode or os.environ.get("AKOFLOW_JOURNAL_MODE", "PERSIST")
+        self.conn.execute(f"PRAGMA busy_timeout = {DEFAULT_BUSY_TIMEOUT_MS}")
+        self.conn.execute(f"PRAGMA journal_mode = {_checked_mode(mode)}")
+        self.conn.execute(f"PRAGMA synchronous = {os.environ.get('AKOFLOW_SYNC', 'NORMAL')}")
+        self.conn.execute("PRAGMA foreign_keys = OFF")
+        self.conn.execute("PRAGMA cache_size = -65536")
+        migrate(self.conn)
+        self._depth = 0
+
+    @classmethod
+    def open_default(cls: type[T]) -> T:
+        return cls(akoflow_home() / "manifest.db")  # type: ignore[call-arg]
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (BEGIN IMMEDIATE); nested calls join the outer one."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self.conn
+            finally:
+                self._depth -= 1
+            return
+        self._begin()
+        self._depth = 1
+        try:
+            yield self.conn
+        except BaseException:
+            self._depth = 0
+            self.conn.execute("ROLLBACK")
+            raise
+        self._depth = 0
+        self.conn.execute("COMMIT")
+
+    def _begin(self) -> None:
+        # busy_timeout covers most contention; loop for the rare "database is locked"
+        # that BEGIN IMMEDIATE raises when another writer holds the lock past it.
+        for delay in (0.05, 0.1, 0.2, 0.5, 1.0, 2.0):
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                log.debug("manifest busy, retrying in %.2fs", delay)
+                time.sleep(delay)
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def _rows(self, cls: type[T], sql: str, params: Any = ()) -> list[T]:
+        return [cls(*row) for row in self.conn.execute(sql, params)]
+
+    def _one(self, cls: type[T], sql: str, params: Any = ()) -> T | None:
+        row = self.conn.execute(sql, params).fetchone()
+        return None if row is None else cls(*row)
+
+
+def _checked_mode(mode: str) -> str:
+    mode = mode.upper()
+    if mode not in {"DELETE", "WAL", "TRUNCATE", "PERSIST", "MEMORY"}:
+        raise ManifestError(f"unsupported journal mode {mode!r}")
+    return mode

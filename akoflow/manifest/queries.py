@@ -1,0 +1,147 @@
+"""Read-only queries for logs, provenance and inspection (run-log filters as Fluss offers)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from akoflow.manifest.db import ManifestBase
+from akoflow.manifest.records import EventRecord, FileEntry, MetricSample
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    activity: str | None = None
+    status: str | None = None
+    node: str | None = None
+    attempt: int | None = None
+    since: float | None = None
+    until: float | None = None
+    after_id: int | None = None
+    limit: int | None = None
+
+
+@dataclass(frozen=True)
+class ErrorTail:
+    activity: str
+    attempt: int
+    exit_code: int | None
+    reason: str | None
+    stdout_path: str | None
+    stderr_path: str | None
+    stdout_tail: str
+    stderr_tail: str
+
+
+@dataclass(frozen=True)
+class FileRow:
+    activity: str
+    attempt: int
+    entry: FileEntry
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    activity: str
+    attempt: int
+    sample: MetricSample
+
+
+class QueriesMixin(ManifestBase):
+    def events(self, wf_id: int, f: EventFilter | None = None) -> list[EventRecord]:
+        f = f or EventFilter()
+        where = ["e.workflow_id=?"]
+        params: list[object] = [wf_id]
+        if f.activity is not None:
+            where.append("a.name=?")
+            params.append(f.activity)
+        if f.status is not None:
+            where.append("(e.to_status=? OR e.kind=?)")
+            params += [f.status.upper(), f.status.upper()]
+        if f.node is not None:
+            where.append("e.node=?")
+            params.append(f.node)
+        if f.attempt is not None:
+            where.append("e.attempt=?")
+            params.append(f.attempt)
+        if f.since is not None:
+            where.append("e.ts>=?")
+            params.append(f.since)
+        if f.until is not None:
+            where.append("e.ts<=?")
+            params.append(f.until)
+        if f.after_id is not None:
+            where.append("e.id>?")
+            params.append(f.after_id)
+        sql = (
+            "SELECT e.id, e.workflow_id, e.activity_id, e.attempt, e.ts, e.kind, e.from_status,"
+            " e.to_status, e.node, e.message, a.name FROM event e LEFT JOIN activity a"
+            f" ON a.id = e.activity_id WHERE {' AND '.join(where)} ORDER BY e.id"
+        )
+        if f.limit is not None:
+            sql += " LIMIT ?"
+            params.append(f.limit)
+        return self._rows(EventRecord, sql, params)
+
+    def error_tails(self, wf_id: int, only_failed: bool = True) -> list[ErrorTail]:
+        cond = "AND t.status='FAILED'" if only_failed else ""
+        return self._rows(
+            ErrorTail,
+            "SELECT a.name, t.number, t.exit_code, t.reason, e.stdout_path, e.stderr_path,"
+            " COALESCE(e.stdout_tail, ''), COALESCE(e.stderr_tail, '') FROM attempt t"
+            " JOIN activity a ON a.id=t.activity_id LEFT JOIN errors e ON e.attempt_id=t.id"
+            f" WHERE t.workflow_id=? {cond} ORDER BY t.id",
+            (wf_id,),
+        )
+
+    def files(self, wf_id: int, roles: Sequence[str] | None = None,
+              activity: str | None = None) -> list[FileRow]:
+        where = ["f.workflow_id=?"]
+        params: list[object] = [wf_id]
+        if roles:
+            where.append(f"f.role IN ({','.join('?' * len(roles))})")
+            params += list(roles)
+        if activity is not None:
+            where.append("a.name=?")
+            params.append(activity)
+        rows = self.conn.execute(
+            "SELECT a.name, t.number, f.path, f.size, f.mtime, f.role, f.hash FROM files f"
+            " JOIN activity a ON a.id=f.activity_id JOIN attempt t ON t.id=f.attempt_id"
+            f" WHERE {' AND '.join(where)} ORDER BY f.id",
+            params,
+        )
+        return [FileRow(r[0], r[1], FileEntry(r[2], r[3], r[4], r[5], r[6])) for r in rows]
+
+    def generated_paths(self, wf_id: int) -> dict[str, int]:
+        """path -> id of the activity that last generated it in this workflow."""
+        rows = self.conn.execute(
+            "SELECT path, activity_id FROM files WHERE workflow_id=? AND role='generated'"
+            " ORDER BY id",
+            (wf_id,),
+        )
+        return {str(p): int(a) for p, a in rows}
+
+    def metrics(self, wf_id: int, activity: str | None = None) -> list[MetricRow]:
+        where = "m.workflow_id=?"
+        params: list[object] = [wf_id]
+        if activity is not None:
+            where += " AND a.name=?"
+            params.append(activity)
+        rows = self.conn.execute(
+            "SELECT a.name, t.number, m.ts, m.cpu_percent, m.rss, m.vms, m.read_bytes,"
+            " m.write_bytes, m.threads, m.processes FROM metrics m JOIN activity a"
+            " ON a.id=m.activity_id JOIN attempt t ON t.id=m.attempt_id"
+            f" WHERE {where} ORDER BY m.id",
+            params,
+        )
+        return [
+            MetricRow(r[0], r[1], MetricSample(r[2], r[3] or 0.0, r[4] or 0, r[5] or 0,
+                                               r[6] or 0, r[7] or 0, r[8] or 0, r[9] or 0))
+            for r in rows
+        ]
+
+    def table_count(self, table: str, wf_id: int) -> int:
+        if table not in {"metrics", "files", "errors", "event", "attempt", "activity", "outbox"}:
+            raise ValueError(table)
+        row = self.conn.execute(f"SELECT COUNT(*) FROM {table} WHERE workflow_id=?", (wf_id,))
+        return int(row.fetchone()[0])

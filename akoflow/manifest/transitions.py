@@ -1,0 +1,300 @@
+"""Completion, failure with retries, skipping of descendants, cancel and manual retry."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from akoflow.manifest.activities import ACT_COLS, ActivitiesMixin
+from akoflow.manifest.records import ActivityRecord, AttemptOutcome, LiveAttempt
+from akoflow.manifest.states import LIVE, TERMINAL, Reason, Status, WorkflowStatus
+
+_LIVE = tuple(s.value for s in LIVE)
+_LIVE_SQL = ",".join("?" * len(_LIVE))
+_TERMINAL = tuple(s.value for s in TERMINAL)
+
+
+@dataclass(frozen=True)
+class Completion:
+    """What `complete_attempt` did, for progress display and logging."""
+
+    activity_id: int
+    name: str
+    status: Status  # FINISHED, FAILED, or READY (retry scheduled)
+    reason: str | None
+    newly_ready: int
+    skipped: int
+
+
+class TransitionsMixin(ActivitiesMixin):
+    def complete_attempt(
+        self, wf_id: int, attempt_id: int, outcome: AttemptOutcome
+    ) -> Completion | None:
+        """Apply a worker's report; ignored (None) unless the attempt is still live."""
+        with self.transaction() as c:
+            row = c.execute(
+                f"SELECT activity_id, number, status FROM attempt WHERE id=? AND status IN"
+                f" ({_LIVE_SQL})",
+                (attempt_id, *_LIVE),
+            ).fetchone()
+            if row is None:
+                return None
+            act_id, number, old = int(row[0]), int(row[1]), str(row[2])
+            if old != Status.RUNNING.value and outcome.started_at is not None:
+                # Started and ended between two looks: keep the run log complete.
+                self.add_event(wf_id, act_id, number, "STATE", old, Status.RUNNING.value,
+                               outcome.node, None, outcome.started_at)
+                old = Status.RUNNING.value
+            ok = outcome.succeeded
+            new = Status.FINISHED if ok else Status.FAILED
+            reason = None if ok else (outcome.reason or Reason.EXIT.value)
+            c.execute(
+                "UPDATE attempt SET status=?, exit_code=?, reason=?, started_at=COALESCE(?,"
+                " started_at), finished_at=?, node=COALESCE(?, node), cpu_time=?, peak_rss=?,"
+                " image_id=?, message=? WHERE id=?",
+                (new.value, outcome.exit_code, reason, outcome.started_at, outcome.finished_at,
+                 outcome.node, outcome.cpu_time, outcome.peak_rss, outcome.image_id,
+                 outcome.message, attempt_id),
+            )
+            self._insert_provenance(wf_id, act_id, attempt_id, outcome)
+            act = self._activity(act_id)
+            if ok:
+                return self._finish(wf_id, act, number, old, outcome)
+            return self._fail(wf_id, act, number, old, reason or Reason.EXIT.value, outcome)
+
+    def _insert_provenance(
+        self, wf_id: int, act_id: int, attempt_id: int, o: AttemptOutcome
+    ) -> None:
+        c = self.conn
+        if o.metrics:
+            c.executemany(
+                "INSERT INTO metrics (workflow_id, activity_id, attempt_id, ts, cpu_percent, rss,"
+                " vms, read_bytes, write_bytes, threads, processes) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                [(wf_id, act_id, attempt_id, m.ts, m.cpu_percent, m.rss, m.vms, m.read_bytes,
+                  m.write_bytes, m.threads, m.processes) for m in o.metrics],
+            )
+        if o.files:
+            c.executemany(
+                "INSERT INTO files (workflow_id, activity_id, attempt_id, path, size, mtime, hash,"
+                " role) VALUES (?,?,?,?,?,?,?,?)",
+                [(wf_id, act_id, attempt_id, f.path, f.size, f.mtime, f.hash, f.role)
+                 for f in o.files],
+            )
+        c.execute(
+            "INSERT OR REPLACE INTO errors (workflow_id, activity_id, attempt_id, stdout_path,"
+            " stderr_path, stdout_tail, stderr_tail) VALUES (?,?,?,?,?,?,?)",
+            (wf_id, act_id, attempt_id, o.stdout_path, o.stderr_path, o.stdout_tail,
+             o.stderr_tail),
+        )
+
+    def _activity(self, act_id: int) -> ActivityRecord:
+        rec = self._one(ActivityRecord, f"SELECT {ACT_COLS} FROM activity WHERE id=?", (act_id,))
+        assert rec is not None
+        return rec
+
+    def _finish(
+        self, wf_id: int, act: ActivityRecord, number: int, old: str, o: AttemptOutcome
+    ) -> Completion:
+        c = self.conn
+        cur = c.execute(
+            f"UPDATE activity SET status=?, reason=NULL, finished_at=?, started_at=COALESCE("
+            f"started_at, ?), node=COALESCE(?, node) WHERE id=? AND status IN ({_LIVE_SQL})",
+            (Status.FINISHED.value, o.finished_at, o.started_at, o.node, act.id, *_LIVE),
+        )
+        if not cur.rowcount:  # the activity was cancelled while this attempt ran
+            return Completion(act.id, act.name, Status(act.status), act.reason, 0, 0)
+        self.add_event(wf_id, act.id, number, "STATE", old, Status.FINISHED.value, o.node,
+                       None, o.finished_at)
+        self._enqueue_activity(wf_id, act.id, "ACTIVITY_COMPLETED", number)
+        children = [
+            int(r[0]) for r in c.execute(
+                "SELECT activity_id FROM activity_dependency WHERE parent_id=?", (act.id,))
+        ]
+        ready = 0
+        if children:
+            marks = ",".join("?" * len(children))
+            c.execute(
+                f"UPDATE activity SET unfinished_parents = unfinished_parents - 1"
+                f" WHERE id IN ({marks})",
+                children,
+            )
+            now_ready = [
+                int(r[0]) for r in c.execute(
+                    f"SELECT id FROM activity WHERE id IN ({marks}) AND unfinished_parents=0"
+                    f" AND status=?", (*children, Status.PENDING.value))
+            ]
+            for child in now_ready:
+                c.execute("UPDATE activity SET status=? WHERE id=?", (Status.READY.value, child))
+                self.add_event(wf_id, child, None, "STATE", Status.PENDING.value,
+                               Status.READY.value, None, f"parents done ({act.name})")
+            ready = len(now_ready)
+        return Completion(act.id, act.name, Status.FINISHED, None, ready, 0)
+
+    def _fail(
+        self, wf_id: int, act: ActivityRecord, number: int, old: str, reason: str,
+        o: AttemptOutcome,
+    ) -> Completion:
+        c = self.conn
+        failures = act.failures + 1
+        msg = o.message or (f"exit code {o.exit_code}" if o.exit_code is not None else reason)
+        if failures <= act.retries and reason != Reason.CANCELLED.value:
+            res = act.resources_dict()
+            if act.retry_memory_factor != 1.0 and res.get("memory"):
+                res["memory"] = int(res["memory"] * act.retry_memory_factor)
+            cur = c.execute(
+                f"UPDATE activity SET status=?, reason=?, failures=?, resources=?, job_id=NULL"
+                f" WHERE id=? AND status IN ({_LIVE_SQL})",
+                (Status.READY.value, reason, failures, json.dumps(res), act.id, *_LIVE),
+            )
+            if cur.rowcount:
+                self.add_event(wf_id, act.id, number, "STATE", old, Status.FAILED.value, o.node,
+                               f"{reason}: {msg}", o.finished_at)
+                self.add_event(wf_id, act.id, number, "RETRY", Status.FAILED.value,
+                               Status.READY.value, None,
+                               f"retry {failures}/{act.retries}")
+            return Completion(act.id, act.name, Status.READY, reason, 0, 0)
+        cur = c.execute(
+            f"UPDATE activity SET status=?, reason=?, failures=?, finished_at=?, message=?"
+            f" WHERE id=? AND status IN ({_LIVE_SQL})",
+            (Status.FAILED.value, reason, failures, o.finished_at or time.time(), msg, act.id,
+             *_LIVE),
+        )
+        if not cur.rowcount:
+            return Completion(act.id, act.name, Status(act.status), act.reason, 0, 0)
+        self.add_event(wf_id, act.id, number, "STATE", old, Status.FAILED.value, o.node,
+                       f"{reason}: {msg}", o.finished_at)
+        self._enqueue_activity(wf_id, act.id, "ACTIVITY_FAILED", number)
+        skipped = self._skip_descendants(wf_id, [act.id], f"upstream {act.name} failed")
+        return Completion(act.id, act.name, Status.FAILED, reason, 0, skipped)
+
+    def fail_activity(self, wf_id: int, attempt_id: int, reason: str, message: str) -> None:
+        """Permanent failure outside a worker report (submit refused, spec error, lost job)."""
+        self.complete_attempt(wf_id, attempt_id, AttemptOutcome(
+            exit_code=None, reason=reason, started_at=None, finished_at=time.time(),
+            message=message))
+
+    def _skip_descendants(self, wf_id: int, roots: Iterable[int], why: str) -> int:
+        c = self.conn
+        seen: set[int] = set()
+        queue = deque(roots)
+        count = 0
+        while queue:
+            node = queue.popleft()
+            for (child,) in c.execute(
+                "SELECT activity_id FROM activity_dependency WHERE parent_id=?", (node,)
+            ).fetchall():
+                if child in seen:
+                    continue
+                seen.add(child)
+                queue.append(child)
+                cur = c.execute(
+                    "UPDATE activity SET status=?, finished_at=?, message=? WHERE id=? AND"
+                    " status IN (?, ?)",
+                    (Status.SKIPPED.value, time.time(), why, child, Status.PENDING.value,
+                     Status.READY.value),
+                )
+                if cur.rowcount:
+                    count += 1
+                    self.add_event(wf_id, child, None, "STATE", None, Status.SKIPPED.value,
+                                   None, why)
+        return count
+
+    def _enqueue_activity(self, wf_id: int, act_id: int, kind: str, number: int) -> None:
+        if not self.webhooks_of(wf_id):
+            return
+        act = self._activity(act_id)
+        payload: dict[str, Any] = {
+            "id": act.id, "workflow_id": wf_id, "name": act.name, "image": act.image,
+            "resources": act.resources_dict(), "status": act.status, "job_id": act.job_id,
+            "node": act.node, "parents": self.parents_of(act_id), "created_at": act.created_at,
+            "started_at": act.started_at, "finished_at": act.finished_at,
+            "attempt": number, "reason": act.reason,
+        }
+        self.enqueue_webhooks(wf_id, act_id, kind, payload, f"{kind}-{act_id}-{number}")
+
+    def cancel(self, wf_id: int, names: Sequence[str] | None = None) -> list[LiveAttempt]:
+        """Mark unfinished activities CANCELLED; returns live attempts the executors must kill."""
+        now = time.time()
+        with self.transaction() as c:
+            acts = [a for a in self.activities(wf_id) if a.status not in _TERMINAL]
+            if names is not None:
+                wanted = set(names)
+                acts = [a for a in acts if a.name in wanted]
+            live = [la for la in self.live_attempts(wf_id)
+                    if la.activity_id in {a.id for a in acts}]
+            for a in acts:
+                c.execute(
+                    "UPDATE activity SET status=?, reason=?, finished_at=? WHERE id=?",
+                    (Status.CANCELLED.value, Reason.CANCELLED.value, now, a.id),
+                )
+                self.add_event(wf_id, a.id, a.attempts or None, "STATE", a.status,
+                               Status.CANCELLED.value, None, "cancelled by user", now)
+            for la in live:
+                c.execute(
+                    "UPDATE attempt SET status=?, reason=?, finished_at=? WHERE id=?",
+                    (Status.CANCELLED.value, Reason.CANCELLED.value, now, la.attempt_id),
+                )
+            if names is None:
+                wf = self.get_workflow(wf_id)
+                if wf.status not in (WorkflowStatus.FINISHED.value, WorkflowStatus.FAILED.value,
+                                     WorkflowStatus.CANCELLED.value):
+                    c.execute(
+                        "UPDATE workflow SET status=?, finished_at=? WHERE id=?",
+                        (WorkflowStatus.CANCELLED.value, now, wf_id),
+                    )
+                    self.add_event(wf_id, None, None, "WORKFLOW", wf.status,
+                                   WorkflowStatus.CANCELLED.value, None, "cancelled by user")
+            else:
+                self._skip_descendants(wf_id, [a.id for a in acts], "upstream cancelled")
+        return live
+
+    def retry(self, wf_id: int, names: Sequence[str] | None = None) -> int:
+        """Reset failed/cancelled activities (all, or by name) and their skipped descendants."""
+        with self.transaction() as c:
+            acts = {a.id: a for a in self.activities(wf_id)}
+            retryable = {Status.FAILED.value, Status.CANCELLED.value, Status.SKIPPED.value}
+            if names is None:
+                targets = [a.id for a in acts.values() if a.status in retryable]
+            else:
+                by_name = {a.name: a for a in acts.values()}
+                targets = [by_name[n].id for n in names if n in by_name
+                           and by_name[n].status in retryable]
+            edges = self.edges(wf_id)
+            children: dict[int, list[int]] = {}
+            parents: dict[int, list[int]] = {}
+            for child, parent in edges:
+                children.setdefault(parent, []).append(child)
+                parents.setdefault(child, []).append(parent)
+            reset: set[int] = set()
+            queue = deque(targets)
+            while queue:
+                node = queue.popleft()
+                if node in reset or acts[node].status not in retryable:
+                    continue
+                reset.add(node)
+                queue.extend(children.get(node, []))
+            for aid in sorted(reset, key=lambda i: acts[i].seq):
+                unfinished = sum(
+                    1 for p in parents.get(aid, [])
+                    if acts[p].status != Status.FINISHED.value
+                )
+                new = Status.READY if unfinished == 0 else Status.PENDING
+                c.execute(
+                    "UPDATE activity SET status=?, reason=NULL, failures=0, unfinished_parents=?,"
+                    " finished_at=NULL, message=NULL WHERE id=?",
+                    (new.value, unfinished, aid),
+                )
+                self.add_event(wf_id, aid, None, "STATE", acts[aid].status, new.value, None,
+                               "retry requested")
+            if reset:
+                c.execute(
+                    "UPDATE workflow SET status=?, finished_at=NULL WHERE id=?",
+                    (WorkflowStatus.RUNNING.value, wf_id),
+                )
+                self.add_event(wf_id, None, None, "WORKFLOW", None, WorkflowStatus.RUNNING.value,
+                               None, f"retry of {len(reset)} activities")
+            return len(reset)

@@ -1,0 +1,216 @@
+"""Workflow rows: registration (one transaction), lookup, listing and completion."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import time
+from typing import Any
+
+from akoflow.manifest.db import ManifestBase, ManifestError
+from akoflow.manifest.records import WorkflowRecord
+from akoflow.manifest.states import Status, WorkflowStatus
+from akoflow.spec.models import WorkflowSpec
+
+WF_COLS = (
+    "id, name, namespace, runtime, raw_spec, spec_json, spec_path, status, created_at, "
+    "started_at, finished_at, run_dir, work_dir, site, webhooks, owner, dispatcher_job, message"
+)
+
+
+class WorkflowsMixin(ManifestBase):
+    def register_workflow(
+        self,
+        spec: WorkflowSpec,
+        *,
+        run_root: str,
+        work_dir: str | None = None,
+        site: str | None = None,
+    ) -> WorkflowRecord:
+        """Insert the workflow, its activities and edges in one transaction.
+
+        Roots start READY, the rest PENDING with `unfinished_parents` set, so readiness
+        later is a counter decrement per finished parent (O(changed), not O(workflow)).
+        """
+        now = time.time()
+        spec_json = spec.model_dump_json(by_alias=True)
+        hooks = json.dumps([h.model_dump() for h in spec.webhooks])
+        with self.transaction() as c:
+            cur = c.execute(
+                "INSERT INTO workflow (name, namespace, runtime, raw_spec, spec_json, spec_path,"
+                " status, created_at, run_dir, work_dir, site, webhooks, owner)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (spec.name, spec.namespace, spec.runtime, spec.raw, spec_json, spec.source,
+                 WorkflowStatus.PENDING.value, now, "", "", site, hooks, _user()),
+            )
+            wf_id = int(cur.lastrowid or 0)
+            run_dir = f"{run_root.rstrip('/')}/{spec.name}-{wf_id}"
+            wdir = work_dir or f"{run_dir}/work"
+            c.execute("UPDATE workflow SET run_dir=?, work_dir=? WHERE id=?", (run_dir, wdir, wf_id))
+            rows = []
+            for seq, act in enumerate(spec.activities):
+                res = act.resources.model_dump()
+                status = Status.PENDING if act.depends_on else Status.READY
+                rows.append((
+                    wf_id, seq, act.name, act.run, spec.effective_image(act),
+                    spec.effective_runtime(act), json.dumps(res), json.dumps(act.env),
+                    spec.effective_alpha(act), act.retries, act.retry_memory_factor,
+                    status.value, len(set(act.depends_on)), now,
+                ))
+            c.executemany(
+                "INSERT INTO activity (workflow_id, seq, name, run, image, runtime, resources,"
+                " env, alpha, retries, retry_memory_factor, status, unfinished_parents,"
+                " created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                rows,
+            )
+            ids = dict(c.execute("SELECT name, id FROM activity WHERE workflow_id=?", (wf_id,)))
+            c.executemany(
+                "INSERT INTO activity_dependency (workflow_id, activity_id, parent_id)"
+                " VALUES (?,?,?)",
+                [
+                    (wf_id, ids[a.name], ids[p])
+                    for a in spec.activities
+                    for p in sorted(set(a.depends_on))
+                ],
+            )
+            self.add_event(wf_id, None, None, "REGISTERED",
+                           message=f"{len(spec.activities)} activities")
+        record = self.get_workflow(wf_id)
+        return record
+
+    def get_workflow(self, wf_id: int) -> WorkflowRecord:
+        rec = self._one(WorkflowRecord, f"SELECT {WF_COLS} FROM workflow WHERE id=?", (wf_id,))
+        if rec is None:
+            raise ManifestError(f"no workflow with id {wf_id}")
+        return rec
+
+    def find_workflow(self, ref: str) -> WorkflowRecord:
+        """By numeric id, or the newest workflow with that name."""
+        if ref.isdigit():
+            return self.get_workflow(int(ref))
+        rec = self._one(
+            WorkflowRecord,
+            f"SELECT {WF_COLS} FROM workflow WHERE name=? ORDER BY id DESC LIMIT 1",
+            (ref,),
+        )
+        if rec is None:
+            raise ManifestError(f"no workflow with id or name {ref!r} (see `akoflow list`)")
+        return rec
+
+    def list_workflows(self, limit: int = 50, status: str | None = None) -> list[WorkflowRecord]:
+        where, params = ("WHERE status=?", (status, limit)) if status else ("", (limit,))
+        return self._rows(
+            WorkflowRecord,
+            f"SELECT {WF_COLS} FROM workflow {where} ORDER BY id DESC LIMIT ?",
+            params,
+        )
+
+    def status_counts(self, wf_id: int) -> dict[str, int]:
+        rows = self.conn.execute(
+            "SELECT status, COUNT(*) FROM activity WHERE workflow_id=? GROUP BY status", (wf_id,)
+        )
+        return {str(s): int(n) for s, n in rows}
+
+    def mark_workflow_started(self, wf_id: int) -> None:
+        with self.transaction() as c:
+            cur = c.execute(
+                "UPDATE workflow SET status=?, started_at=COALESCE(started_at, ?)"
+                " WHERE id=? AND status=?",
+                (WorkflowStatus.RUNNING.value, time.time(), wf_id, WorkflowStatus.PENDING.value),
+            )
+            if cur.rowcount:
+                self.add_event(wf_id, None, None, "WORKFLOW", WorkflowStatus.PENDING.value,
+                               WorkflowStatus.RUNNING.value)
+
+    def set_dispatcher_job(self, wf_id: int, job: str | None) -> None:
+        with self.transaction() as c:
+            c.execute("UPDATE workflow SET dispatcher_job=? WHERE id=?", (job, wf_id))
+
+    def finalize_workflow(self, wf_id: int) -> str | None:
+        """When no activity is unfinished, settle the workflow's final status (once)."""
+        with self.transaction() as c:
+            wf = self.get_workflow(wf_id)
+            if wf.status in (WorkflowStatus.FINISHED.value, WorkflowStatus.FAILED.value,
+                             WorkflowStatus.CANCELLED.value):
+                return None
+            counts = self.status_counts(wf_id)
+            terminal = {Status.FINISHED.value, Status.FAILED.value, Status.CANCELLED.value,
+                        Status.SKIPPED.value}
+            if any(n for s, n in counts.items() if s not in terminal):
+                return None
+            if counts.get(Status.CANCELLED.value):
+                final = WorkflowStatus.CANCELLED
+            elif counts.get(Status.FAILED.value) or counts.get(Status.SKIPPED.value):
+                final = WorkflowStatus.FAILED
+            else:
+                final = WorkflowStatus.FINISHED
+            c.execute(
+                "UPDATE workflow SET status=?, finished_at=? WHERE id=?",
+                (final.value, time.time(), wf_id),
+            )
+            self.add_event(wf_id, None, None, "WORKFLOW", wf.status, final.value)
+            kind = "WORKFLOW_DONE" if final is WorkflowStatus.FINISHED else "WORKFLOW_FAILED"
+            self.enqueue_webhooks(wf_id, None, kind, _wf_payload(self.get_workflow(wf_id)), kind)
+            return final.value
+
+    def add_event(
+        self,
+        wf_id: int,
+        activity_id: int | None,
+        attempt: int | None,
+        kind: str,
+        from_status: str | None = None,
+        to_status: str | None = None,
+        node: str | None = None,
+        message: str | None = None,
+        ts: float | None = None,
+    ) -> None:
+        self.conn.execute(
+            "INSERT INTO event (workflow_id, activity_id, attempt, ts, kind, from_status,"
+            " to_status, node, message) VALUES (?,?,?,?,?,?,?,?,?)",
+            (wf_id, activity_id, attempt, ts or time.time(), kind, from_status, to_status, node,
+             message),
+        )
+
+    def webhooks_of(self, wf_id: int) -> list[dict[str, Any]]:
+        """The workflow's webhooks (cached: they never change after registration)."""
+        cache: dict[int, list[dict[str, Any]]] = self.__dict__.setdefault("_hooks", {})
+        if wf_id not in cache:
+            row = self.conn.execute("SELECT webhooks FROM workflow WHERE id=?", (wf_id,))
+            cache[wf_id] = json.loads(row.fetchone()[0])
+        return cache[wf_id]
+
+    def enqueue_webhooks(
+        self, wf_id: int, activity_id: int | None, event_type: str, payload: dict[str, Any],
+        key: str,
+    ) -> None:
+        """Durable outbox rows, written in the caller's transaction with the state change."""
+        hooks = self.webhooks_of(wf_id)
+        if not hooks:
+            return
+        now = time.time()
+        body = json.dumps(payload)
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO outbox (workflow_id, activity_id, event_type, url, hook_name,"
+            " payload, idempotency_key, created_at, next_try_at) VALUES (?,?,?,?,?,?,?,?,?)",
+            [
+                (wf_id, activity_id, event_type, h["url"], h["name"], body,
+                 f"akoflow-{wf_id}-{key}-{h['name']}", now, now)
+                for h in hooks
+            ],
+        )
+
+
+def _wf_payload(wf: WorkflowRecord) -> dict[str, Any]:
+    return {
+        "id": wf.id, "name": wf.name, "namespace": wf.namespace, "runtime": wf.runtime,
+        "raw_spec": wf.raw_spec, "status": wf.status, "created_at": wf.created_at,
+        "started_at": wf.started_at, "finished_at": wf.finished_at,
+    }
+
+
+def _user() -> str | None:
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        return None

@@ -1,0 +1,120 @@
+"""Application services: the one function each CLI command calls.
+
+This is the composition root: it wires sites (executors), the dispatcher and webhook delivery
+together, so the layers below stay ignorant of one another and the CLI stays thin.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+from akoflow.dispatch.cycle import CycleReport, DispatchConfig
+from akoflow.dispatch.runner import Progress, dispatch_once, run_loop
+from akoflow.events import deliver
+from akoflow.executor import JobRef
+from akoflow.manifest import Manifest, ManifestError, WorkflowRecord, akoflow_home
+from akoflow.sites import SiteResolver
+from akoflow.spec.models import WorkflowSpec
+
+
+def home() -> Path:
+    return akoflow_home()
+
+
+def open_manifest() -> Manifest:
+    return Manifest(home() / "manifest.db")
+
+
+def dispatch_config() -> DispatchConfig:
+    cfg = DispatchConfig()
+    interval = os.environ.get("AKOFLOW_SAMPLE_INTERVAL")
+    if interval:
+        cfg.sample_interval = float(interval)
+    grace = os.environ.get("AKOFLOW_LOST_GRACE")
+    if grace:
+        cfg.lost_grace = float(grace)
+    return cfg
+
+
+def load_spec(path: str | Path, *, strict: bool = False, site: str | None = None
+              ) -> WorkflowSpec:
+    from akoflow.spec.loader import load_workflow
+
+    spec = load_workflow(path, strict=strict)
+    if site:
+        spec.runtime = site
+    return spec
+
+
+def register(m: Manifest, spec: WorkflowSpec, resolver: SiteResolver | None = None
+             ) -> WorkflowRecord:
+    """Check every site the workflow names, then write it to the manifest."""
+    resolver = resolver or SiteResolver()
+    for runtime in sorted({spec.effective_runtime(a) for a in spec.activities}):
+        resolver.check(runtime)
+    return m.register_workflow(spec, run_root=str(home() / "runs"),
+                               work_dir=_host_work_dir(spec), site=spec.runtime)
+
+
+def _host_work_dir(spec: WorkflowSpec) -> str | None:
+    """`mountPath` seen from the host, when a volume maps it (AkôFlow's shared volume)."""
+    if not spec.mount_path:
+        return None
+    for v in spec.volumes:
+        if v.container.rstrip("/") == spec.mount_path.rstrip("/"):
+            return v.host
+    return None
+
+
+def run(m: Manifest, wf_id: int, progress: Progress | None = None,
+        resolver: SiteResolver | None = None) -> str:
+    return run_loop(m, home(), wf_id, resolver or SiteResolver(), dispatch_config(),
+                    deliver, progress)
+
+
+def dispatch(m: Manifest, wf_id: int) -> CycleReport | None:
+    return dispatch_once(m, home(), wf_id, SiteResolver(), dispatch_config(), deliver)
+
+
+def start_detached(wf: WorkflowRecord) -> int:
+    """Start a background dispatcher loop for a local workflow; returns its pid."""
+    log_path = Path(wf.run_dir) / "dispatcher.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log_fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "akoflow", "run", "--resume", str(wf.id), "--quiet"],
+            stdin=subprocess.DEVNULL, stdout=log_fh, stderr=subprocess.STDOUT,
+            start_new_session=True, close_fds=True,
+        )
+    return proc.pid
+
+
+def cancel(m: Manifest, wf_id: int, names: Sequence[str] | None = None) -> int:
+    """Mark the workflow (or some activities) cancelled, then stop their jobs."""
+    wf = m.get_workflow(wf_id)
+    if names:
+        unknown = [n for n in names if m.activity_named(wf_id, n) is None]
+        if unknown:
+            raise ManifestError(f"workflow {wf.id} has no activity {unknown[0]!r}")
+    live = m.cancel(wf_id, names or None)
+    by_exec: dict[str, list[JobRef]] = defaultdict(list)
+    for la in live:
+        by_exec[la.executor].append(JobRef(la.job_id, la.job_name, la.attempt_dir,
+                                           la.submitted_at))
+    resolver = SiteResolver()
+    for runtime, refs in by_exec.items():
+        resolver(runtime).cancel(refs)
+    return len(live)
+
+
+def retry(m: Manifest, wf_id: int, names: Sequence[str] | None = None) -> int:
+    if names:
+        for n in names:
+            if m.activity_named(wf_id, n) is None:
+                raise ManifestError(f"workflow {wf_id} has no activity {n!r}")
+    return m.retry(wf_id, names or None)

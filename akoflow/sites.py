@@ -1,0 +1,116 @@
+"""Site profiles: what a cluster (or this machine) needs, merged from packaged and user YAML.
+
+Search order, later wins: packaged `site-configs/`, `~/.config/akoflow/sites/`,
+`./site-configs/`, then `$AKOFLOW_SITES` (a directory). A profile may `extends:` another.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from akoflow.executor import Executor, executor_class
+
+MAX_EXTENDS_DEPTH = 10
+
+
+class SiteError(Exception):
+    """Unknown site, or a profile that cannot be read."""
+
+
+def _search_dirs() -> list[Path]:
+    dirs: list[Path] = []
+    packaged = resources.files("akoflow.site_configs")
+    dirs.append(Path(str(packaged)))
+    dirs.append(Path.home() / ".config" / "akoflow" / "sites")
+    dirs.append(Path.cwd() / "site-configs")
+    env = os.environ.get("AKOFLOW_SITES")
+    if env:
+        dirs.extend(Path(p) for p in env.split(os.pathsep) if p)
+    return dirs
+
+
+def _raw_profiles() -> dict[str, tuple[dict[str, Any], Path]]:
+    found: dict[str, tuple[dict[str, Any], Path]] = {}
+    for d in _search_dirs():
+        if not d.is_dir():
+            continue
+        for f in sorted(d.glob("*.yaml")):
+            try:
+                data = yaml.safe_load(f.read_text())
+            except (OSError, yaml.YAMLError) as exc:
+                raise SiteError(f"{f}: cannot read site profile: {exc}") from None
+            if not isinstance(data, dict):
+                raise SiteError(f"{f}: a site profile must be a mapping")
+            name = str(data.get("name") or f.stem)
+            found[name] = (data, f)
+    return found
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def load_site(name: str) -> dict[str, Any]:
+    """The merged profile of site `name` (with `extends` resolved)."""
+    raw = _raw_profiles()
+    chain: list[str] = []
+    current = name
+    while True:
+        if current not in raw:
+            known = ", ".join(sorted(raw)) or "none"
+            where = f" (extended by {chain[-1]})" if chain else ""
+            raise SiteError(f"unknown site {current!r}{where}; known sites: {known}")
+        if current in chain or len(chain) > MAX_EXTENDS_DEPTH:
+            raise SiteError(f"site {name!r}: `extends` loops through {' -> '.join(chain)}")
+        chain.append(current)
+        parent = raw[current][0].get("extends")
+        if not parent:
+            break
+        current = str(parent)
+    merged: dict[str, Any] = {}
+    for n in reversed(chain):
+        merged = _merge(merged, raw[n][0])
+    merged["name"] = name
+    merged.pop("extends", None)
+    merged["_source"] = str(raw[name][1])
+    if "executor" not in merged:
+        raise SiteError(f"site {name!r} ({merged['_source']}) names no executor")
+    return merged
+
+
+def list_sites() -> list[dict[str, Any]]:
+    return [load_site(n) for n in sorted(_raw_profiles())]
+
+
+class SiteResolver:
+    """Maps an activity's runtime (a site name) to a configured executor, once per name."""
+
+    def __init__(self, overrides: dict[str, dict[str, Any]] | None = None) -> None:
+        self.overrides = overrides or {}
+        self._cache: dict[str, Executor] = {}
+
+    def __call__(self, runtime: str) -> Executor:
+        ex = self._cache.get(runtime)
+        if ex is None:
+            profile = load_site(runtime)
+            profile = _merge(profile, self.overrides.get(runtime, {}))
+            profile = _merge(profile, self.overrides.get("*", {}))
+            ex = executor_class(str(profile["executor"]))(runtime, profile)
+            self._cache[runtime] = ex
+        return ex
+
+    def check(self, runtime: str) -> None:
+        """Raise SiteError early (at submit time) for an unknown site or executor."""
+        profile = load_site(runtime)
+        executor_class(str(profile["executor"]))

@@ -1,0 +1,203 @@
+"""One running task: spawn, sample, enforce its time limit, and build its outcome.
+
+Used in-process by the local executor (fast path: no Python process per task) and by
+`akoflow worker` inside batch jobs. Either way the task is `bash task.sh` in its own session
+(process group), so a cancel reaches every process it started.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import time
+from pathlib import Path
+
+import resource
+
+import psutil
+
+from akoflow.dispatch import protocol
+from akoflow.manifest.records import AttemptOutcome, MetricSample
+from akoflow.manifest.states import Reason
+from akoflow.worker import snapshot
+from akoflow.worker.sampler import TreeSampler
+
+BASH = shutil.which("bash") or "/bin/bash"
+HOST = socket.gethostname()
+KILL_GRACE = 2.0
+
+
+class TaskProcess:
+    """A task started by this process (`spawn`) or one left by a dead dispatcher (`adopt`)."""
+
+    def __init__(
+        self,
+        attempt_dir: Path,
+        work_dir: Path,
+        *,
+        sample_interval: float = 15.0,
+        time_limit: float | None = None,
+        snapshots: bool = True,
+        argv: list[str] | None = None,
+    ) -> None:
+        self.attempt_dir = attempt_dir
+        self.work_dir = work_dir
+        self.sample_interval = sample_interval
+        self.time_limit = time_limit
+        self.snapshots = snapshots
+        self.argv = argv or [BASH, str(attempt_dir / protocol.TASK_SH)]
+        self.pid = 0
+        self.pidfd = -1
+        self.child = False
+        self.started_at = 0.0
+        self.next_sample = 0.0
+        self.metrics: list[MetricSample] = []
+        self.before: snapshot.Snapshot = {}
+        self.reason: str | None = None
+        self.message: str | None = None
+        self._sampler: TreeSampler | None = None
+        self._term_sent = 0.0
+
+    def spawn(self) -> None:
+        if self.snapshots:
+            self.before = snapshot.take(self.work_dir)
+        d = str(self.attempt_dir)
+        actions = [
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 1, f"{d}/{protocol.STDOUT}",
+             os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644),
+            (os.POSIX_SPAWN_OPEN, 2, f"{d}/{protocol.STDERR}",
+             os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644),
+        ]
+        self.started_at = time.time()
+        self.pid = os.posix_spawn(self.argv[0], self.argv, os.environ, file_actions=actions,
+                                  setsid=True)
+        self.child = True
+        self._open_pidfd()
+        self._sampler = TreeSampler(self.pid)
+        # The first sample is due at once: the next tick (after ended tasks were reaped, so
+        # a task that is already over costs nothing to sample).
+        self.next_sample = self.started_at
+
+    def adopt(self, pid: int, started_at: float) -> bool:
+        """Watch a task started by another (dead) dispatcher; False if it is already gone."""
+        self.pid = pid
+        self.started_at = started_at
+        self.child = False
+        try:
+            self._open_pidfd()
+        except ProcessLookupError:
+            return False
+        self._sampler = TreeSampler(pid)
+        self.next_sample = time.time()
+        return True
+
+    def _open_pidfd(self) -> None:
+        try:
+            self.pidfd = os.pidfd_open(self.pid)
+        except (AttributeError, OSError) as exc:
+            if isinstance(exc, ProcessLookupError):
+                raise
+            self.pidfd = -1  # no pidfd support: callers fall back to polling
+
+    def sample(self, *, tree: bool = True) -> None:
+        if self._sampler is not None:
+            s = self._sampler.sample(tree=tree)
+            if s is not None:
+                self.metrics.append(s)
+
+    def tick(self, now: float) -> float:
+        """Sample and enforce the time limit when due; returns the next deadline."""
+        if now >= self.next_sample:
+            self.sample(tree=bool(self.metrics))
+            self.next_sample = now + self.sample_interval
+        deadline = self.next_sample
+        if self.time_limit is not None:
+            limit_at = self.started_at + self.time_limit
+            if now >= limit_at and self.reason is None:
+                self.reason = Reason.TIMEOUT.value
+                self.message = f"time limit of {self.time_limit:g}s exceeded"
+                self.terminate()
+            elif self._term_sent and now >= self._term_sent + KILL_GRACE:
+                self.kill(signal.SIGKILL)
+            deadline = min(deadline, limit_at if now < limit_at else now + KILL_GRACE)
+        return deadline
+
+    def terminate(self) -> None:
+        self._term_sent = time.time()
+        self.kill(signal.SIGTERM)
+
+    def kill(self, sig: int) -> None:
+        try:
+            os.killpg(self.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def reap(self) -> AttemptOutcome | None:
+        """The outcome if the process has ended, else None (never blocks)."""
+        if self.child:
+            try:
+                pid, status, usage = os.wait4(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                return self._ended_elsewhere()
+            if pid == 0:
+                return None
+            return self._outcome(os.waitstatus_to_exitcode(status), usage)
+        if _alive(self.pid):
+            return None
+        return self._ended_elsewhere()
+
+    def _ended_elsewhere(self) -> AttemptOutcome:
+        rc = protocol.read_int(self.attempt_dir / protocol.EXITCODE)
+        o = self._outcome(rc, None)
+        if rc is None:
+            o.reason = o.reason or Reason.LOST.value
+            o.message = o.message or "task ended without recording its exit code"
+        return o
+
+    def _outcome(self, rc: int | None, usage: resource.struct_rusage | None) -> AttemptOutcome:
+        now = time.time()
+        if self.pidfd >= 0:
+            os.close(self.pidfd)
+            self.pidfd = -1
+        if rc is not None and rc < 0:  # killed by a signal
+            self.message = self.message or f"killed by {signal.Signals(-rc).name}"
+            rc = 128 - rc
+        reason = self.reason
+        if reason is None and rc != 0:
+            reason = Reason.EXIT.value
+        o = AttemptOutcome(
+            exit_code=rc, reason=reason, started_at=self.started_at, finished_at=now,
+            node=HOST, message=self.message, metrics=self.metrics,
+        )
+        if usage is not None:
+            ru = usage
+            o.cpu_time = ru.ru_utime + ru.ru_stime
+            o.peak_rss = ru.ru_maxrss * 1024
+            wall = max(now - self.started_at, 1e-6)
+            # The exit sample: lifetime cpu % and peak RSS from the kernel's rusage.
+            o.metrics.append(MetricSample(now, 100.0 * o.cpu_time / wall, o.peak_rss, 0,
+                                          ru.ru_inblock * 512, ru.ru_oublock * 512, 0, 0))
+        if self.snapshots:
+            generated, present = snapshot.diff(self.before, snapshot.take(self.work_dir))
+            o.files = generated + present
+        protocol.attach_streams(self.attempt_dir, o)
+        return o
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def pid_owner_matches(pid: int, attempt_dir: Path) -> bool:
+    """True if `pid` is (still) the task.sh of this attempt, guarding against pid reuse."""
+    try:
+        cmd = psutil.Process(pid).cmdline()
+    except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+        return False
+    return any(str(attempt_dir) in part for part in cmd)

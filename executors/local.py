@@ -1,0 +1,297 @@
+"""Local executor: tasks as process groups on this machine, bounded by its CPUs and memory.
+
+By default the worker logic runs inside the dispatcher process (`mode: inline`): no Python
+interpreter per task, which is what makes thousands of short tasks cheap. `mode: process`
+runs `akoflow worker` per task instead, exactly as a batch job would.
+
+A task's state lives in its attempt directory (pid and exitcode files written by task.sh), so
+a dispatcher that dies mid-run leaves nothing that the next one cannot pick up: tasks it
+started are adopted, tasks it only queued are started, none is started twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import select
+import socket
+import sys
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from akoflow.dispatch import protocol
+from akoflow.executor import Executor, JobRef, JobState, JobStatus, Node, SpecError, TaskLaunch
+from akoflow.manifest.records import AttemptOutcome
+from akoflow.worker.monitor import TaskProcess, pid_owner_matches
+
+log = logging.getLogger(__name__)
+
+
+class LocalExecutor(Executor):
+    kind = "local"
+
+    def __init__(self, site: str, config: Mapping[str, Any]) -> None:
+        super().__init__(site, config)
+        self.cpus = float(config.get("cpus") or os.cpu_count() or 1)
+        self.memory = int(config.get("memory") or psutil.virtual_memory().total)
+        self.mode = str(config.get("mode", "inline"))
+        self.sample_interval = float(config.get("sample_interval", 15.0))
+        self.snapshots = bool(config.get("snapshots", True))
+        self.queue: deque[tuple[str, Path, Path, dict[str, Any]]] = deque()
+        self.running: dict[str, TaskProcess] = {}
+        self.ended: dict[str, AttemptOutcome] = {}  # job id -> outcome, until collected
+        self.cpu_used = 0.0
+        self.mem_used = 0
+        self._started: list[str] = []  # job ids started since the last poll_changes()
+
+    # job ids are the attempt directories: known before submission, found again after a crash
+    def planned_job_id(self, launch: TaskLaunch) -> str:
+        return str(launch.attempt_dir)
+
+    def submit(self, launches: Sequence[TaskLaunch]) -> list[str]:
+        ids = []
+        for ln in launches:
+            self._check_fits(ln.resources, ln.activity)
+            job = str(ln.attempt_dir)
+            self.queue.append((job, ln.attempt_dir, ln.work_dir, dict(ln.resources)))
+            ids.append(job)
+        self._start_queued()
+        return ids
+
+    def _check_fits(self, res: Mapping[str, Any], name: str) -> None:
+        cpu = float(res.get("cpu") or 1.0)
+        mem = int(res.get("memory") or 0)
+        if cpu > self.cpus:
+            raise SpecError(f"{name} asks for {cpu:g} cpus; this machine has {self.cpus:g}")
+        if mem > self.memory:
+            raise SpecError(f"{name} asks for {mem} bytes of memory; this machine has "
+                            f"{self.memory}")
+
+    def _start_queued(self) -> None:
+        while self.queue:
+            job, adir, wdir, res = self.queue[0]
+            cpu = float(res.get("cpu") or 1.0)
+            mem = int(res.get("memory") or 0)
+            if self.running and (self.cpu_used + cpu > self.cpus + 1e-9
+                                 or self.mem_used + mem > self.memory):
+                return
+            self.queue.popleft()
+            self._spawn(job, adir, wdir, res)
+
+    def _spawn(self, job: str, adir: Path, wdir: Path, res: dict[str, Any]) -> None:
+        argv = None
+        if self.mode == "process":
+            argv = [sys.executable, "-m", "akoflow", "worker", str(adir)]
+        task = TaskProcess(adir, wdir, sample_interval=self.sample_interval,
+                           time_limit=res.get("time_limit"), snapshots=self.snapshots,
+                           argv=argv)
+        wdir.mkdir(parents=True, exist_ok=True)
+        task.spawn()
+        task.cpu = float(res.get("cpu") or 1.0)  # type: ignore[attr-defined]
+        task.mem = int(res.get("memory") or 0)  # type: ignore[attr-defined]
+        self.cpu_used += task.cpu  # type: ignore[attr-defined]
+        self.mem_used += task.mem  # type: ignore[attr-defined]
+        self.running[job] = task
+        self._started.append(job)
+
+    def _reap(self, job: str, task: TaskProcess) -> bool:
+        outcome = task.reap()
+        if outcome is None:
+            return False
+        del self.running[job]
+        self.cpu_used -= getattr(task, "cpu", 0.0)
+        self.mem_used -= getattr(task, "mem", 0)
+        if task.child and outcome.exit_code == protocol.DUPLICATE_EXIT:
+            owner = protocol.read_int(task.attempt_dir / protocol.PID)
+            if owner and owner != task.pid:  # another start owns the attempt: watch that one
+                self._adopt(job, task.attempt_dir, task.work_dir, owner)
+                return True
+        if self.mode == "process":
+            return True  # `akoflow worker` wrote result.json itself
+        protocol.write_result(task.attempt_dir, outcome, durable=False)
+        self.ended[job] = outcome
+        return True
+
+    def _adopt(self, job: str, adir: Path, wdir: Path, pid: int) -> bool:
+        started = (adir / protocol.PID).stat().st_mtime
+        task = TaskProcess(adir, wdir, sample_interval=self.sample_interval, snapshots=False)
+        if not task.adopt(pid, started):
+            return False
+        res = self._task_resources(adir)
+        task.cpu = float(res.get("cpu") or 1.0)  # type: ignore[attr-defined]
+        task.mem = int(res.get("memory") or 0)  # type: ignore[attr-defined]
+        self.cpu_used += task.cpu  # type: ignore[attr-defined]
+        self.mem_used += task.mem  # type: ignore[attr-defined]
+        self.running[job] = task
+        return True
+
+    def wait(self, timeout: float) -> None:
+        """Sleep until a task ends, a sample is due, or `timeout` passes; start queued work."""
+        for job, task in list(self.running.items()):
+            self._reap(job, task)
+        self._start_queued()
+        now = time.time()
+        deadline = now + timeout
+        for task in list(self.running.values()):
+            deadline = min(deadline, task.tick(now))
+        fds = {t.pidfd: job for job, t in self.running.items() if t.pidfd >= 0}
+        wait_s = max(0.0, deadline - time.time())
+        if fds:
+            poller = select.poll()
+            for fd in fds:
+                poller.register(fd, select.POLLIN)
+            poller.poll(wait_s * 1000)
+        elif self.running:
+            time.sleep(min(wait_s, 0.01))
+        else:
+            time.sleep(wait_s)
+        for job, task in list(self.running.items()):
+            self._reap(job, task)
+        self._start_queued()
+
+    def poll(self, jobs: Sequence[JobRef]) -> dict[str, JobStatus]:
+        for job, task in list(self.running.items()):
+            self._reap(job, task)
+        self._start_queued()
+        queued = {q[0] for q in self.queue}
+        out: dict[str, JobStatus] = {}
+        for ref in jobs:
+            job = ref.job_id or ref.attempt_dir
+            if job in self.running:
+                out[ref.job_name] = JobStatus(JobState.RUNNING, node=socket.gethostname())
+            elif job in queued:
+                out[ref.job_name] = JobStatus(JobState.PENDING)
+            elif job in self.ended:
+                o = self.ended[job]
+                ok = o.exit_code == 0 and o.reason is None
+                out[ref.job_name] = JobStatus(
+                    JobState.COMPLETED if ok else JobState.FAILED, exit_code=o.exit_code)
+            else:
+                out[ref.job_name] = self._foreign(job, Path(ref.attempt_dir))
+        return out
+
+    def poll_changes(self) -> dict[str, JobStatus]:
+        for job, task in list(self.running.items()):
+            self._reap(job, task)
+        self._start_queued()
+        started, self._started = self._started, []
+        host = socket.gethostname()
+        return {
+            job: JobStatus(JobState.RUNNING, node=host, started_at=self.running[job].started_at)
+            for job in started if job in self.running
+        }
+
+    def _foreign(self, job: str, adir: Path) -> JobStatus:
+        """A job this process did not start: look at what its files say."""
+        rc = protocol.read_int(adir / protocol.EXITCODE)
+        pid = protocol.read_int(adir / protocol.PID)
+        if pid is not None and pid_owner_matches(pid, adir):
+            if self._adopt(job, adir, self._work_dir(adir), pid):
+                return JobStatus(JobState.RUNNING)
+        if rc is not None:
+            return JobStatus(JobState.COMPLETED if rc == 0 else JobState.FAILED, exit_code=rc)
+        if pid is not None or (adir / protocol.RESULT).exists():
+            return JobStatus(JobState.GONE, message="task ended without an exit code")
+        if not (adir / protocol.TASK_SH).exists():
+            return JobStatus(JobState.GONE, message="attempt directory has no task.sh")
+        # Queued by a dispatcher that died before starting it: start it now. task.sh claims
+        # the attempt atomically, so even a racing start cannot run it twice.
+        res = self._task_resources(adir)
+        self.queue.append((job, adir, self._work_dir(adir), res))
+        self._start_queued()
+        return JobStatus(JobState.RUNNING if job in self.running else JobState.PENDING)
+
+    def _task_resources(self, adir: Path) -> dict[str, Any]:
+        try:
+            res: dict[str, Any] = json.loads((adir / protocol.TASK_JSON).read_text())["resources"]
+            return res
+        except (OSError, ValueError, KeyError):
+            return {}
+
+    def _work_dir(self, adir: Path) -> Path:
+        try:
+            return Path(json.loads((adir / protocol.TASK_JSON).read_text())["work_dir"])
+        except (OSError, ValueError, KeyError):
+            return adir
+
+    def collect_reports(self) -> dict[str, AttemptOutcome]:
+        out, self.ended = self.ended, {}
+        return out
+
+    def cancel(self, jobs: Sequence[JobRef]) -> None:
+        targets = {ref.job_id or ref.attempt_dir for ref in jobs}
+        self.queue = deque(q for q in self.queue if q[0] not in targets)
+        tasks: list[TaskProcess] = []
+        for ref in jobs:
+            job = ref.job_id or ref.attempt_dir
+            task = self.running.get(job)
+            if task is None:
+                pid = protocol.read_int(Path(ref.attempt_dir) / protocol.PID)
+                if pid is None or not pid_owner_matches(pid, Path(ref.attempt_dir)):
+                    continue
+                task = TaskProcess(Path(ref.attempt_dir), Path(ref.attempt_dir))
+                task.pid = pid
+            task.terminate()
+            tasks.append(task)
+        _wait_then_kill(tasks)
+        for job in targets:
+            task = self.running.pop(job, None)
+            if task is not None:
+                self.cpu_used -= getattr(task, "cpu", 0.0)
+                self.mem_used -= getattr(task, "mem", 0)
+                if task.child:
+                    try:
+                        os.waitpid(task.pid, os.WNOHANG)
+                    except ChildProcessError:
+                        pass
+
+    def nodes(self) -> list[Node]:
+        vm = psutil.virtual_memory()
+        return [Node(
+            name=socket.gethostname(), cpus=self.cpus, cpus_free=self.cpus - self.cpu_used,
+            memory=self.memory, memory_free=min(vm.available, self.memory - self.mem_used),
+            state="mixed" if self.running else "idle",
+        )]
+
+    def busy(self) -> bool:
+        return bool(self.running or self.queue)
+
+
+def _wait_then_kill(tasks: list[TaskProcess], grace: float = 2.0) -> None:
+    """SIGTERM was sent; give process groups `grace` seconds, then SIGKILL what is left."""
+    end = time.time() + grace
+    pending = list(tasks)
+    while pending and time.time() < end:
+        pending = [t for t in pending if _group_alive(t.pid)]
+        if pending:
+            for t in pending:
+                if t.child:
+                    try:
+                        os.waitpid(t.pid, os.WNOHANG)
+                    except ChildProcessError:
+                        pass
+            time.sleep(0.05)
+    for t in pending:
+        t.kill(9)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    for p in psutil.process_iter(["pid"]):
+        try:
+            if os.getpgid(p.pid) == pgid and p.status() != psutil.STATUS_ZOMBIE:
+                return True
+        except (ProcessLookupError, psutil.NoSuchProcess):
+            continue
+    return False

@@ -1,0 +1,39 @@
+"""Shared fixtures: an isolated AKOFLOW_HOME per test and a helper to run the real CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+WFCOMMONS = ROOT.parent / "shared" / "data" / "wfcommons"
+
+
+@pytest.fixture
+def akhome(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A private manifest home; fast sampling so short tasks still get psutil samples."""
+    home = tmp_path / "akhome"
+    monkeypatch.setenv("AKOFLOW_HOME", str(home))
+    monkeypatch.setenv("AKOFLOW_SAMPLE_INTERVAL", "0.2")
+    yield home
+
+
+def ak(*args: str, home: Path, timeout: float = 300, check: bool = False,
+       env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `akoflow ARGS` as a user would, in a subprocess."""
+    full_env = {**os.environ, "AKOFLOW_HOME": str(home), **(env or {})}
+    full_env.setdefault("AKOFLOW_SAMPLE_INTERVAL", "0.2")
+    proc = subprocess.run(
+        [sys.executable, "-m", "akoflow", *args], capture_output=True, text=True,
+        timeout=timeout, env=full_env, stdin=subprocess.DEVNULL,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"akoflow {' '.join(args)} failed ({proc.returncode}):\n"
+                             f"{proc.stdout}\n{proc.stderr}")
+    return proc
