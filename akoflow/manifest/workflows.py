@@ -148,9 +148,11 @@ class WorkflowsMixin(ManifestBase):
                 "UPDATE workflow SET status=?, finished_at=? WHERE id=?",
                 (final.value, time.time(), wf_id),
             )
-            self.add_event(wf_id, None, None, "WORKFLOW", wf.status, final.value)
+            event = self.add_event(wf_id, None, None, "WORKFLOW", wf.status, final.value)
             kind = "WORKFLOW_DONE" if final is WorkflowStatus.FINISHED else "WORKFLOW_FAILED"
-            self.enqueue_webhooks(wf_id, None, kind, _wf_payload(self.get_workflow(wf_id)), kind)
+            # Keyed by the event row: a workflow retried and finished again notifies again.
+            self.enqueue_webhooks(wf_id, None, kind, _wf_payload(self.get_workflow(wf_id)),
+                                  f"{kind}-{event}")
             return final.value
 
     def add_event(
@@ -164,13 +166,14 @@ class WorkflowsMixin(ManifestBase):
         node: str | None = None,
         message: str | None = None,
         ts: float | None = None,
-    ) -> None:
-        self.conn.execute(
+    ) -> int:
+        cur = self.conn.execute(
             "INSERT INTO event (workflow_id, activity_id, attempt, ts, kind, from_status,"
             " to_status, node, message) VALUES (?,?,?,?,?,?,?,?,?)",
             (wf_id, activity_id, attempt, ts or time.time(), kind, from_status, to_status, node,
              message),
         )
+        return int(cur.lastrowid or 0)
 
     def webhooks_of(self, wf_id: int) -> list[dict[str, Any]]:
         """The workflow's webhooks (cached: they never change after registration)."""
