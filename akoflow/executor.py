@@ -144,6 +144,9 @@ class Executor(ABC):
     """
 
     kind: str = "abstract"
+    # True when this executor runs tasks on nodes whose room the dispatcher must respect
+    # (local machine); False when a scheduler queues whatever it is given.
+    bounded: bool = False
 
     def __init__(self, site: str, config: Mapping[str, Any]) -> None:
         self.site = site

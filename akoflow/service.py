@@ -78,7 +78,10 @@ def run(m: Manifest, wf_id: int, progress: Progress | None = None,
 
 
 def dispatch(m: Manifest, wf_id: int) -> CycleReport | None:
-    return dispatch_once(m, home(), wf_id, SiteResolver(), dispatch_config(), deliver)
+    """One cycle. Executors are told the caller will not stay around (`detached`), so the
+    local executor wraps tasks in `akoflow worker` processes that report for themselves."""
+    resolver = SiteResolver(overrides={"*": {"detached": True}})
+    return dispatch_once(m, home(), wf_id, resolver, dispatch_config(), deliver)
 
 
 def start_detached(wf: WorkflowRecord) -> int:

@@ -11,7 +11,6 @@ started are adopted, tasks it only queued are started, none is started twice.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import select
@@ -35,12 +34,15 @@ log = logging.getLogger(__name__)
 
 class LocalExecutor(Executor):
     kind = "local"
+    bounded = True
 
     def __init__(self, site: str, config: Mapping[str, Any]) -> None:
         super().__init__(site, config)
         self.cpus = float(config.get("cpus") or os.cpu_count() or 1)
         self.memory = int(config.get("memory") or psutil.virtual_memory().total)
-        self.mode = str(config.get("mode", "inline"))
+        # A detached caller (one-shot `akoflow dispatch`) exits before its tasks end, so the
+        # worker logic must live in a process of its own next to each task.
+        self.mode = "process" if config.get("detached") else str(config.get("mode", "inline"))
         self.sample_interval = float(config.get("sample_interval", 15.0))
         self.snapshots = bool(config.get("snapshots", True))
         self.queue: deque[tuple[str, Path, Path, dict[str, Any]]] = deque()
@@ -191,9 +193,9 @@ class LocalExecutor(Executor):
         """A job this process did not start: look at what its files say."""
         rc = protocol.read_int(adir / protocol.EXITCODE)
         pid = protocol.read_int(adir / protocol.PID)
-        if pid is not None and pid_owner_matches(pid, adir):
-            if self._adopt(job, adir, self._work_dir(adir), pid):
-                return JobStatus(JobState.RUNNING)
+        if pid is not None and pid_owner_matches(pid, adir) and \
+                self._adopt(job, adir, self._work_dir(adir), pid):
+            return JobStatus(JobState.RUNNING)
         if rc is not None:
             return JobStatus(JobState.COMPLETED if rc == 0 else JobState.FAILED, exit_code=rc)
         if pid is not None or (adir / protocol.RESULT).exists():
@@ -208,17 +210,11 @@ class LocalExecutor(Executor):
         return JobStatus(JobState.RUNNING if job in self.running else JobState.PENDING)
 
     def _task_resources(self, adir: Path) -> dict[str, Any]:
-        try:
-            res: dict[str, Any] = json.loads((adir / protocol.TASK_JSON).read_text())["resources"]
-            return res
-        except (OSError, ValueError, KeyError):
-            return {}
+        res: dict[str, Any] = protocol.read_task(adir).get("resources") or {}
+        return res
 
     def _work_dir(self, adir: Path) -> Path:
-        try:
-            return Path(json.loads((adir / protocol.TASK_JSON).read_text())["work_dir"])
-        except (OSError, ValueError, KeyError):
-            return adir
+        return Path(protocol.read_task(adir).get("work_dir") or adir)
 
     def collect_reports(self) -> dict[str, AttemptOutcome]:
         out, self.ended = self.ended, {}
@@ -253,9 +249,12 @@ class LocalExecutor(Executor):
 
     def nodes(self) -> list[Node]:
         vm = psutil.virtual_memory()
+        queued_cpu = sum(float(q[3].get("cpu") or 1.0) for q in self.queue)
+        queued_mem = sum(int(q[3].get("memory") or 0) for q in self.queue)
         return [Node(
-            name=socket.gethostname(), cpus=self.cpus, cpus_free=self.cpus - self.cpu_used,
-            memory=self.memory, memory_free=min(vm.available, self.memory - self.mem_used),
+            name=socket.gethostname(), cpus=self.cpus,
+            cpus_free=self.cpus - self.cpu_used - queued_cpu, memory=self.memory,
+            memory_free=min(vm.available, self.memory - self.mem_used) - queued_mem,
             state="mixed" if self.running else "idle",
         )]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import time
 from typing import Any
@@ -24,7 +25,7 @@ def list_cmd(limit: int, status: str | None, as_json: bool) -> None:
     """Workflows in the manifest, newest first."""
     m = service.open_manifest()
     wfs = m.list_workflows(limit, status.upper() if status else None)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for wf in wfs:
         c = m.status_counts(wf.id)
         rows.append({"id": wf.id, "name": wf.name, "status": wf.status, "site": wf.site,
@@ -90,7 +91,7 @@ def describe(workflow_id: str, as_json: bool) -> None:
     parents: dict[int, list[str]] = {}
     for child, parent in m.edges(wf.id):
         parents.setdefault(child, []).append(names[parent])
-    rows = []
+    rows: list[dict[str, Any]] = []
     for a in acts:
         res = a.resources_dict()
         rows.append({"name": a.name, "status": a.status, "reason": a.reason,
@@ -157,7 +158,7 @@ def logs(workflow_id: str, activity: str | None, status_: str | None, node: str 
             last = events[-1].id
         if as_json:
             for e in events:
-                click.echo(render.json.dumps(render.to_jsonable(e) | {"time": render.iso(e.ts)}))
+                click.echo(json.dumps(render.to_jsonable(e) | {"time": render.iso(e.ts)}))
         else:
             for e in events:
                 who = e.activity or "(workflow)"

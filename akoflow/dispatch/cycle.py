@@ -40,10 +40,11 @@ from akoflow.manifest import (
     WorkflowRecord,
     WorkflowStatus,
 )
+from akoflow.scheduling.placement import first_fit, request_of
 
 log = logging.getLogger(__name__)
 Resolver = Callable[[str], Executor]
-Notifier = Callable[[Manifest, int, float], None]
+Notifier = Callable[[Manifest, int, float], object]
 
 
 @dataclass
@@ -189,9 +190,9 @@ class Dispatcher:
             self.m.record_submitted(self.wf_id, [Submitted(
                 la.attempt_id, la.job_id or "", Status.QUEUED)])
             self._live[la.attempt_id] = _with_status(la, Status.QUEUED)
-        elif st.state in ENDED_STATES or st.state is JobState.GONE:
-            if self._ended_without_result(la, st, ex, now):
-                self._live.pop(la.attempt_id, None)
+        elif (st.state in ENDED_STATES or st.state is JobState.GONE) and \
+                self._ended_without_result(la, st, ex, now):
+            self._live.pop(la.attempt_id, None)
 
     def _ended_without_result(
         self, la: LiveAttempt, st: JobStatus, ex: Executor, now: float
@@ -238,12 +239,14 @@ class Dispatcher:
             by_runtime[act.runtime].append(act)
         batches = []
         for runtime, acts in by_runtime.items():
-            launches = [self._launch(wf, a) for a in acts]
             try:
                 ex: Executor | None = self.executor(runtime)
+                acts = self._placeable(ex, acts)  # type: ignore[arg-type]
+                launches = [self._launch(wf, a) for a in acts]
                 planned = [ex.planned_job_id(ln) for ln in launches]  # type: ignore[union-attr]
                 why = ""
             except ExecutorError as exc:
+                launches = [self._launch(wf, a) for a in acts]
                 ex, planned, why = None, [None] * len(acts), str(exc)
             intents = [
                 Intent(a.id, a.attempts + 1, runtime, ln.job_name, str(ln.attempt_dir),
@@ -260,6 +263,21 @@ class Dispatcher:
             elif claimed:
                 batches.append((ex, claimed))
         return batches
+
+    def _placeable(self, ex: Executor, acts: list[ActivityRecord]) -> list[ActivityRecord]:
+        """On bounded executors, only what has room now; the rest stays READY."""
+        if not ex.bounded:
+            return acts
+        nodes = ex.nodes()
+        largest = max(((n.cpus, n.memory) for n in nodes), default=(0.0, 0))
+        out = []
+        placed = first_fit([a.resources_dict() for a in acts], nodes)
+        for act, node in zip(acts, placed):
+            cpu, mem = request_of(act.resources_dict())
+            # Never fits anywhere: hand it over so the executor refuses it with its reason.
+            if node is not None or cpu > largest[0] or mem > largest[1]:
+                out.append(act)
+        return out
 
     def _launch_batch(self, ex: Executor, claims: list[_Claim]) -> int:
         for c in claims:

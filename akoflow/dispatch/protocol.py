@@ -1,8 +1,8 @@
 """The worker protocol: the files of one attempt directory, each written atomically.
 
     <run_dir>/activities/<activity>/<attempt>/
-        task.sh            the user's `run` text with akoflow's prologue (bash)
-        task.json          what `akoflow worker` needs to run the task inside a job
+        task.sh            the user's `run` text with akoflow's prologue (bash); its
+                           header line holds what `akoflow worker` and repair need
         pid                written by task.sh itself, first thing (crash repair: "did it start?")
         exitcode           written by task.sh's EXIT trap (survives a dead dispatcher)
         stdout, stderr
@@ -24,7 +24,7 @@ from akoflow.executor import TaskLaunch
 from akoflow.manifest.records import AttemptOutcome, FileEntry, MetricSample
 
 TASK_SH = "task.sh"
-TASK_JSON = "task.json"
+TASK_HEADER = "# akoflow-task: "
 PID = "pid"
 EXITCODE = "exitcode"
 STDOUT = "stdout"
@@ -66,12 +66,27 @@ def task_env(launch: TaskLaunch) -> dict[str, str]:
     return env
 
 
+def task_info(launch: TaskLaunch) -> dict[str, Any]:
+    """What `akoflow worker` and crash repair need to know, kept in task.sh's header."""
+    return {
+        "workflow_id": launch.workflow_id,
+        "workflow": launch.workflow,
+        "activity": launch.activity,
+        "attempt": launch.attempt,
+        "work_dir": str(launch.work_dir),
+        "sample_interval": launch.sample_interval,
+        "resources": launch.resources,
+        "image": launch.image,
+    }
+
+
 def render_task_script(launch: TaskLaunch, *, work_dir: str | None = None) -> str:
     """task.sh: records its pid and exit code itself, so a dead dispatcher loses nothing."""
     d = shlex.quote(str(launch.attempt_dir))
     lines = [
         "#!/bin/bash",
         f"# akoflow task {launch.workflow}/{launch.activity} attempt {launch.attempt}",
+        f"{TASK_HEADER}{json.dumps(task_info(launch), separators=(',', ':'))}",
         f"_akoflow_dir={d}",
         # Claim the attempt atomically (noclobber = O_EXCL): a second start of the same
         # attempt, e.g. by a dispatcher repairing a crash, exits at once without running.
@@ -91,20 +106,35 @@ def render_task_script(launch: TaskLaunch, *, work_dir: str | None = None) -> st
 
 
 def prepare_attempt(launch: TaskLaunch) -> None:
-    """Create the attempt directory with task.sh and task.json (before submission)."""
-    launch.attempt_dir.mkdir(parents=True, exist_ok=True)
-    (launch.attempt_dir / TASK_SH).write_text(render_task_script(launch))
-    task = {
-        "workflow_id": launch.workflow_id,
-        "workflow": launch.workflow,
-        "activity": launch.activity,
-        "attempt": launch.attempt,
-        "work_dir": str(launch.work_dir),
-        "sample_interval": launch.sample_interval,
-        "resources": launch.resources,
-        "image": launch.image,
-    }
-    (launch.attempt_dir / TASK_JSON).write_text(json.dumps(task))
+    """Create the attempt directory with task.sh (before submission).
+
+    Two system calls for the directory in the common case, one file: on a parallel file
+    system every metadata operation counts, thousands of times per workflow.
+    """
+    path = str(launch.attempt_dir)
+    try:
+        os.mkdir(path)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        os.mkdir(path)
+    except FileExistsError:
+        pass
+    with open(os.path.join(path, TASK_SH), "w") as fh:
+        fh.write(render_task_script(launch))
+
+
+def read_task(directory: Path) -> dict[str, Any]:
+    """The task description from task.sh's header line ({} if unreadable)."""
+    try:
+        with open(directory / TASK_SH) as fh:
+            for _ in range(3):
+                line = fh.readline()
+                if line.startswith(TASK_HEADER):
+                    info: dict[str, Any] = json.loads(line[len(TASK_HEADER):])
+                    return info
+    except (OSError, ValueError):
+        pass
+    return {}
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -46,7 +46,8 @@ class WorkflowsMixin(ManifestBase):
             wf_id = int(cur.lastrowid or 0)
             run_dir = f"{run_root.rstrip('/')}/{spec.name}-{wf_id}"
             wdir = work_dir or f"{run_dir}/work"
-            c.execute("UPDATE workflow SET run_dir=?, work_dir=? WHERE id=?", (run_dir, wdir, wf_id))
+            c.execute("UPDATE workflow SET run_dir=?, work_dir=? WHERE id=?",
+                      (run_dir, wdir, wf_id))
             rows = []
             for seq, act in enumerate(spec.activities):
                 res = act.resources.model_dump()

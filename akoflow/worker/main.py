@@ -25,7 +25,9 @@ log = logging.getLogger(__name__)
 
 def run_worker(attempt_dir: Path) -> int:
     """Run one attempt to the end; returns the task's exit code (0 on success)."""
-    task_info = json.loads((attempt_dir / protocol.TASK_JSON).read_text())
+    task_info = protocol.read_task(attempt_dir)
+    if not task_info:
+        raise SystemExit(f"akoflow worker: {attempt_dir} has no readable task.sh")
     res = task_info.get("resources") or {}
     task = TaskProcess(
         attempt_dir, Path(task_info["work_dir"]),

@@ -8,13 +8,12 @@ Used in-process by the local executor (fast path: no Python process per task) an
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import signal
 import socket
 import time
 from pathlib import Path
-
-import resource
 
 import psutil
 

@@ -1,0 +1,47 @@
+"""Helpers shared by the benchmark scripts (not a test: these print figures)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TRACES = ROOT.parent / "shared" / "data" / "wfcommons"
+
+
+def fresh_home(tag: str) -> Path:
+    """A new AKOFLOW_HOME under the user's home directory (where ~/.akoflow would live)."""
+    base = Path(os.environ.get("AKOFLOW_BENCH_DIR", Path.home() / ".cache" / "akoflow-bench"))
+    base.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f"{tag}-", dir=base))
+
+
+def akoflow(*args: str, home: Path) -> float:
+    """Wall seconds of one `akoflow ARGS` process, as a user would type it."""
+    env = {**os.environ, "AKOFLOW_HOME": str(home)}
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "akoflow", *args], env=env,
+                          capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"akoflow {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return elapsed
+
+
+def median_of(n: int, fn: Callable[[], float]) -> float:
+    return statistics.median(fn() for _ in range(n))
+
+
+def cleanup(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def figure(name: str, value: float, unit: str = "s") -> None:
+    print(f"{name} {value:.3f} {unit}", flush=True)

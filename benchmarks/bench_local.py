@@ -1,0 +1,57 @@
+"""W1/W2/W3 through `akoflow run` on this machine, provenance on (median wall seconds).
+
+W1: 1,000 independent no-op activities; W2: a chain of 200; W3: the WfCommons Montage trace
+(619 activities) with no-op commands. Each run starts from a fresh AKOFLOW_HOME and includes
+Python start-up, validation, registration, execution and the summary.
+Usage: python benchmarks/bench_local.py [--repeat N]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from _common import TRACES, akoflow, cleanup, figure, fresh_home, median_of
+
+
+def w1(path: Path) -> Path:
+    acts = "".join(f"    - {{name: t{i}, run: 'true'}}\n" for i in range(1000))
+    path.write_text(f"name: w1\nspec:\n  activities:\n{acts}")
+    return path
+
+
+def w2(path: Path) -> Path:
+    acts = "".join(
+        f"    - {{name: t{i}, run: 'true'{f', dependsOn: [t{i - 1}]' if i else ''}}}\n"
+        for i in range(200))
+    path.write_text(f"name: w2\nspec:\n  activities:\n{acts}")
+    return path
+
+
+def w3(path: Path, home: Path) -> Path:
+    akoflow("import", "wfformat", str(TRACES / "montage-chameleon-2mass-025d-001.json"),
+            "--noop", "-o", str(path), home=home)
+    return path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeat", type=int, default=5)
+    args = ap.parse_args()
+    setup = fresh_home("setup")
+    files = {"W1_1000_independent": w1(setup / "w1.yaml"),
+             "W2_chain_200": w2(setup / "w2.yaml"),
+             "W3_montage_619": w3(setup / "w3.yaml", setup)}
+    for name, wf in files.items():
+        def once(wf: Path = wf) -> float:
+            home = fresh_home("run")
+            try:
+                return akoflow("run", str(wf), "--quiet", home=home)
+            finally:
+                cleanup(home)
+        figure(f"{name}_wall_median", median_of(args.repeat, once))
+    cleanup(setup)
+
+
+if __name__ == "__main__":
+    main()
