@@ -19,7 +19,7 @@ from akoflow.events import deliver
 from akoflow.executor import JobRef
 from akoflow.manifest import Manifest, ManifestError, WorkflowRecord, akoflow_home
 from akoflow.sites import SiteResolver
-from akoflow.spec.models import WorkflowSpec
+from akoflow.spec import WorkflowSpec, load_workflow
 
 
 def home() -> Path:
@@ -43,8 +43,6 @@ def dispatch_config() -> DispatchConfig:
 
 def load_spec(path: str | Path, *, strict: bool = False, site: str | None = None
               ) -> WorkflowSpec:
-    from akoflow.spec.loader import load_workflow
-
     spec = load_workflow(path, strict=strict)
     if site:
         spec.runtime = site

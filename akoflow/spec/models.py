@@ -29,9 +29,17 @@ def check_name(value: str, what: str) -> str:
         raise ValueError(
             f"{what} name {value!r} may only contain letters, digits, '.', '_' and '-'"
         )
-    if value in (".", "..") or value.startswith("."):
-        raise ValueError(f"{what} name {value!r} must not start with '.'")
+    if value.startswith((".", "-")):
+        raise ValueError(f"{what} name {value!r} must not start with '.' or '-'")
     return value
+
+
+def _check_values(values: dict[str, str], what: str) -> dict[str, str]:
+    """Values that end up in batch directives must be single, printable lines."""
+    for key, val in values.items():
+        if any(ord(ch) < 32 for ch in f"{key}{val}"):
+            raise ValueError(f"{what} {key!r} contains a newline or control character")
+    return values
 
 
 class _Model(BaseModel):
@@ -51,6 +59,11 @@ class Resources(_Model):
     # partition/queue/account/qos and namespaced passthrough keys (`slurm.constraint`).
     extra: dict[str, str] = Field(default_factory=dict)
 
+    @field_validator("node_selector", "extra")
+    @classmethod
+    def _single_line(cls, v: dict[str, str]) -> dict[str, str]:
+        return _check_values(v, "resource")
+
 
 class Volume(_Model):
     host: str
@@ -60,6 +73,7 @@ class Volume(_Model):
     def parse(cls, text: str) -> Volume:
         """`host:container`, or a single path mounted at the same place."""
         host, sep, container = text.partition(":")
+        container = container.split(":", 1)[0]  # `host:container:ro` — the mode is dropped
         if not host or (sep and not container):
             raise ValueError(f"volume {text!r} is not 'host:container' or a single path")
         return cls(host=host.rstrip("/") or "/", container=(container or host).rstrip("/") or "/")
@@ -128,7 +142,7 @@ class WorkflowSpec(_Model):
     storage_policy: StoragePolicy = Field(default_factory=StoragePolicy)
     webhooks: list[Webhook] = Field(default_factory=list)
     alpha: float = 0.5
-    activities: list[ActivitySpec]
+    activities: list[ActivitySpec] = Field(min_length=1)
     # The original text the spec came from (YAML), kept for provenance and webhooks.
     raw: str = Field(default="", exclude=True)
     source: str | None = Field(default=None, exclude=True)
@@ -137,6 +151,11 @@ class WorkflowSpec(_Model):
     @classmethod
     def _name(cls, v: str) -> str:
         return check_name(v, "workflow")
+
+    @field_validator("runtime", "namespace")
+    @classmethod
+    def _safe(cls, v: str) -> str:
+        return check_name(v, "runtime/namespace")
 
     @field_validator("alpha")
     @classmethod

@@ -1,0 +1,8 @@
+"""Make benchmarks/gen_montage.py importable for the Montage-shape tests."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))

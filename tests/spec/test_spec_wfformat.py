@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from spec_helpers import WFCOMMONS
+
+from akoflow.spec import SpecError, dump_yaml, import_wfformat, parse_workflow_text
+from akoflow.spec.wfformat import TRACE_RUNTIME_ENV, sanitize_name
+
+TRACES = sorted(WFCOMMONS.glob("*.json")) if WFCOMMONS.exists() else []
+needs_traces = pytest.mark.skipif(not TRACES, reason="WfCommons traces not present")
+
+
+@needs_traces
+@pytest.mark.parametrize("trace", TRACES, ids=lambda p: p.stem)
+def test_every_trace_imports_faithfully(trace: Path) -> None:
+    doc = json.loads(trace.read_text())
+    tasks = doc["workflow"]["specification"]["tasks"]
+    runs = {t["id"]: t for t in doc["workflow"]["execution"]["tasks"]}
+    spec = import_wfformat(trace)
+    assert len(spec.activities) == len(tasks)
+    names = {t["id"]: sanitize_name(t["id"]) for t in tasks}
+    for task, act in zip(tasks, spec.activities, strict=True):
+        assert act.name == names[task["id"]]
+        assert act.depends_on == [names[p] for p in task["parents"]]
+        ex = runs[task["id"]]
+        assert act.env[TRACE_RUNTIME_ENV] == repr(float(ex["runtimeInSeconds"]))
+        if ex.get("memoryInBytes"):
+            assert act.resources.memory == int(ex["memoryInBytes"])
+        assert act.resources.cpu == float(ex.get("coreCount", 1))
+        if ex["runtimeInSeconds"] * 0.001 >= 0.001:
+            assert act.run.startswith(f"sleep {ex['runtimeInSeconds'] * 0.001:.3f}".rstrip("0"))
+        assert act.run.count(" /dev/zero > ") + act.run.count(": > ") == len(task["outputFiles"])
+        assert ".." not in act.run.split()
+    # Round trip through AkôFlow YAML.
+    back = parse_workflow_text(dump_yaml(spec), strict=True)
+    assert back.model_dump() == spec.model_dump()
+
+
+@needs_traces
+def test_noop_and_scale() -> None:
+    trace = WFCOMMONS / "helloworld-chain-5-chameleon.json"
+    assert all(a.run == "true" for a in import_wfformat(trace, noop=True).activities)
+    first = import_wfformat(trace, scale=0.01).activities[0]
+    assert first.run.splitlines()[0] == "sleep 1.004"  # 100.376 s recorded
+    assert import_wfformat(trace, scale=0).activities[0].run.splitlines()[0].startswith("head -c")
+    assert import_wfformat(trace, name="hello").name == "hello"
+    with pytest.raises(SpecError, match="workflow name"):
+        import_wfformat(trace, name="../bad")
+    with pytest.raises(SpecError, match="scale: must be a finite number >= 0"):
+        import_wfformat(trace, scale=-1)
+
+
+@needs_traces
+def test_commands_run_and_create_tiny_outputs(tmp_path: Path) -> None:
+    spec = import_wfformat(WFCOMMONS / "rnaseq-dirt02-001.json", scale=0)
+    act = spec.activities[0]
+    work = tmp_path / "work"
+    work.mkdir()
+    subprocess.run(["bash", "-euc", act.run], cwd=work, check=True, timeout=30)
+    made = sorted(p.relative_to(work).as_posix() for p in work.rglob("*") if p.is_file())
+    assert made == [
+        "c3/939792588c576e6c298ccb479dce57/samplesheet.valid.csv",
+        "c3/939792588c576e6c298ccb479dce57/versions.yml",
+    ]
+    assert all((work / m).stat().st_size <= 4096 for m in made)
+    assert (work / made[0]).stat().st_size == 1378
+
+
+def _write(tmp_path: Path, doc: object) -> Path:
+    path = tmp_path / "trace.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_older_workflow_tasks_format(tmp_path: Path) -> None:
+    doc = {
+        "name": "old style/trace",
+        "schemaVersion": "1.3",
+        "workflow": {
+            "tasks": [
+                {
+                    "name": "split",
+                    "type": "compute",
+                    "runtime": 10,
+                    "parents": [],
+                    "cores": 2,
+                    "memory": 1024,
+                    "files": [
+                        {"link": "output", "name": "chunk.0", "size": 9000},
+                        {"link": "input", "name": "in.txt", "size": 5},
+                    ],
+                },
+                {
+                    "name": "work one",
+                    "type": "compute",
+                    "runtime": 0.2,
+                    "parents": ["split"],
+                    "files": [{"link": "output", "name": "../../etc/out", "size": 0}],
+                },
+            ]
+        },
+    }
+    spec = import_wfformat(_write(tmp_path, doc), scale=1)
+    assert spec.name == "old_style_trace"
+    split, work = spec.activities
+    assert split.run == "sleep 10\nhead -c 4096 /dev/zero > chunk.0\n"
+    assert (split.resources.cpu, split.resources.memory) == (2.0, 1024 * 1024)
+    assert work.name == "work_one" and work.depends_on == ["split"]
+    assert work.run == "sleep 0.2\nmkdir -p etc\n: > etc/out\n"
+
+
+def test_bad_traces(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="cannot read trace"):
+        import_wfformat(tmp_path / "missing.json")
+    (tmp_path / "broken.json").write_text("{not json")
+    with pytest.raises(SpecError, match=r"broken.json:1: not valid JSON"):
+        import_wfformat(tmp_path / "broken.json")
+    with pytest.raises(SpecError, match="not a WfFormat trace"):
+        import_wfformat(_write(tmp_path, {"name": "x"}))
+    cyclic = {
+        "name": "c",
+        "workflow": {"tasks": [{"name": "a", "parents": ["b"]}, {"name": "b", "parents": ["a"]}]},
+    }
+    with pytest.raises(SpecError, match="cycle: a -> b -> a"):
+        import_wfformat(_write(tmp_path, cyclic))
+
+
+def test_sanitize_name() -> None:
+    assert sanitize_name("a b/c:d") == "a_b_c_d"
+    assert sanitize_name("..x") == "x"
+    long = sanitize_name("y" * 300)
+    assert len(long) == 100 and long != sanitize_name("y" * 299)
