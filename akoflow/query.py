@@ -1,0 +1,266 @@
+"""The Python query API over the manifest: plain records for notebooks and scripts.
+
+    from akoflow import query
+    query.workflows()
+    query.logs("diamond", activity="join", status="FAILED")
+    query.metric_summary(3)
+
+Every function takes a workflow id or name (the newest workflow with that name) and an
+optional `manifest=`; without one it opens `$AKOFLOW_HOME/manifest.db` and closes it again,
+so a notebook never holds the shared database open between calls. Records are frozen
+dataclasses (`dataclasses.asdict` turns them into dicts), never manifest rows, so the
+schema can move without breaking anyone's analysis.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from akoflow.manifest import EventFilter, Manifest, WorkflowRecord
+from akoflow.manifest.queries import MetricRow
+
+WorkflowRef = int | str
+TimeRef = float | int | datetime | str
+
+
+@dataclass(frozen=True)
+class WorkflowInfo:
+    id: int
+    name: str
+    namespace: str
+    runtime: str
+    site: str | None
+    owner: str | None
+    status: str
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    run_dir: str
+    work_dir: str
+    activities: dict[str, int]  # status -> count
+
+
+@dataclass(frozen=True)
+class ActivityInfo:
+    id: int
+    name: str
+    status: str
+    reason: str | None
+    attempts: int
+    failures: int
+    node: str | None
+    job_id: str | None
+    image: str | None
+    runtime: str
+    resources: dict[str, Any]
+    parents: list[str]
+    started_at: float | None
+    finished_at: float | None
+    wall_time: float | None
+    message: str | None
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    id: int
+    ts: float
+    kind: str
+    activity: str | None
+    attempt: int | None
+    from_status: str | None
+    to_status: str | None
+    node: str | None
+    message: str | None
+
+
+@dataclass(frozen=True)
+class MetricRecord:
+    activity: str
+    attempt: int
+    ts: float
+    cpu_percent: float
+    rss: int
+    vms: int
+    read_bytes: int
+    write_bytes: int
+    threads: int
+    processes: int
+    source: str  # "psutil" (a sample while running) | "rusage" (the worker's exit summary)
+
+
+@dataclass(frozen=True)
+class MetricSummary:
+    activity: str
+    attempt: int
+    samples: int  # psutil samples (the rusage exit summary not counted)
+    cpu_percent_peak: float | None
+    cpu_percent_mean: float | None  # cpu_time / wall_time when known: time-weighted
+    rss_peak: int | None
+    rss_mean: float | None
+    wall_time: float | None
+    cpu_time: float | None
+    rusage_peak_rss: int | None  # what the kernel reported at exit, as recorded
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    activity: str
+    attempt: int
+    path: str
+    size: int
+    mtime: float
+    role: str  # generated | used | pre-existing
+    hash: str | None
+
+
+@contextmanager
+def _manifest(manifest: Manifest | None) -> Iterator[Manifest]:
+    if manifest is not None:
+        yield manifest
+        return
+    m = Manifest.open_default()
+    try:
+        yield m
+    finally:
+        m.close()
+
+
+def _workflow(m: Manifest, wf: WorkflowRef) -> WorkflowRecord:
+    return m.get_workflow(wf) if isinstance(wf, int) else m.find_workflow(str(wf))
+
+
+def _epoch(t: TimeRef | None) -> float | None:
+    """Seconds since the epoch from a number, a datetime or an ISO-8601 string."""
+    if t is None or isinstance(t, (int, float)):
+        return None if t is None else float(t)
+    if isinstance(t, str):
+        t = datetime.fromisoformat(t)
+    return t.timestamp()
+
+
+def workflows(limit: int = 50, status: str | None = None, *,
+              manifest: Manifest | None = None) -> list[WorkflowInfo]:
+    """Newest first."""
+    with _manifest(manifest) as m:
+        return [
+            WorkflowInfo(w.id, w.name, w.namespace, w.runtime, w.site, w.owner, w.status,
+                         w.created_at, w.started_at, w.finished_at, w.run_dir, w.work_dir,
+                         m.status_counts(w.id))
+            for w in m.list_workflows(limit, status)
+        ]
+
+
+def activities(wf: WorkflowRef, *, manifest: Manifest | None = None) -> list[ActivityInfo]:
+    with _manifest(manifest) as m:
+        w = _workflow(m, wf)
+        acts = m.activities(w.id)
+        names = {a.id: a.name for a in acts}
+        parents: dict[int, list[str]] = defaultdict(list)
+        for child, parent in m.edges(w.id):
+            parents[child].append(names[parent])
+        return [
+            ActivityInfo(a.id, a.name, a.status, a.reason, a.attempts, a.failures, a.node,
+                         a.job_id, a.image, a.runtime, a.resources_dict(),
+                         sorted(parents.get(a.id, [])), a.started_at, a.finished_at,
+                         _wall(a.started_at, a.finished_at), a.message)
+            for a in acts
+        ]
+
+
+def logs(wf: WorkflowRef, activity: str | None = None, status: str | None = None,
+         node: str | None = None, attempt: int | None = None, since: TimeRef | None = None,
+         until: TimeRef | None = None, limit: int | None = None, *,
+         manifest: Manifest | None = None) -> list[LogRecord]:
+    """The run log (every state transition and event), filtered as `akoflow logs` does."""
+    with _manifest(manifest) as m:
+        w = _workflow(m, wf)
+        f = EventFilter(activity=activity, status=status, node=node, attempt=attempt,
+                        since=_epoch(since), until=_epoch(until), limit=limit)
+        return [LogRecord(e.id, e.ts, e.kind, e.activity, e.attempt, e.from_status,
+                          e.to_status, e.node, e.message) for e in m.events(w.id, f)]
+
+
+def metrics(wf: WorkflowRef, activity: str | None = None, *,
+            manifest: Manifest | None = None) -> list[MetricRecord]:
+    with _manifest(manifest) as m:
+        return [_metric(r) for r in m.metrics(_workflow(m, wf).id, activity)]
+
+
+def _metric(r: MetricRow) -> MetricRecord:
+    s = r.sample
+    # The worker's exit summary is the only sample with no process in it (see worker.monitor).
+    source = "psutil" if s.processes > 0 else "rusage"
+    return MetricRecord(r.activity, r.attempt, s.ts, s.cpu_percent, s.rss, s.vms,
+                        s.read_bytes, s.write_bytes, s.threads, s.processes, source)
+
+
+def metric_summary(wf: WorkflowRef, *, per_attempt: bool = False,
+                   manifest: Manifest | None = None) -> list[MetricSummary]:
+    """Per activity (its final attempt), or per attempt: peak/mean cpu % and rss, times.
+
+    Peaks and the rss mean come from the psutil samples. The cpu mean is cpu_time over wall
+    time when both are known (psutil's first reading of a process is always 0 %, so a plain
+    average of samples under-reports short tasks). The kernel's exit figure is kept apart
+    (`rusage_peak_rss`): for a task forked from a large parent it can reflect the parent.
+    """
+    with _manifest(manifest) as m:
+        w = _workflow(m, wf)
+        samples: dict[tuple[str, int], list[MetricRecord]] = defaultdict(list)
+        for r in m.metrics(w.id):
+            rec = _metric(r)
+            samples[(rec.activity, rec.attempt)].append(rec)
+        names = {a.id: a.name for a in m.activities(w.id)}
+        attempts = sorted(m.attempts(w.id), key=lambda t: (t.activity_id, t.number))
+        if not per_attempt:
+            final = {t.activity_id: t for t in attempts}
+            attempts = [final[a] for a in names if a in final]
+        out = []
+        for t in attempts:
+            key = (names[t.activity_id], t.number)
+            live = [s for s in samples.get(key, []) if s.source == "psutil"]
+            wall = _wall(t.started_at, t.finished_at)
+            out.append(MetricSummary(
+                key[0], t.number, len(live),
+                max((s.cpu_percent for s in live), default=None),
+                _cpu_mean(t.cpu_time, wall, live),
+                max((s.rss for s in live), default=None),
+                sum(s.rss for s in live) / len(live) if live else None,
+                wall, t.cpu_time, t.peak_rss))
+        return out
+
+
+def _cpu_mean(cpu_time: float | None, wall: float | None, live: Sequence[MetricRecord]
+              ) -> float | None:
+    if cpu_time is not None and wall:
+        return 100.0 * cpu_time / wall
+    return sum(s.cpu_percent for s in live) / len(live) if live else None
+
+
+def _wall(start: float | None, end: float | None) -> float | None:
+    return None if start is None or end is None else max(end - start, 0.0)
+
+
+def files(wf: WorkflowRef, role: str | Sequence[str] | None = None,
+          activity: str | None = None, *, manifest: Manifest | None = None
+          ) -> list[FileRecord]:
+    """Files each attempt saw: `generated`, `used` or `pre-existing` (one or several)."""
+    roles = [role] if isinstance(role, str) else list(role) if role else None
+    with _manifest(manifest) as m:
+        rows = m.files(_workflow(m, wf).id, roles, activity)
+        return [FileRecord(r.activity, r.attempt, r.entry.path, r.entry.size, r.entry.mtime,
+                           r.entry.role, r.entry.hash) for r in rows]
+
+
+def as_dicts(records: Sequence[Any]) -> list[dict[str, Any]]:
+    """Records as plain dicts (for pandas.DataFrame, JSON, ...)."""
+    return [asdict(r) for r in records]
+
+
+def to_json(records: Sequence[Any]) -> str:
+    return json.dumps(as_dicts(records), indent=2, default=str)
