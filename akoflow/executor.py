@@ -147,6 +147,9 @@ class Executor(ABC):
     # True when this executor runs tasks on nodes whose room the dispatcher must respect
     # (local machine); False when a scheduler queues whatever it is given.
     bounded: bool = False
+    # On bounded executors: how much work (as a fraction of capacity) may wait in the
+    # executor's own queue, so a slot is refilled the moment a task ends.
+    prefetch: float = 0.0
 
     def __init__(self, site: str, config: Mapping[str, Any]) -> None:
         self.site = site

@@ -28,6 +28,8 @@ from akoflow.dispatch import protocol
 from akoflow.executor import Executor, JobRef, JobState, JobStatus, Node, SpecError, TaskLaunch
 from akoflow.manifest.records import AttemptOutcome
 from akoflow.worker.monitor import TaskProcess, pid_owner_matches
+from akoflow.worker.snapshot import Snapshot
+from akoflow.worker.snapshot import take as take_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,7 @@ log = logging.getLogger(__name__)
 class LocalExecutor(Executor):
     kind = "local"
     bounded = True
+    prefetch = 4.0
 
     def __init__(self, site: str, config: Mapping[str, Any]) -> None:
         super().__init__(site, config)
@@ -51,6 +54,8 @@ class LocalExecutor(Executor):
         self.cpu_used = 0.0
         self.mem_used = 0
         self._started: list[str] = []  # job ids started since the last poll_changes()
+        self._snaps: dict[Path, Snapshot] = {}
+        self._made: set[Path] = set()  # work directories known to exist
 
     # job ids are the attempt directories: known before submission, found again after a crash
     def planned_job_id(self, launch: TaskLaunch) -> str:
@@ -61,7 +66,8 @@ class LocalExecutor(Executor):
         for ln in launches:
             self._check_fits(ln.resources, ln.activity)
             job = str(ln.attempt_dir)
-            self.queue.append((job, ln.attempt_dir, ln.work_dir, dict(ln.resources)))
+            res = {**ln.resources, "sample_interval": ln.sample_interval}
+            self.queue.append((job, ln.attempt_dir, ln.work_dir, res))
             ids.append(job)
         self._start_queued()
         return ids
@@ -90,10 +96,13 @@ class LocalExecutor(Executor):
         argv = None
         if self.mode == "process":
             argv = [sys.executable, "-m", "akoflow", "worker", str(adir)]
-        task = TaskProcess(adir, wdir, sample_interval=self.sample_interval,
+        interval = float(res.get("sample_interval") or self.sample_interval)
+        task = TaskProcess(adir, wdir, sample_interval=interval,
                            time_limit=res.get("time_limit"), snapshots=self.snapshots,
-                           argv=argv)
-        wdir.mkdir(parents=True, exist_ok=True)
+                           argv=argv, snapshotter=self._snapshot)
+        if wdir not in self._made:
+            wdir.mkdir(parents=True, exist_ok=True)
+            self._made.add(wdir)
         task.spawn()
         task.cpu = float(res.get("cpu") or 1.0)  # type: ignore[attr-defined]
         task.mem = int(res.get("memory") or 0)  # type: ignore[attr-defined]
@@ -102,10 +111,30 @@ class LocalExecutor(Executor):
         self.running[job] = task
         self._started.append(job)
 
-    def _reap(self, job: str, task: TaskProcess) -> bool:
-        outcome = task.reap()
-        if outcome is None:
-            return False
+    def _snapshot(self, root: Path) -> Snapshot:
+        """One snapshot per work directory per wake-up, shared by the tasks that end and
+        start in it (they would all see the same directory)."""
+        snap = self._snaps.get(root)
+        if snap is None:
+            snap = take_snapshot(root)
+            self._snaps[root] = snap
+        return snap
+
+    def _reap_all(self) -> None:
+        """Reap every ended task first, then snapshot once for all of them: a snapshot
+        taken before a task's exit could miss its last files."""
+        reaped = []
+        for job, task in list(self.running.items()):
+            outcome = task.reap()
+            if outcome is not None:
+                reaped.append((job, task, outcome))
+        if not reaped:
+            return
+        self._snaps.clear()
+        for job, task, outcome in reaped:
+            self._settle(job, task, outcome)
+
+    def _settle(self, job: str, task: TaskProcess, outcome: AttemptOutcome) -> None:
         del self.running[job]
         self.cpu_used -= getattr(task, "cpu", 0.0)
         self.mem_used -= getattr(task, "mem", 0)
@@ -113,12 +142,13 @@ class LocalExecutor(Executor):
             owner = protocol.read_int(task.attempt_dir / protocol.PID)
             if owner and owner != task.pid:  # another start owns the attempt: watch that one
                 self._adopt(job, task.attempt_dir, task.work_dir, owner)
-                return True
+                return
         if self.mode == "process":
-            return True  # `akoflow worker` wrote result.json itself
-        protocol.write_result(task.attempt_dir, outcome, durable=False)
+            return  # `akoflow worker` wrote result.json itself
+        task.add_files(outcome)
+        # The report is ingested from memory within milliseconds; the exitcode file that
+        # task.sh wrote is the durable record should this process die before that.
         self.ended[job] = outcome
-        return True
 
     def _adopt(self, job: str, adir: Path, wdir: Path, pid: int) -> bool:
         started = (adir / protocol.PID).stat().st_mtime
@@ -134,32 +164,43 @@ class LocalExecutor(Executor):
         return True
 
     def wait(self, timeout: float) -> None:
-        """Sleep until a task ends, a sample is due, or `timeout` passes; start queued work."""
-        for job, task in list(self.running.items()):
-            self._reap(job, task)
-        self._start_queued()
-        now = time.time()
-        deadline = now + timeout
-        for task in list(self.running.values()):
-            deadline = min(deadline, task.tick(now))
-        fds = {t.pidfd: job for job, t in self.running.items() if t.pidfd >= 0}
-        wait_s = max(0.0, deadline - time.time())
-        if fds:
+        """Run queued work as slots free up, until the dispatcher is needed: the queue runs
+        low (it must claim more), nothing runs any more, or `timeout` passes.
+
+        Keeping a few tasks queued here lets one dispatch cycle (one manifest commit)
+        settle several completions instead of one.
+        """
+        end = time.time() + timeout
+        while True:
+            self._snaps.clear()
+            self._reap_all()
+            self._start_queued()
+            if not self.running or (self.ended and self._queued_cpus() < self.cpus):
+                return
+            now = time.time()
+            if now >= end:
+                return
+            deadline = end
+            for task in list(self.running.values()):
+                deadline = min(deadline, task.tick(now))
+            self._sleep_until_exit(max(0.0, deadline - time.time()))
+
+    def _queued_cpus(self) -> float:
+        return sum(float(q[3].get("cpu") or 1.0) for q in self.queue)
+
+    def _sleep_until_exit(self, seconds: float) -> None:
+        fds = [t.pidfd for t in self.running.values() if t.pidfd >= 0]
+        if fds and len(fds) == len(self.running):
             poller = select.poll()
             for fd in fds:
                 poller.register(fd, select.POLLIN)
-            poller.poll(wait_s * 1000)
-        elif self.running:
-            time.sleep(min(wait_s, 0.01))
+            poller.poll(seconds * 1000)
         else:
-            time.sleep(wait_s)
-        for job, task in list(self.running.items()):
-            self._reap(job, task)
-        self._start_queued()
+            time.sleep(min(seconds, 0.01))
 
     def poll(self, jobs: Sequence[JobRef]) -> dict[str, JobStatus]:
-        for job, task in list(self.running.items()):
-            self._reap(job, task)
+        self._snaps.clear()
+        self._reap_all()
         self._start_queued()
         queued = {q[0] for q in self.queue}
         out: dict[str, JobStatus] = {}
@@ -179,8 +220,8 @@ class LocalExecutor(Executor):
         return out
 
     def poll_changes(self) -> dict[str, JobStatus]:
-        for job, task in list(self.running.items()):
-            self._reap(job, task)
+        self._snaps.clear()
+        self._reap_all()
         self._start_queued()
         started, self._started = self._started, []
         host = socket.gethostname()

@@ -11,7 +11,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from akoflow.dispatch import protocol
@@ -109,7 +109,9 @@ class Dispatcher:
         full = force_poll or now - self._loaded_at >= self.reload_every
         if full:
             self._flush_deferred()
-            self._live = {la.attempt_id: la for la in self.m.live_attempts(self.wf_id)}
+            fresh = {la.attempt_id: la for la in self.m.live_attempts(self.wf_id)}
+            self._stop_cancelled([la for aid, la in self._live.items() if aid not in fresh])
+            self._live = fresh
             self._loaded_at = now
         observed = self._observe(full)
         with self.m.transaction():
@@ -133,6 +135,15 @@ class Dispatcher:
             except Exception as exc:  # delivery must never stall or break the workflow
                 log.warning("webhook delivery failed: %s", exc)
         return report
+
+    def _stop_cancelled(self, gone: list[LiveAttempt]) -> None:
+        """Attempts that left the live set behind our back (a `cancel` from another
+        process) may still sit in an executor's queue or run: stop them."""
+        for la in gone:
+            rec = self.m.attempt_by_id(la.attempt_id)
+            if rec is not None and rec.status == Status.CANCELLED.value:
+                self.executor(la.executor).cancel(
+                    [JobRef(la.job_id, la.job_name, la.attempt_dir, la.submitted_at)])
 
     # -- steps 2-3: ingest and reconcile ----------------------------------------------------
     def _observe(
@@ -232,22 +243,24 @@ class Dispatcher:
 
     # -- step 5: submit ---------------------------------------------------------------------
     def _claim(self, wf: WorkflowRecord) -> list[tuple[Executor, list[_Claim]]]:
-        """Record intents (SUBMITTING) for ready activities, inside the cycle's transaction."""
-        ready = self.m.ready_activities(self.wf_id, self.config.submit_limit)
-        by_runtime: dict[str, list[ActivityRecord]] = defaultdict(list)
-        for act in ready:
-            by_runtime[act.runtime].append(act)
+        """Record intents (SUBMITTING) for ready activities, inside the cycle's transaction.
+
+        Each site is asked only for what it can take: a bounded executor (this machine) for
+        what has room now, so a cycle costs O(what changes), not O(what is ready).
+        """
         batches = []
-        for runtime, acts in by_runtime.items():
+        for runtime in self.m.ready_runtimes(self.wf_id):
             try:
                 ex: Executor | None = self.executor(runtime)
-                acts = self._placeable(ex, acts)  # type: ignore[arg-type]
-                launches = [self._launch(wf, a) for a in acts]
-                planned = [ex.planned_job_id(ln) for ln in launches]  # type: ignore[union-attr]
+                acts = self._placeable(ex, runtime)  # type: ignore[arg-type]
                 why = ""
             except ExecutorError as exc:
-                launches = [self._launch(wf, a) for a in acts]
-                ex, planned, why = None, [None] * len(acts), str(exc)
+                ex, why = None, str(exc)
+                acts = self.m.ready_activities(self.wf_id, self.config.submit_limit, runtime)
+            if not acts:
+                continue
+            launches = [self._launch(wf, a) for a in acts]
+            planned = [None if ex is None else ex.planned_job_id(ln) for ln in launches]
             intents = [
                 Intent(a.id, a.attempts + 1, runtime, ln.job_name, str(ln.attempt_dir),
                        ln.resources, ln.node, jid)
@@ -264,16 +277,24 @@ class Dispatcher:
                 batches.append((ex, claimed))
         return batches
 
-    def _placeable(self, ex: Executor, acts: list[ActivityRecord]) -> list[ActivityRecord]:
-        """On bounded executors, only what has room now; the rest stays READY."""
+    def _placeable(self, ex: Executor, runtime: str) -> list[ActivityRecord]:
+        """Ready activities of `runtime` to submit now. On bounded executors only those
+        with room (first fit on the inventory); the rest stay READY for a later cycle."""
         if not ex.bounded:
-            return acts
-        nodes = ex.nodes()
+            return self.m.ready_activities(self.wf_id, self.config.submit_limit, runtime)
+        nodes = [replace(n, cpus_free=n.cpus_free + ex.prefetch * n.cpus,
+                         memory_free=n.memory_free + int(ex.prefetch * n.memory))
+                 for n in ex.nodes()]
+        free = sum(max(0.0, n.cpus_free) for n in nodes)
+        if free < 1e-3:
+            return []
+        page = min(self.config.submit_limit, max(16, int(free * 8)))
+        acts = self.m.ready_activities(self.wf_id, page, runtime)
         largest = max(((n.cpus, n.memory) for n in nodes), default=(0.0, 0))
+        requests = [a.resources_dict() for a in acts]
         out = []
-        placed = first_fit([a.resources_dict() for a in acts], nodes)
-        for act, node in zip(acts, placed):
-            cpu, mem = request_of(act.resources_dict())
+        for act, res, node in zip(acts, requests, first_fit(requests, nodes)):
+            cpu, mem = request_of(res)
             # Never fits anywhere: hand it over so the executor refuses it with its reason.
             if node is not None or cpu > largest[0] or mem > largest[1]:
                 out.append(act)
@@ -295,7 +316,9 @@ class Dispatcher:
                                   else Reason.SPEC_ERROR)
                         self.m.fail_activity(self.wf_id, c.attempt_id, reason.value, str(exc))
             return 0
-        done = [Submitted(c.attempt_id, jid, Status.QUEUED) for c, jid in zip(claims, job_ids)]
+        now = time.time()
+        done = [Submitted(c.attempt_id, jid, Status.QUEUED, ts=now)
+                for c, jid in zip(claims, job_ids)]
         for c, jid in zip(claims, job_ids):
             self._live[c.attempt_id] = LiveAttempt(
                 c.attempt_id, c.launch.activity_id, c.launch.activity, c.launch.attempt,

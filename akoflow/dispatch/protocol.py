@@ -112,10 +112,14 @@ def prepare_attempt(launch: TaskLaunch) -> None:
     system every metadata operation counts, thousands of times per workflow.
     """
     path = str(launch.attempt_dir)
+    parent = os.path.dirname(path)
     try:
-        os.mkdir(path)
+        os.mkdir(parent)
+    except FileExistsError:
+        pass
     except FileNotFoundError:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        os.makedirs(parent, exist_ok=True)
+    try:
         os.mkdir(path)
     except FileExistsError:
         pass
@@ -238,6 +242,8 @@ def read_int(path: Path) -> int | None:
 
 def tail(path: Path, limit: int = TAIL_BYTES) -> str:
     try:
+        if os.stat(path).st_size == 0:
+            return ""
         with open(path, "rb") as fh:
             fh.seek(0, os.SEEK_END)
             size = fh.tell()

@@ -37,7 +37,7 @@ def dispatch_once(
 def run_loop(
     m: Manifest, home: Path, wf_id: int, resolve: Resolver,
     config: DispatchConfig | None = None, notifier: Notifier | None = None,
-    progress: Progress | None = None, idle_wait: float = 0.5,
+    progress: Progress | None = None, idle_wait: float = 0.25,
 ) -> str:
     """Cycle until the workflow ends; returns its final status.
 

@@ -48,6 +48,7 @@ class Submitted:
     status: Status  # QUEUED or RUNNING
     node: str | None = None
     started_at: float | None = None
+    ts: float | None = None  # when the executor accepted it (recording may come later)
 
 
 class ActivitiesMixin(WorkflowsMixin):
@@ -80,13 +81,31 @@ class ActivitiesMixin(WorkflowsMixin):
             ActivityRecord, f"SELECT {ACT_COLS} FROM activity WHERE id=?", (activity_id,)
         )
 
-    def ready_activities(self, wf_id: int, limit: int = 100_000) -> list[ActivityRecord]:
+    def ready_activities(
+        self, wf_id: int, limit: int = 100_000, runtime: str | None = None
+    ) -> list[ActivityRecord]:
+        if runtime is None:
+            return self._rows(
+                ActivityRecord,
+                f"SELECT {ACT_COLS} FROM activity WHERE workflow_id=? AND status=?"
+                " ORDER BY seq LIMIT ?",
+                (wf_id, Status.READY.value, limit),
+            )
         return self._rows(
             ActivityRecord,
-            f"SELECT {ACT_COLS} FROM activity WHERE workflow_id=? AND status=?"
+            f"SELECT {ACT_COLS} FROM activity WHERE workflow_id=? AND status=? AND runtime=?"
             " ORDER BY seq LIMIT ?",
-            (wf_id, Status.READY.value, limit),
+            (wf_id, Status.READY.value, runtime, limit),
         )
+
+    def ready_runtimes(self, wf_id: int) -> list[str]:
+        """Runtimes (sites) that have READY activities, so each is asked for only what it
+        can take."""
+        return [
+            str(r[0]) for r in self.conn.execute(
+                "SELECT DISTINCT runtime FROM activity WHERE workflow_id=? AND status=?",
+                (wf_id, Status.READY.value))
+        ]
 
     def parents_of(self, activity_id: int) -> list[int]:
         return [
@@ -191,7 +210,7 @@ class ActivitiesMixin(WorkflowsMixin):
                      Status.SUBMITTING.value),
                 )
                 self.add_event(wf_id, act_id, number, "STATE", Status.SUBMITTING.value,
-                               s.status.value, s.node, f"job {s.job_id}", s.started_at)
+                               s.status.value, s.node, f"job {s.job_id}", s.ts or s.started_at)
         return orphaned
 
     def record_started(

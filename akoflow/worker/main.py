@@ -52,6 +52,7 @@ def run_worker(attempt_dir: Path) -> int:
         written = _append_metrics(metrics_path, task, written)
         outcome = task.reap()
         if outcome is not None:
+            task.add_files(outcome)
             break
         deadline = task.tick(time.time())
         timeout = max(0.0, deadline - time.time())

@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -40,12 +41,14 @@ class TaskProcess:
         time_limit: float | None = None,
         snapshots: bool = True,
         argv: list[str] | None = None,
+        snapshotter: Callable[[Path], snapshot.Snapshot] = snapshot.take,
     ) -> None:
         self.attempt_dir = attempt_dir
         self.work_dir = work_dir
         self.sample_interval = sample_interval
         self.time_limit = time_limit
         self.snapshots = snapshots
+        self.snapshotter = snapshotter
         self.argv = argv or [BASH, str(attempt_dir / protocol.TASK_SH)]
         self.pid = 0
         self.pidfd = -1
@@ -56,12 +59,13 @@ class TaskProcess:
         self.before: snapshot.Snapshot = {}
         self.reason: str | None = None
         self.message: str | None = None
+        self.parent_rss = 0
         self._sampler: TreeSampler | None = None
         self._term_sent = 0.0
 
     def spawn(self) -> None:
         if self.snapshots:
-            self.before = snapshot.take(self.work_dir)
+            self.before = self.snapshotter(self.work_dir)
         d = str(self.attempt_dir)
         actions = [
             (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
@@ -71,6 +75,9 @@ class TaskProcess:
              os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644),
         ]
         self.started_at = time.time()
+        # A vfork'd child starts out sharing our memory, and the kernel's peak-RSS figure of
+        # the child keeps that: remember ours, so an inherited figure is not reported.
+        self.parent_rss = psutil.Process().memory_info().rss
         self.pid = os.posix_spawn(self.argv[0], self.argv, os.environ, file_actions=actions,
                                   setsid=True)
         self.child = True
@@ -135,7 +142,8 @@ class TaskProcess:
             pass
 
     def reap(self) -> AttemptOutcome | None:
-        """The outcome if the process has ended, else None (never blocks)."""
+        """The outcome (files not yet added: see `add_files`) if the process has ended, else
+        None. Never blocks."""
         if self.child:
             try:
                 pid, status, usage = os.wait4(self.pid, os.WNOHANG)
@@ -171,19 +179,27 @@ class TaskProcess:
             exit_code=rc, reason=reason, started_at=self.started_at, finished_at=now,
             node=HOST, message=self.message, metrics=self.metrics,
         )
+        sampled = max((m.rss for m in self.metrics), default=0)
+        o.peak_rss = sampled or None
         if usage is not None:
             ru = usage
             o.cpu_time = ru.ru_utime + ru.ru_stime
-            o.peak_rss = ru.ru_maxrss * 1024
+            kernel_peak = ru.ru_maxrss * 1024
+            if kernel_peak > 1.05 * self.parent_rss:  # the task's own peak, not inherited
+                o.peak_rss = max(kernel_peak, sampled)
             wall = max(now - self.started_at, 1e-6)
             # The exit sample: lifetime cpu % and peak RSS from the kernel's rusage.
-            o.metrics.append(MetricSample(now, 100.0 * o.cpu_time / wall, o.peak_rss, 0,
+            o.metrics.append(MetricSample(now, 100.0 * o.cpu_time / wall, o.peak_rss or 0, 0,
                                           ru.ru_inblock * 512, ru.ru_oublock * 512, 0, 0))
-        if self.snapshots:
-            generated, present = snapshot.diff(self.before, snapshot.take(self.work_dir))
-            o.files = generated + present
         protocol.attach_streams(self.attempt_dir, o)
         return o
+
+    def add_files(self, o: AttemptOutcome) -> None:
+        """The after-snapshot and its diff; call only once the process is reaped, so the
+        snapshot cannot predate the task's last write."""
+        if self.snapshots:
+            generated, present = snapshot.diff(self.before, self.snapshotter(self.work_dir))
+            o.files = generated + present
 
 
 def _alive(pid: int) -> bool:
