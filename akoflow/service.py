@@ -41,9 +41,15 @@ def dispatch_config() -> DispatchConfig:
     return cfg
 
 
-def load_spec(path: str | Path, *, strict: bool = False, site: str | None = None
-              ) -> WorkflowSpec:
-    spec = load_workflow(path, strict=strict)
+def load_spec(path: str | Path, *, strict: bool = False, site: str | None = None,
+              params: dict[str, str] | None = None) -> WorkflowSpec:
+    """A workflow from AkôFlow YAML, or from a Python file using `@wf.job` decorators."""
+    if str(path).endswith(".py"):
+        from akoflow.spec.python_api import load_python
+
+        spec = load_python(path, params)
+    else:
+        spec = load_workflow(path, strict=strict)
     if site:
         spec.runtime = site
     return spec

@@ -33,16 +33,19 @@ def validate(file: str, strict: bool, as_json: bool) -> None:
 @click.option("--site", help="Site profile to run on (overrides spec.runtime).")
 @click.option("--resume", "resume_id", metavar="ID", help="Continue an existing workflow.")
 @click.option("--strict", is_flag=True)
+@click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE",
+              help="Parameter of a Python workflow (repeatable).")
 @click.option("--quiet", is_flag=True, help="No progress line or summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final summary as JSON.")
-def run(file: str | None, site: str | None, resume_id: str | None, strict: bool, quiet: bool,
-        as_json: bool) -> None:
+def run(file: str | None, site: str | None, resume_id: str | None, strict: bool,
+        params: tuple[str, ...], quiet: bool, as_json: bool) -> None:
     """Run a workflow in the foreground until it ends (exit 0 only if all finished)."""
     m = service.open_manifest()
     if resume_id:
         wf = m.find_workflow(resume_id)
     elif file:
-        wf = service.register(m, service.load_spec(file, strict=strict, site=site))
+        spec = service.load_spec(file, strict=strict, site=site, params=_params(params))
+        wf = service.register(m, spec)
         if not quiet and not as_json:
             click.echo(f"workflow {wf.id} ({wf.name}): {wf.run_dir}", err=True)
     else:
@@ -165,6 +168,16 @@ def worker(attempt_dir: str) -> None:
     from akoflow.worker.main import run_worker
 
     sys.exit(run_worker(Path(attempt_dir).resolve()))
+
+
+def _params(pairs: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--param")
+        out[key] = value
+    return out
 
 
 COMMANDS = [validate, run, submit, dispatch, cancel, retry, import_group, worker]

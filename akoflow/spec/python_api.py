@@ -22,6 +22,7 @@ import inspect
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any, TypeVar, get_args, get_origin
 
 from pydantic import ValidationError
@@ -280,3 +281,32 @@ def _issue(job: _Job | None, path: str, msg: str) -> SpecIssue:
     code = getattr(job.func, "__code__", None)
     file = code.co_filename if code else None
     return SpecIssue(file, code.co_firstlineno if code else None, path, msg)
+
+
+def load_python(path: str | Path, params: Mapping[str, str] | None = None) -> WorkflowSpec:
+    """Run a Python workflow file and compile the `Workflow` it defines.
+
+    The file must define exactly one `Workflow` at module level (or one named `wf`).
+    """
+    import runpy
+
+    source = str(path)
+    try:
+        namespace = runpy.run_path(source, run_name="__akoflow__")
+    except FileNotFoundError:
+        raise SpecError([SpecIssue(source, None, "", "no such file")]) from None
+    except SpecError:
+        raise
+    except Exception as exc:  # the user's module failed: say where, in one line
+        raise SpecError([SpecIssue(source, None, "",
+                                   f"running the file failed: {type(exc).__name__}: {exc}")]
+                        ) from None
+    found = [v for v in namespace.values() if isinstance(v, Workflow)]
+    if len(found) > 1 and isinstance(namespace.get("wf"), Workflow):
+        found = [namespace["wf"]]
+    if len(found) != 1:
+        raise SpecError([SpecIssue(source, None, "", f"defines {len(found)} Workflow objects;"
+                                   " define exactly one (or name it `wf`)")])
+    spec = found[0].to_spec(**dict(params or {}))
+    spec.source = source
+    return spec

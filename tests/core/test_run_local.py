@@ -110,3 +110,13 @@ def test_list_and_json_everywhere(akhome: Path) -> None:
     assert all("kind" in json.loads(line) for line in events)
     assert json.loads(ak("validate", str(EXAMPLES / "diamond.yaml"), "--json",
                          home=akhome, check=True).stdout)["name"] == "diamond"
+
+
+def test_python_workflow_with_params(akhome: Path) -> None:
+    proc = ak("run", str(EXAMPLES / "pipeline.py"), "-p", "lines=30", home=akhome)
+    assert proc.returncode == 0, proc.stderr
+    st = _status(akhome, "wordcount")
+    assert st["counts"] == {"FINISHED": 4}
+    assert (Path(st["work_dir"]) / "report.txt").read_text().strip() == "30 lines, 150 words"
+    bad = ak("run", str(EXAMPLES / "pipeline.py"), "-p", "lines", home=akhome)
+    assert bad.returncode == 2 and "KEY=VALUE" in bad.stderr
