@@ -34,6 +34,7 @@ class JobState(str, Enum):
     NODE_FAIL = "NODE_FAIL"
     PREEMPTED = "PREEMPTED"
     GONE = "GONE"  # the scheduler no longer knows the job: judge it by its result file
+    MISSING = "MISSING"  # no trace at all: the submission never reached the executor
     UNKNOWN = "UNKNOWN"  # the query failed or the code is unknown: never treat as failure
 
 

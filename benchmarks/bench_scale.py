@@ -1,51 +1,96 @@
-"""Scale figures: a 100,000-activity workflow's dispatch cycle, and its registration.
+"""Scale figures: registration of big workflows, and one dispatch cycle at 100,000 activities.
 
-A dispatch cycle here is one `Dispatcher.cycle()` of the real dispatcher on the real local
-executor (in `detached` mode, as `akoflow dispatch` runs it): 1,000 ready roots, each the head
-of a chain of 100, so 99,000 activities wait. The figure covers ingest, reconcile, claiming
-1,000 intents, writing 1,000 attempt directories and handing them to the executor.
+- `register_montage_6448_s`: the 6,448-activity AkôFlow Montage shape, validated YAML →
+  manifest (`akoflow submit`'s registration step, in-process).
+- `register_100000_s`: 1,000 chains of 100 activities.
+- The dispatch cycle runs in a FRESH process (as `akoflow dispatch` would) against that
+  100,000-activity workflow, 1,000 of them ready:
+  * `dispatch_cycle_100000_local_s`: on the default local site (2 cpus): the cycle claims
+    only what has room, so its cost does not grow with what is ready;
+  * `dispatch_cycle_100000_claim_1000_s`: on a local site sized for 1,000 tasks, so the cycle
+    claims all 1,000: intents, 1,000 attempt directories, 1,000 processes started;
+  * `dispatcher_peak_rss_mb`: peak RSS of that dispatcher process.
 Usage: python benchmarks/bench_scale.py
 """
 
 from __future__ import annotations
 
+import json
 import os
-import resource
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 from _common import cleanup, figure, fresh_home
+from gen_montage import montage_shape
+
+CHILD = r"""
+import json, os, sys, time
+from akoflow import service
+from akoflow.dispatch.cycle import Dispatcher
+from akoflow.sites import SiteResolver
+wf_id, cpus = int(sys.argv[1]), sys.argv[2]
+m = service.open_manifest()
+overrides = {"local": {"cpus": int(cpus)}} if cpus != "default" else {}
+d = Dispatcher(m, wf_id, SiteResolver(overrides=overrides), service.dispatch_config())
+start = time.perf_counter()
+report = d.cycle(force_poll=True)
+elapsed = time.perf_counter() - start
+# VmHWM, not ru_maxrss: the latter keeps the parent's size from before exec.
+rss = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024
+print(json.dumps({"s": elapsed, "submitted": report.submitted, "rss_mb": rss}))
+d.close()
+"""
+
+
+def _cycle(home: Path, wf_id: int, cpus: str) -> dict[str, float]:
+    env = {**os.environ, "AKOFLOW_HOME": str(home)}
+    out = subprocess.run([sys.executable, "-c", CHILD, str(wf_id), cpus], env=env,
+                         capture_output=True, text=True, check=True)
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
 
 
 def main() -> None:
     home = fresh_home("scale")
     os.environ["AKOFLOW_HOME"] = str(home)
     from akoflow import service
-    from akoflow.dispatch.cycle import Dispatcher
-    from akoflow.sites import SiteResolver
-    from akoflow.spec.models import ActivitySpec, WorkflowSpec
+    from akoflow.spec import ActivitySpec, WorkflowSpec, dump_yaml, load_workflow
 
-    acts = []
-    for c in range(1000):
-        for i in range(100):
-            acts.append(ActivitySpec(name=f"c{c}-{i}", run="true",
-                                     depends_on=[f"c{c}-{i - 1}"] if i else []))
-    spec = WorkflowSpec(name="scale", activities=acts)
     m = service.open_manifest()
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as fh:
+        fh.write(dump_yaml(montage_shape()))
+    spec = load_workflow(fh.name)
     start = time.perf_counter()
-    wf = m.register_workflow(spec, run_root=str(home / "runs"))
+    service.register(m, spec)
+    figure("register_montage_6448_s", time.perf_counter() - start)
+    Path(fh.name).unlink()
+
+    acts = [ActivitySpec(name=f"c{c}-{i}", run="true", depends_on=[f"c{c}-{i - 1}"] if i else [])
+            for c in range(1000) for i in range(100)]
+    big = WorkflowSpec(name="scale", activities=acts)
+    start = time.perf_counter()
+    wf = m.register_workflow(big, run_root=str(home / "runs"))
     figure("register_100000_s", time.perf_counter() - start)
-    resolver = SiteResolver(overrides={"*": {"detached": True}})
-    d = Dispatcher(m, wf.id, resolver, service.dispatch_config())
-    start = time.perf_counter()
-    report = d.cycle(force_poll=True)
-    figure("dispatch_cycle_100000_with_1000_ready_s", time.perf_counter() - start)
-    assert report.submitted == 1000, report.submitted
-    start = time.perf_counter()
-    d.cycle(force_poll=True)
-    figure("dispatch_cycle_100000_second_cycle_s", time.perf_counter() - start)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    figure("dispatcher_peak_rss", peak, "MB")
+    del acts, big
+
+    first = _cycle(home, wf.id, "default")
+    figure("dispatch_cycle_100000_local_s", first["s"])
     service.cancel(m, wf.id)
+    wf2 = m.register_workflow(
+        WorkflowSpec(name="scale2", activities=[
+            ActivitySpec(name=f"c{c}-{i}", run="true",
+                         depends_on=[f"c{c}-{i - 1}"] if i else [])
+            for c in range(1000) for i in range(100)]),
+        run_root=str(home / "runs"))
+    second = _cycle(home, wf2.id, "1000")
+    assert second["submitted"] == 1000, second
+    figure("dispatch_cycle_100000_claim_1000_s", second["s"])
+    figure("dispatcher_peak_rss_mb", max(first["rss_mb"], second["rss_mb"]), "MB")
+    time.sleep(1)
+    service.cancel(m, wf2.id)
     cleanup(home)
 
 

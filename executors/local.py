@@ -242,7 +242,7 @@ class LocalExecutor(Executor):
         if pid is not None or (adir / protocol.RESULT).exists():
             return JobStatus(JobState.GONE, message="task ended without an exit code")
         if not (adir / protocol.TASK_SH).exists():
-            return JobStatus(JobState.GONE, message="attempt directory has no task.sh")
+            return JobStatus(JobState.MISSING, message="attempt was never prepared")
         # Queued by a dispatcher that died before starting it: start it now. task.sh claims
         # the attempt atomically, so even a racing start cannot run it twice.
         res = self._task_resources(adir)

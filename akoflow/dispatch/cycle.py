@@ -103,7 +103,7 @@ class Dispatcher:
     def cycle(self, *, force_poll: bool = True) -> CycleReport:
         report = CycleReport()
         now = time.time()
-        wf = self.m.get_workflow(self.wf_id)
+        wf = self.m.get_workflow(self.wf_id, texts=False)
         if wf.status == WorkflowStatus.PENDING.value:
             self.m.mark_workflow_started(self.wf_id)
         full = force_poll or now - self._loaded_at >= self.reload_every
@@ -122,7 +122,7 @@ class Dispatcher:
             batches = [] if cancelled else self._claim(wf)
         report.submitted = sum(self._launch_batch(ex, b) for ex, b in batches)
         final = self.m.finalize_workflow(self.wf_id)
-        report.workflow_status = final or self.m.get_workflow(self.wf_id).status
+        report.workflow_status = final or self.m.get_workflow(self.wf_id, texts=False).status
         report.finished = report.workflow_status in (
             WorkflowStatus.FINISHED.value, WorkflowStatus.FAILED.value,
             WorkflowStatus.CANCELLED.value)
@@ -201,7 +201,7 @@ class Dispatcher:
             self.m.record_submitted(self.wf_id, [Submitted(
                 la.attempt_id, la.job_id or "", Status.QUEUED)])
             self._live[la.attempt_id] = _with_status(la, Status.QUEUED)
-        elif (st.state in ENDED_STATES or st.state is JobState.GONE) and \
+        elif (st.state in ENDED_STATES or st.state in (JobState.GONE, JobState.MISSING)) and \
                 self._ended_without_result(la, st, ex, now):
             self._live.pop(la.attempt_id, None)
 
@@ -210,7 +210,10 @@ class Dispatcher:
     ) -> bool:
         """Settle a job that ended with no worker report; False while still in doubt."""
         adir = Path(la.attempt_dir)
-        if la.status == Status.SUBMITTING.value and not la.job_id:
+        if la.status == Status.SUBMITTING.value and (
+                not la.job_id or st.state is JobState.MISSING):
+            # The dispatcher died between recording the intent and the executor taking it:
+            # find the job by name, or know it was never submitted (resubmit, no retry used).
             found = ex.lookup([la.job_name]).get(la.job_name)
             if found is None:
                 self.m.abandon_attempt(self.wf_id, la.attempt_id,
@@ -230,7 +233,7 @@ class Dispatcher:
             protocol.attach_streams(adir, outcome)
             ingest(self.m, self.wf_id, la, outcome, self.lineage)
             return True
-        if st.state is not JobState.GONE and st.state is not JobState.COMPLETED:
+        if st.state not in (JobState.GONE, JobState.MISSING, JobState.COMPLETED):
             self.m.fail_activity(self.wf_id, la.attempt_id, _reason(st.state),
                                  st.message or f"scheduler reports {st.state.value}")
             return True

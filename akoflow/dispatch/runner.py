@@ -46,7 +46,7 @@ def run_loop(
     """
     lock = DispatchLock(home, wf_id)
     while not lock.acquire():
-        status = m.get_workflow(wf_id).status
+        status = m.get_workflow(wf_id, texts=False).status
         if status in FINAL:
             return status
         if progress is not None:

@@ -14,8 +14,6 @@ CREATE TABLE workflow (
     name TEXT NOT NULL,
     namespace TEXT NOT NULL DEFAULT 'akoflow',
     runtime TEXT NOT NULL DEFAULT 'local',
-    raw_spec TEXT NOT NULL DEFAULT '',
-    spec_json TEXT NOT NULL,
     spec_path TEXT,
     status TEXT NOT NULL,
     created_at REAL NOT NULL,
@@ -28,6 +26,13 @@ CREATE TABLE workflow (
     owner TEXT,
     dispatcher_job TEXT,
     message TEXT
+);
+-- The spec texts live apart from the workflow row: updating a row rewrites it whole, and a
+-- 100,000-activity spec is tens of megabytes.
+CREATE TABLE workflow_spec (
+    workflow_id INTEGER PRIMARY KEY REFERENCES workflow(id),
+    raw_spec TEXT NOT NULL DEFAULT '',
+    spec_json TEXT NOT NULL
 );
 CREATE TABLE activity (
     id INTEGER PRIMARY KEY,

@@ -209,7 +209,7 @@ class TransitionsMixin(ActivitiesMixin):
         act = self._activity(act_id)
         payload: dict[str, Any] = {
             "id": act.id, "workflow_id": wf_id, "name": act.name, "image": act.image,
-            "namespace": self.get_workflow(wf_id).namespace,
+            "namespace": self.get_workflow(wf_id, texts=False).namespace,
             "resources": act.resources_dict(), "status": act.status, "job_id": act.job_id,
             "node": act.node, "parents": self.parents_of(act_id), "created_at": act.created_at,
             "started_at": act.started_at, "finished_at": act.finished_at,
@@ -240,7 +240,7 @@ class TransitionsMixin(ActivitiesMixin):
                     (Status.CANCELLED.value, Reason.CANCELLED.value, now, la.attempt_id),
                 )
             if names is None:
-                wf = self.get_workflow(wf_id)
+                wf = self.get_workflow(wf_id, texts=False)
                 if wf.status not in (WorkflowStatus.FINISHED.value, WorkflowStatus.FAILED.value,
                                      WorkflowStatus.CANCELLED.value):
                     c.execute(

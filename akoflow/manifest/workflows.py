@@ -12,10 +12,14 @@ from akoflow.manifest.records import WorkflowRecord
 from akoflow.manifest.states import Status, WorkflowStatus
 from akoflow.spec.models import WorkflowSpec
 
-WF_COLS = (
-    "id, name, namespace, runtime, raw_spec, spec_json, spec_path, status, created_at, "
-    "started_at, finished_at, run_dir, work_dir, site, webhooks, owner, dispatcher_job, message"
+_COLS = (
+    "w.id, w.name, w.namespace, w.runtime, {texts}, w.spec_path, w.status, w.created_at, "
+    "w.started_at, w.finished_at, w.run_dir, w.work_dir, w.site, w.webhooks, w.owner, "
+    "w.dispatcher_job, w.message"
 )
+WF_SELECT = (f"SELECT {_COLS.format(texts='s.raw_spec, s.spec_json')} FROM workflow w"
+             " JOIN workflow_spec s ON s.workflow_id = w.id")
+WF_SELECT_LIGHT = f"SELECT {_COLS.format(texts=chr(39) * 2 + ', ' + chr(39) * 2)} FROM workflow w"
 
 
 class WorkflowsMixin(ManifestBase):
@@ -37,13 +41,14 @@ class WorkflowsMixin(ManifestBase):
         hooks = json.dumps([h.model_dump() for h in spec.webhooks])
         with self.transaction() as c:
             cur = c.execute(
-                "INSERT INTO workflow (name, namespace, runtime, raw_spec, spec_json, spec_path,"
-                " status, created_at, run_dir, work_dir, site, webhooks, owner)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (spec.name, spec.namespace, spec.runtime, spec.raw, spec_json, spec.source,
+                "INSERT INTO workflow (name, namespace, runtime, spec_path, status, created_at,"
+                " run_dir, work_dir, site, webhooks, owner) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (spec.name, spec.namespace, spec.runtime, spec.source,
                  WorkflowStatus.PENDING.value, now, "", "", site, hooks, _user()),
             )
             wf_id = int(cur.lastrowid or 0)
+            c.execute("INSERT INTO workflow_spec (workflow_id, raw_spec, spec_json)"
+                      " VALUES (?,?,?)", (wf_id, spec.raw, spec_json))
             run_dir = f"{run_root.rstrip('/')}/{spec.name}-{wf_id}"
             wdir = work_dir or f"{run_dir}/work"
             c.execute("UPDATE workflow SET run_dir=?, work_dir=? WHERE id=?",
@@ -76,11 +81,14 @@ class WorkflowsMixin(ManifestBase):
             )
             self.add_event(wf_id, None, None, "REGISTERED",
                            message=f"{len(spec.activities)} activities")
-        record = self.get_workflow(wf_id)
+        record = self.get_workflow(wf_id, texts=False)
         return record
 
-    def get_workflow(self, wf_id: int) -> WorkflowRecord:
-        rec = self._one(WorkflowRecord, f"SELECT {WF_COLS} FROM workflow WHERE id=?", (wf_id,))
+    def get_workflow(self, wf_id: int, *, texts: bool = True) -> WorkflowRecord:
+        """The workflow row; `texts=False` leaves out the spec texts (megabytes for big
+        workflows), which the dispatcher's hot path never needs."""
+        select = WF_SELECT if texts else WF_SELECT_LIGHT
+        rec = self._one(WorkflowRecord, f"{select} WHERE w.id=?", (wf_id,))
         if rec is None:
             raise ManifestError(f"no workflow with id {wf_id}")
         return rec
@@ -88,10 +96,9 @@ class WorkflowsMixin(ManifestBase):
     def find_workflow(self, ref: str) -> WorkflowRecord:
         """By numeric id, or the newest workflow with that name."""
         if ref.isdigit():
-            return self.get_workflow(int(ref))
+            return self.get_workflow(int(ref), texts=False)
         rec = self._one(
-            WorkflowRecord,
-            f"SELECT {WF_COLS} FROM workflow WHERE name=? ORDER BY id DESC LIMIT 1",
+            WorkflowRecord, f"{WF_SELECT_LIGHT} WHERE w.name=? ORDER BY w.id DESC LIMIT 1",
             (ref,),
         )
         if rec is None:
@@ -99,12 +106,9 @@ class WorkflowsMixin(ManifestBase):
         return rec
 
     def list_workflows(self, limit: int = 50, status: str | None = None) -> list[WorkflowRecord]:
-        where, params = ("WHERE status=?", (status, limit)) if status else ("", (limit,))
+        where, params = ("WHERE w.status=?", (status, limit)) if status else ("", (limit,))
         return self._rows(
-            WorkflowRecord,
-            f"SELECT {WF_COLS} FROM workflow {where} ORDER BY id DESC LIMIT ?",
-            params,
-        )
+            WorkflowRecord, f"{WF_SELECT_LIGHT} {where} ORDER BY w.id DESC LIMIT ?", params)
 
     def status_counts(self, wf_id: int) -> dict[str, int]:
         rows = self.conn.execute(
@@ -130,7 +134,7 @@ class WorkflowsMixin(ManifestBase):
     def finalize_workflow(self, wf_id: int) -> str | None:
         """When no activity is unfinished, settle the workflow's final status (once)."""
         with self.transaction() as c:
-            wf = self.get_workflow(wf_id)
+            wf = self.get_workflow(wf_id, texts=False)
             if wf.status in (WorkflowStatus.FINISHED.value, WorkflowStatus.FAILED.value,
                              WorkflowStatus.CANCELLED.value):
                 return None
@@ -152,8 +156,9 @@ class WorkflowsMixin(ManifestBase):
             event = self.add_event(wf_id, None, None, "WORKFLOW", wf.status, final.value)
             kind = "WORKFLOW_DONE" if final is WorkflowStatus.FINISHED else "WORKFLOW_FAILED"
             # Keyed by the event row: a workflow retried and finished again notifies again.
-            self.enqueue_webhooks(wf_id, None, kind, _wf_payload(self.get_workflow(wf_id)),
-                                  f"{kind}-{event}")
+            if self.webhooks_of(wf_id):
+                self.enqueue_webhooks(wf_id, None, kind, _wf_payload(self.get_workflow(wf_id)),
+                                      f"{kind}-{event}")
             return final.value
 
     def add_event(
