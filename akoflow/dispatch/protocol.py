@@ -108,8 +108,9 @@ def render_task_script(launch: TaskLaunch, *, work_dir: str | None = None) -> st
 def prepare_attempt(launch: TaskLaunch) -> None:
     """Create the attempt directory with task.sh (before submission).
 
-    Two system calls for the directory in the common case, one file: on a parallel file
-    system every metadata operation counts, thousands of times per workflow.
+    Two system calls for the directory in the common case, one file (written under a
+    temporary name, then renamed): on a parallel file system every metadata operation
+    counts, thousands of times per workflow.
     """
     path = str(launch.attempt_dir)
     parent = os.path.dirname(path)
@@ -123,8 +124,12 @@ def prepare_attempt(launch: TaskLaunch) -> None:
         os.mkdir(path)
     except FileExistsError:
         pass
-    with open(os.path.join(path, TASK_SH), "w") as fh:
+    # Temp file + rename: a dispatcher killed mid-write must never leave a truncated
+    # task.sh that a later dispatcher would start (and see "succeed" without the user's text).
+    tmp = os.path.join(path, f".{TASK_SH}.tmp")
+    with open(tmp, "w") as fh:
         fh.write(render_task_script(launch))
+    os.replace(tmp, os.path.join(path, TASK_SH))
 
 
 def read_task(directory: Path) -> dict[str, Any]:

@@ -77,7 +77,7 @@ class TaskProcess:
         self.started_at = time.time()
         # A vfork'd child starts out sharing our memory, and the kernel's peak-RSS figure of
         # the child keeps that: remember ours, so an inherited figure is not reported.
-        self.parent_rss = psutil.Process().memory_info().rss
+        self.parent_rss = _own_rss()
         self.pid = os.posix_spawn(self.argv[0], self.argv, os.environ, file_actions=actions,
                                   setsid=True)
         self.child = True
@@ -200,6 +200,18 @@ class TaskProcess:
         if self.snapshots:
             generated, present = snapshot.diff(self.before, self.snapshotter(self.work_dir))
             o.files = generated + present
+
+
+_RSS_CACHE: list[float] = [0.0, 0.0]  # [rss, measured at]
+
+
+def _own_rss() -> int:
+    """This process's RSS, re-read at most once a second (spawning must stay cheap)."""
+    now = time.monotonic()
+    if now - _RSS_CACHE[1] > 1.0:
+        _RSS_CACHE[0] = float(psutil.Process().memory_info().rss)
+        _RSS_CACHE[1] = now
+    return int(_RSS_CACHE[0])
 
 
 def _alive(pid: int) -> bool:

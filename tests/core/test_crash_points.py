@@ -95,3 +95,13 @@ def test_killed_while_task_runs(akhome: Path) -> None:
     assert dup.returncode == protocol.DUPLICATE_EXIT
     runs = Counter((launch.run_dir / "executions.log").read_text().split())
     assert runs["a"] == 1
+
+
+def test_killed_while_writing_task_script(akhome: Path) -> None:
+    """Only a complete task.sh ever appears under its name: a half-written one (the
+    dispatcher died mid-write) is never started."""
+    _m, _wf, launch, _aid = _setup(akhome)
+    launch.attempt_dir.mkdir(parents=True)
+    text = protocol.render_task_script(launch)
+    (launch.attempt_dir / f".{protocol.TASK_SH}.tmp").write_text(text[: len(text) // 2])
+    _resume_and_check(akhome, launch.run_dir)
