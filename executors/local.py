@@ -139,7 +139,7 @@ class LocalExecutor(Executor):
         self.cpu_used -= getattr(task, "cpu", 0.0)
         self.mem_used -= getattr(task, "mem", 0)
         if task.child and outcome.exit_code == protocol.DUPLICATE_EXIT:
-            owner = protocol.read_int(task.attempt_dir / protocol.PID)
+            owner = _claim_owner(task.attempt_dir)
             if owner and owner != task.pid:  # another start owns the attempt: watch that one
                 self._adopt(job, task.attempt_dir, task.work_dir, owner)
                 return
@@ -301,6 +301,16 @@ class LocalExecutor(Executor):
 
     def busy(self) -> bool:
         return bool(self.running or self.queue)
+
+
+def _claim_owner(adir: Path, patience: float = 1.0) -> int | None:
+    """The pid that claimed the attempt; the claim file may be caught mid-write."""
+    end = time.time() + patience
+    while True:
+        owner = protocol.read_int(adir / protocol.PID)
+        if owner is not None or time.time() >= end:
+            return owner
+        time.sleep(0.01)
 
 
 def _wait_then_kill(tasks: list[TaskProcess], grace: float = 2.0) -> None:
