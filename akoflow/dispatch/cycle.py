@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from akoflow.dispatch import protocol
+from akoflow.dispatch import cache, protocol
 from akoflow.dispatch.ingest import Lineage, ingest
 from akoflow.executor import (
     ENDED_STATES,
@@ -59,6 +59,7 @@ class DispatchConfig:
 class CycleReport:
     completions: list[Completion] = field(default_factory=list)
     submitted: int = 0
+    cached: int = 0
     live: int = 0
     workflow_status: str = ""
     finished: bool = False
@@ -89,6 +90,7 @@ class Dispatcher:
         self._loaded_at = 0.0
         self._last_poll: dict[str, float] = {}
         self._deferred: list[tuple[Submitted, Executor, JobRef]] = []
+        self._uses_cache = manifest.uses_cache(wf_id)
 
     def executor(self, runtime: str) -> Executor:
         ex = self.executors.get(runtime)
@@ -119,6 +121,8 @@ class Dispatcher:
             for la, outcome, status in observed:
                 self._settle(la, outcome, status, report, now)
             cancelled = wf.status == WorkflowStatus.CANCELLED.value
+            if self._uses_cache and not cancelled:
+                self._reuse_cached(wf, report)
             batches = [] if cancelled else self._claim(wf)
         report.submitted = sum(self._launch_batch(ex, b) for ex, b in batches)
         final = self.m.finalize_workflow(self.wf_id)
@@ -135,6 +139,17 @@ class Dispatcher:
             except Exception as exc:  # delivery must never stall or break the workflow
                 log.warning("webhook delivery failed: %s", exc)
         return report
+
+    def _reuse_cached(self, wf: WorkflowRecord, report: CycleReport) -> None:
+        """Finish ready activities from the cache; a reuse can make children ready that are
+        cached too, so repeat until nothing more is reused (before anything is claimed)."""
+        reused = True
+        while reused:
+            reused = False
+            for act in self.m.ready_cacheable(self.wf_id, self.config.submit_limit):
+                if cache.reuse(self.m, wf, act):
+                    report.cached += 1
+                    reused = True
 
     def _stop_cancelled(self, gone: list[LiveAttempt]) -> None:
         """Attempts that left the live set behind our back (a `cancel` from another
@@ -191,6 +206,11 @@ class Dispatcher:
             self._live.pop(la.attempt_id, None)
             if done is not None:
                 report.completions.append(done)
+                if self._uses_cache and done.status is Status.FINISHED:
+                    act = self.m.activity_by_id(done.activity_id)
+                    if act is not None and act.cache:
+                        wf = self.m.get_workflow(self.wf_id, texts=False)
+                        cache.remember(self.m, wf, act, outcome.files)
             return
         assert st is not None
         ex = self.executor(la.executor)

@@ -1,6 +1,7 @@
 """The shared SQLite manifest: schema, state machine, and every query akoflow runs."""
 
 from akoflow.manifest.activities import Intent, Submitted
+from akoflow.manifest.cache import CacheEntry, CacheMixin
 from akoflow.manifest.db import ManifestError, akoflow_home
 from akoflow.manifest.outbox import OutboxMixin
 from akoflow.manifest.queries import EventFilter, QueriesMixin
@@ -19,7 +20,7 @@ from akoflow.manifest.states import LIVE, TERMINAL, Reason, Status, WorkflowStat
 from akoflow.manifest.transitions import Completion, TransitionsMixin
 
 
-class Manifest(TransitionsMixin, QueriesMixin, OutboxMixin):
+class Manifest(TransitionsMixin, QueriesMixin, OutboxMixin, CacheMixin):
     """The one handle on the manifest database used by every other layer."""
 
 
@@ -29,6 +30,7 @@ __all__ = [
     "ActivityRecord",
     "AttemptOutcome",
     "AttemptRecord",
+    "CacheEntry",
     "Completion",
     "EventFilter",
     "EventRecord",

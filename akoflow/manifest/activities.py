@@ -15,7 +15,7 @@ from akoflow.manifest.workflows import WorkflowsMixin
 ACT_COLS = (
     "id, workflow_id, seq, name, run, image, runtime, resources, env, alpha, retries, "
     "retry_memory_factor, status, reason, attempts, failures, unfinished_parents, node, job_id, "
-    "created_at, started_at, finished_at, message"
+    "created_at, started_at, finished_at, message, identity, cache"
 )
 ATT_COLS = (
     "id, workflow_id, activity_id, number, status, executor, job_name, job_id, node, "

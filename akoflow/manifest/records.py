@@ -54,6 +54,8 @@ class ActivityRecord:
     started_at: float | None
     finished_at: float | None
     message: str | None
+    identity: str | None
+    cache: int
 
     def resources_dict(self) -> dict[str, Any]:
         value: dict[str, Any] = json.loads(self.resources)

@@ -58,6 +58,8 @@ CREATE TABLE activity (
     started_at REAL,
     finished_at REAL,
     message TEXT,
+    identity TEXT,
+    cache INTEGER NOT NULL DEFAULT 0,
     UNIQUE (workflow_id, name)
 );
 CREATE INDEX activity_wf_status ON activity(workflow_id, status);
@@ -182,6 +184,7 @@ CREATE TABLE cache (
     identity TEXT PRIMARY KEY,
     workflow_id INTEGER NOT NULL,
     activity_id INTEGER NOT NULL,
+    work_dir TEXT NOT NULL,
     outputs TEXT NOT NULL,
     created_at REAL NOT NULL
 );

@@ -10,6 +10,7 @@ from typing import Any
 from akoflow.manifest.db import ManifestBase, ManifestError
 from akoflow.manifest.records import WorkflowRecord
 from akoflow.manifest.states import Status, WorkflowStatus
+from akoflow.spec.identity import merkle_identities
 from akoflow.spec.models import WorkflowSpec
 
 _COLS = (
@@ -38,6 +39,7 @@ class WorkflowsMixin(ManifestBase):
         """
         now = time.time()
         spec_json = spec.model_dump_json(by_alias=True)
+        identities = merkle_identities(spec)
         hooks = json.dumps([h.model_dump() for h in spec.webhooks])
         with self.transaction() as c:
             cur = c.execute(
@@ -61,12 +63,13 @@ class WorkflowsMixin(ManifestBase):
                     wf_id, seq, act.name, act.run, spec.effective_image(act),
                     spec.effective_runtime(act), json.dumps(res), json.dumps(act.env),
                     spec.effective_alpha(act), act.retries, act.retry_memory_factor,
-                    status.value, len(set(act.depends_on)), now,
+                    status.value, len(set(act.depends_on)), now, identities[act.name],
+                    int(act.cache),
                 ))
             c.executemany(
                 "INSERT INTO activity (workflow_id, seq, name, run, image, runtime, resources,"
                 " env, alpha, retries, retry_memory_factor, status, unfinished_parents,"
-                " created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " created_at, identity, cache) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 rows,
             )
             ids = dict(c.execute("SELECT name, id FROM activity WHERE workflow_id=?", (wf_id,)))

@@ -77,7 +77,7 @@ margin:0 0 12px}
 vertical-align:-1px}
 .legend{font-size:12px;color:#5a6472}
 .scroll{overflow:auto;border:1px solid #eef0f4;border-radius:6px;background:#fcfcfd}
-.dag-box{max-height:640px}.gantt-box{max-height:720px}
+.dag-box{max-height:640px}.fit{max-width:100%;height:auto;display:block}.gantt-box{max-height:720px}
 svg text{font-size:11px;fill:#2b3340}
 svg .axis{font-size:10px;fill:#6b7584}
 .node text,.group text{font-size:11.5px}

@@ -135,5 +135,12 @@ def legend(states: Iterable[str]) -> str:
     return f'<ul class="legend">{items}</ul>'
 
 
+def plural(n: int, noun: str) -> str:
+    """`1 activity`, `2 activities`, `1 attempt`, `3 attempts`."""
+    if n == 1:
+        return f"{n} {noun}"
+    return f"{n} {noun[:-1]}ies" if noun.endswith("y") else f"{n} {noun}s"
+
+
 def truncate(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(width - 1, 1)] + "…"

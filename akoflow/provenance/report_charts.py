@@ -19,6 +19,7 @@ from akoflow.provenance.report_base import (
     fmt_tick,
     legend,
     nice_ticks,
+    plural,
     state_class,
     truncate,
 )
@@ -27,6 +28,7 @@ from akoflow.provenance.report_data import Bar, ReportData, Stats
 PLOT_W = 900  # pixels of the time axis in the Gantt and the overview chart
 LABEL_W = 180
 COMPACT_ROWS = 300  # above this many rows the Gantt drops its labels and thins its rows
+COMPACT_HEIGHT = 720.0  # pixels a compact Gantt aims for, so the whole run shows at once
 TOP_ACTIVITIES = 20  # small multiples shown
 BINS = 150  # time buckets of the whole-workflow resource chart
 _LIVE = {"SUBMITTING", "QUEUED", "RUNNING"}
@@ -52,24 +54,27 @@ def render_timeline(d: ReportData) -> str:
     seq = {n: i for i, n in enumerate(d.order)}
     rows = sorted(by_act, key=lambda n: (min(b.submitted for b in by_act[n]), seq.get(n, 0)))
     compact = len(rows) > COMPACT_ROWS
-    row_h, bar_h = (5, 4) if compact else (18, 12)
+    # Compact: rows of 1-5 px, so the picture shows the run's shape (parallelism over time).
+    row_h, bar_h = ((max(1.0, min(5.0, COMPACT_HEIGHT / len(rows))),) * 2 if compact
+                    else (18.0, 12.0))
     label_w = 0 if compact else LABEL_W
     scale = PLOT_W / span
     top = 22
-    height = top + len(rows) * row_h + 8
+    height = int(top + len(rows) * row_h + 8)
     width = label_w + PLOT_W + 20
     parts = [_axis(label_w, span, scale, top, height - 4)]
     for i, name in enumerate(rows):
         y = top + i * row_h
         if not compact:
-            parts.append(f'<text class="label" x="{label_w - 6}" y="{y + 12}" '
+            parts.append(f'<text class="label" x="{label_w - 6}" y="{y + 12:.0f}" '
                          f'text-anchor="end">{esc(truncate(name, 26))}<title>{esc(name)}'
                          '</title></text>')
         for b in sorted(by_act[name], key=lambda b: b.number):
             parts.append(_bar(b, d.now, t0, scale, label_w, y + (row_h - bar_h) / 2, bar_h))
     never = len(d.order) - len(rows)
-    note = (f"{len(d.bars)} attempts of {len(rows)} activities over {fmt_duration(span)}."
-            + (f" {never} activities never started (skipped, cancelled or pending)."
+    note = (f"{plural(len(d.bars), 'attempt')} of {plural(len(rows), 'activity')} over "
+            f"{fmt_duration(span)}."
+            + (f" {plural(never, 'activity')} never started (skipped, cancelled or pending)."
                if never else "")
             + (" Compact view: hover a bar for its activity." if compact else ""))
     svg = (f'<svg class="gantt" xmlns="http://www.w3.org/2000/svg" width="{width}" '
@@ -80,20 +85,20 @@ def render_timeline(d: ReportData) -> str:
             f'waiting in a queue.</p>{legend(outcomes)}<div class="scroll gantt-box">{svg}</div>')
 
 
-def _bar(b: Bar, now: float, t0: float, scale: float, x0: float, y: float, h: int) -> str:
+def _bar(b: Bar, now: float, t0: float, scale: float, x0: float, y: float, h: float) -> str:
     start = b.started if b.started is not None else b.submitted
     end = b.finished if b.finished is not None else (now if b.status in _LIVE else start)
     out = ""
     if b.started is not None and b.started > b.submitted:
         qx, qw = x0 + (b.submitted - t0) * scale, (b.started - b.submitted) * scale
         out += (f'<rect class="queue" x="{qx:.1f}" y="{y:.1f}" width="{qw:.1f}" '
-                f'height="{h}"/>')
+                f'height="{h:.2f}"/>')
     x, w = x0 + (start - t0) * scale, max((end - start) * scale, 1.5)
     why = f", {b.reason}" if b.reason else ""
     code = f", exit {b.exit_code}" if b.exit_code is not None else ""
     return out + (
         f'<rect class="bar {state_class(b.status)}" x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" '
-        f'height="{h}"{attrs(data_activity=b.activity, data_attempt=b.number)}'
+        f'height="{h:.2f}"{attrs(data_activity=b.activity, data_attempt=b.number)}'
         f'{attrs(data_outcome=b.status, data_start=round(start - t0, 3))}'
         f'{attrs(data_duration=round(end - start, 3))}><title>{esc(b.activity)} '
         f'#{b.number}: {esc(b.status)}{esc(why)}{code}, {fmt_duration(end - start)}'
@@ -165,7 +170,8 @@ def top_by_resources(stats: dict[str, Stats], sampled: set[str]) -> list[Stats]:
 
 def render_resources(d: ReportData) -> str:
     """The overview chart, then small multiples (cpu % above rss) for the top activities."""
-    top = top_by_resources(d.stats, {n for n, s in d.series.items() if s})
+    # A line needs two points: tasks shorter than the sampling interval have one sample.
+    top = top_by_resources(d.stats, {n for n, s in d.series.items() if len(s) > 1})
     cards = []
     for s in top:
         samples = d.series[s.name]
@@ -185,12 +191,14 @@ def render_resources(d: ReportData) -> str:
             f'{attrs(data_peak_cpu=s.peak_cpu, data_samples=len(samples))}>'
             f'<figcaption title="{esc(s.name)}">{esc(truncate(s.name, 40))}'
             f'<span> {len(samples)} samples over {fmt_duration(span)}'
-            f'{", " + str(len(runs)) + " attempts" if len(runs) > 1 else ""}</span>'
+            f'{", " + plural(len(runs), "attempt") if len(runs) > 1 else ""}</span>'
             f'</figcaption><svg xmlns="http://www.w3.org/2000/svg" width="{w}" '
             f'height="{2 * h + 4}" viewBox="0 0 {w} {2 * h + 4}">{svg}</svg></figure>')
     sampled = sum(1 for s in d.series.values() if s)
-    note = (f"Sampled activities: {sampled}. Shown: {len(top)}, the heaviest by peak memory "
-            "and by peak cpu (cpu % is of one core; a line per attempt)."
-            if top else "No activity has psutil samples (tasks shorter than the interval).")
+    lines = sum(1 for s in d.series.values() if len(s) > 1)
+    note = (f"Above: the whole workflow (per time bucket, each attempt's highest sample, "
+            f"summed). {plural(sampled, 'activity')} sampled, {lines} at least twice; "
+            f"below, {len(top)} of those, the heaviest by peak memory and by peak cpu "
+            "(cpu % is of one core; one line per attempt).")
     return (f'{_overview(d)}<p class="note"{attrs(data_shown=len(top))}>{esc(note)}</p>'
             f'<div class="minis">{"".join(cards)}</div>')

@@ -24,6 +24,7 @@ from akoflow.provenance.report_base import (
     attrs,
     esc,
     legend,
+    plural,
     state_class,
     truncate,
 )
@@ -33,6 +34,7 @@ MAX_NODES = 300  # activities drawn one by one; beyond, grouped
 MAX_BANDS = 200  # rows of the per-layer summary; deeper workflows bin layers together
 NODE_W, NODE_H, GAP_X, GAP_Y, PAD = 150, 26, 56, 8, 10
 GROUP_H = 40
+LIFT = 60  # how high an edge that skips layers arcs over the nodes in between
 LIGHT = {"SKIPPED", "PENDING", "READY", "SUBMITTING", "QUEUED"}  # fills that need dark text
 _GROUP_RE = re.compile(r"^(.+?)[_-]?(?:ID|id)?\d+$")
 
@@ -94,15 +96,18 @@ def _barycenter(n: K, nbrs: Mapping[K, list[K]], pos: Mapping[K, float]) -> floa
     return sum(pos[x] for x in near) / len(near) if near else pos[n]
 
 
-def _positions(rows: list[list[K]], node_h: int) -> tuple[dict[K, tuple[int, int]], int, int]:
+def _positions(rows: list[list[K]], node_h: int, arcs: bool
+               ) -> tuple[dict[K, tuple[int, int]], int, int]:
+    """Top-left corner of each node; layers are columns, each centred vertically."""
+    top = PAD + (LIFT * 3 // 4 if arcs else 0)  # room for arcs over the first row
     tallest = max((len(r) for r in rows), default=1)
-    height = PAD * 2 + tallest * (node_h + GAP_Y) - GAP_Y
+    height = top + PAD + tallest * (node_h + GAP_Y) - GAP_Y
     width = PAD * 2 + len(rows) * (NODE_W + GAP_X) - GAP_X
     xy: dict[K, tuple[int, int]] = {}
     for li, row in enumerate(rows):
         offset = (tallest - len(row)) * (node_h + GAP_Y) // 2
         for i, n in enumerate(row):
-            xy[n] = (PAD + li * (NODE_W + GAP_X), PAD + offset + i * (node_h + GAP_Y))
+            xy[n] = (PAD + li * (NODE_W + GAP_X), top + offset + i * (node_h + GAP_Y))
     return xy, width, height
 
 
@@ -110,14 +115,22 @@ def _edge(a: tuple[int, int], b: tuple[int, int], h: int, extra: str = "",
           title: str = "") -> str:
     x1, y1 = a[0] + NODE_W, a[1] + h // 2
     x2, y2 = b[0], b[1] + h // 2
-    mx = (x1 + x2) // 2
-    path = f'<path class="edge"{extra} d="M{x1} {y1}C{mx} {y1} {mx} {y2} {x2 - 4} {y2}"'
+    skipped = (x2 - x1 + NODE_W) // (NODE_W + GAP_X) - 1  # layers jumped over
+    if skipped > 0:
+        # Arc over the layers in between rather than run through their nodes.
+        top = min(y1, y2) - min(16 + 14 * skipped, LIFT)
+        curve = f"C{x1 + GAP_X} {top} {x2 - GAP_X} {top}"
+    else:
+        mx = (x1 + x2) // 2
+        curve = f"C{mx} {y1} {mx} {y2}"
+    path = f'<path class="edge"{extra} d="M{x1} {y1}{curve} {x2 - 4} {y2}"'
     return f"{path}><title>{esc(title)}</title></path>" if title else f"{path}/>"
 
 
-def _svg(width: int, height: int, body: str, label: str) -> str:
-    return (f'<svg class="dag" xmlns="http://www.w3.org/2000/svg" width="{width}" '
-            f'height="{height}" viewBox="0 0 {width} {height}" role="img"'
+def _svg(width: int, height: int, body: str, label: str, fit: bool = False) -> str:
+    """`fit`: small pictures scale down to the page width; big ones keep their size and scroll."""
+    return (f'<svg class="dag{" fit" if fit else ""}" xmlns="http://www.w3.org/2000/svg" '
+            f'width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img"'
             f'{attrs(aria_label=label)}><defs><marker id="arrow" viewBox="0 0 8 8" refX="7" '
             'refY="4" markerWidth="7" markerHeight="7" orient="auto"><path d="M0 0L8 4L0 8z" '
             f'class="arrowhead"/></marker></defs>{body}</svg>')
@@ -125,7 +138,8 @@ def _svg(width: int, height: int, body: str, label: str) -> str:
 
 def _full(d: ReportData, layer: dict[str, int]) -> str:
     edges = [(p, c) for c in d.order for p in d.parents.get(c, ()) if p in layer]
-    xy, width, height = _positions(order_layers(d.order, layer, edges), NODE_H)
+    arcs = any(layer[c] - layer[p] > 1 for p, c in edges)
+    xy, width, height = _positions(order_layers(d.order, layer, edges), NODE_H, arcs)
     parts = [_edge(xy[p], xy[c], NODE_H) for p, c in edges]
     for n in d.order:
         x, y = xy[n]
@@ -157,7 +171,8 @@ def _grouped(d: ReportData, layer: dict[str, int], group: dict[str, tuple[str, i
     # Compact the layers that grouping left empty, so the picture has no blank columns.
     used = {v: i for i, v in enumerate(sorted(set(glayer.values())))}
     glayer = {g: used[v] for g, v in glayer.items()}
-    xy, width, height = _positions(order_layers(nodes, glayer, list(links)), GROUP_H)
+    arcs = any(glayer[b] - glayer[a] > 1 for a, b in links)
+    xy, width, height = _positions(order_layers(nodes, glayer, list(links)), GROUP_H, arcs)
     parts = [_edge(xy[a], xy[b], GROUP_H, f' data-links="{k}"', f"{k} dependencies")
              for (a, b), k in links.items()]
     for g in nodes:
@@ -171,7 +186,7 @@ def _grouped(d: ReportData, layer: dict[str, int], group: dict[str, tuple[str, i
             f'height="{GROUP_H}" rx="5"/><text x="8" y="17">{esc(truncate(prefix, 14))} '
             f'{TIMES}{total}</text>{_stack(counts, 8, 25, NODE_W - 16, 8)}</g>')
     return _svg(width, height, "".join(parts),
-                f"DAG of {len(d.order)} activities in {len(nodes)} groups")
+                f"DAG of {len(d.order)} activities in {len(nodes)} groups", fit=True)
 
 
 def _breakdown(counts: Counter[str]) -> str:
@@ -216,7 +231,7 @@ def _per_layer(d: ReportData, layer: dict[str, int]) -> str:
             f'{_stack(counts, PAD + label_w, y + 3, bar_w * total / widest, row_h - 6)}</g>')
     height = PAD * 2 + len(bands) * row_h
     return _svg(PAD * 2 + label_w + bar_w, height, "".join(parts),
-                f"per-layer summary of {len(d.order)} activities")
+                f"per-layer summary of {len(d.order)} activities", fit=True)
 
 
 def render_dag(d: ReportData) -> str:
@@ -225,13 +240,15 @@ def render_dag(d: ReportData) -> str:
     depth = max(layer.values(), default=-1) + 1
     states = _states(Counter(d.status.values()))
     if len(d.order) <= MAX_NODES:
-        mode, note, svg = "full", f"{len(d.order)} activities in {depth} layers.", _full(d, layer)
+        mode, svg = "full", _full(d, layer)
+        note = f"{plural(len(d.order), 'activity')} in {plural(depth, 'layer')}."
     else:
         group = _groups(d, layer)
         n_groups = len(set(group.values()))
         if n_groups <= MAX_NODES:
             mode, svg = "grouped", _grouped(d, layer, group)
-            note = (f"{len(d.order)} activities in {depth} layers, drawn as {n_groups} groups "
+            note = (f"{len(d.order)} activities in {plural(depth, 'layer')}, drawn as "
+                    f"{n_groups} groups "
                     "(name prefix before a trailing index, per layer).")
         else:
             mode, svg = "layers", _per_layer(d, layer)

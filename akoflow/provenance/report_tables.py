@@ -16,6 +16,7 @@ from akoflow.provenance.report_base import (
     fmt_duration,
     fmt_num,
     fmt_time,
+    plural,
     state_class,
     table,
 )
@@ -114,7 +115,7 @@ def render_failures(d: ReportData) -> str:
     if not d.failures:
         return f'<p class="note" data-count="{d.failed_attempts}">No attempt failed.</p>'
     more = d.failed_attempts - len(d.failures)
-    note = (f"{d.failed_attempts} failed attempts"
+    note = (f"{plural(d.failed_attempts, 'failed attempt')}"
             + (f"; the first {MAX_FAILURES} are listed." if more > 0 else ".")
             + " Retried attempts are listed too.")
     items = []
@@ -137,10 +138,10 @@ def render_files(d: ReportData) -> str:
     roles = ", ".join(f"{n} {r} ({fmt_bytes(d.file_bytes.get(r, 0))})"
                       for r, n in sorted(d.file_roles.items()))
     shown = len(d.files)
-    note = f"{d.file_total} file records" + (f": {roles}." if roles else ".")
+    note = f"{plural(d.file_total, 'file record')}" + (f": {roles}." if roles else ".")
     if d.file_total > shown:
         note += (f" Showing the first {shown} (generated, then used, then pre-existing);"
-                 f" the table is capped at {MAX_FILES} rows — `akoflow` queries list them all.")
+                 f" the table is capped at {MAX_FILES} rows ('akoflow files' lists them all).")
     rows = [
         f'<tr{attrs(data_role=f.role)}><td class="path">{esc(f.path)}</td>'
         f'<td class="num"{attrs(data_size=f.size)}>{fmt_bytes(f.size)}</td>'
