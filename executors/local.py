@@ -56,6 +56,7 @@ class LocalExecutor(Executor):
         self._started: list[str] = []  # job ids started since the last poll_changes()
         self._snaps: dict[Path, Snapshot] = {}
         self._made: set[Path] = set()  # work directories known to exist
+        self._env = dict(os.environ)  # tasks inherit the environment the executor started in
 
     # job ids are the attempt directories: known before submission, found again after a crash
     def planned_job_id(self, launch: TaskLaunch) -> str:
@@ -99,7 +100,7 @@ class LocalExecutor(Executor):
         interval = float(res.get("sample_interval") or self.sample_interval)
         task = TaskProcess(adir, wdir, sample_interval=interval,
                            time_limit=res.get("time_limit"), snapshots=self.snapshots,
-                           argv=argv, snapshotter=self._snapshot)
+                           argv=argv, snapshotter=self._snapshot, env=self._env)
         if wdir not in self._made:
             wdir.mkdir(parents=True, exist_ok=True)
             self._made.add(wdir)

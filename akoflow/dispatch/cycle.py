@@ -125,7 +125,8 @@ class Dispatcher:
                 self._reuse_cached(wf, report)
             batches = [] if cancelled else self._claim(wf)
         report.submitted = sum(self._launch_batch(ex, b) for ex, b in batches)
-        final = self.m.finalize_workflow(self.wf_id)
+        # Nothing can be over while attempts are in flight: skip the count then.
+        final = None if self._live else self.m.finalize_workflow(self.wf_id)
         report.workflow_status = final or self.m.get_workflow(self.wf_id, texts=False).status
         report.finished = report.workflow_status in (
             WorkflowStatus.FINISHED.value, WorkflowStatus.FAILED.value,

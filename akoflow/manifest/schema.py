@@ -62,7 +62,7 @@ CREATE TABLE activity (
     cache INTEGER NOT NULL DEFAULT 0,
     UNIQUE (workflow_id, name)
 );
-CREATE INDEX activity_wf_status ON activity(workflow_id, status);
+CREATE INDEX activity_wf_status ON activity(workflow_id, status, seq);
 CREATE TABLE activity_dependency (
     workflow_id INTEGER NOT NULL,
     activity_id INTEGER NOT NULL,

@@ -13,7 +13,7 @@ import shutil
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import psutil
@@ -42,6 +42,7 @@ class TaskProcess:
         snapshots: bool = True,
         argv: list[str] | None = None,
         snapshotter: Callable[[Path], snapshot.Snapshot] = snapshot.take,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.attempt_dir = attempt_dir
         self.work_dir = work_dir
@@ -49,6 +50,7 @@ class TaskProcess:
         self.time_limit = time_limit
         self.snapshots = snapshots
         self.snapshotter = snapshotter
+        self.env = env  # a plain dict is much cheaper to hand to posix_spawn than os.environ
         self.argv = argv or [BASH, str(attempt_dir / protocol.TASK_SH)]
         self.pid = 0
         self.pidfd = -1
@@ -78,13 +80,13 @@ class TaskProcess:
         # A vfork'd child starts out sharing our memory, and the kernel's peak-RSS figure of
         # the child keeps that: remember ours, so an inherited figure is not reported.
         self.parent_rss = _own_rss()
-        self.pid = os.posix_spawn(self.argv[0], self.argv, os.environ, file_actions=actions,
-                                  setsid=True)
+        self.pid = os.posix_spawn(self.argv[0], self.argv, self.env or os.environ,
+                                  file_actions=actions, setsid=True)
         self.child = True
         self._open_pidfd()
         self._sampler = TreeSampler(self.pid)
-        # The first sample is due at once: the next tick (after ended tasks were reaped, so
-        # a task that is already over costs nothing to sample).
+        # The first sample is due at once: the next tick, after ended tasks were reaped (a
+        # task already over is described by the kernel's accounting at exit instead).
         self.next_sample = self.started_at
 
     def adopt(self, pid: int, started_at: float) -> bool:
