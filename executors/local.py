@@ -57,6 +57,8 @@ class LocalExecutor(Executor):
         self._snaps: dict[Path, Snapshot] = {}
         self._made: set[Path] = set()  # work directories known to exist
         self._env = dict(os.environ)  # tasks inherit the environment the executor started in
+        self._vm_available = 0
+        self._vm_at = -1.0
 
     # job ids are the attempt directories: known before submission, found again after a crash
     def planned_job_id(self, launch: TaskLaunch) -> str:
@@ -289,14 +291,21 @@ class LocalExecutor(Executor):
                     except ChildProcessError:
                         pass
 
+    def _available_memory(self) -> int:
+        """psutil's view of free memory, re-read at most twice a second."""
+        now = time.monotonic()
+        if now - self._vm_at > 0.5:
+            self._vm_available = int(psutil.virtual_memory().available)
+            self._vm_at = now
+        return self._vm_available
+
     def nodes(self) -> list[Node]:
-        vm = psutil.virtual_memory()
         queued_cpu = sum(float(q[3].get("cpu") or 1.0) for q in self.queue)
         queued_mem = sum(int(q[3].get("memory") or 0) for q in self.queue)
         return [Node(
             name=socket.gethostname(), cpus=self.cpus,
             cpus_free=self.cpus - self.cpu_used - queued_cpu, memory=self.memory,
-            memory_free=min(vm.available, self.memory - self.mem_used) - queued_mem,
+            memory_free=min(self._available_memory(), self.memory - self.mem_used) - queued_mem,
             state="mixed" if self.running else "idle",
         )]
 

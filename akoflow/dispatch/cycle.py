@@ -91,6 +91,14 @@ class Dispatcher:
         self._last_poll: dict[str, float] = {}
         self._deferred: list[tuple[Submitted, Executor, JobRef]] = []
         self._uses_cache = manifest.uses_cache(wf_id)
+        self._wf: WorkflowRecord | None = None
+
+    def _workflow(self) -> WorkflowRecord:
+        """The workflow row: its fixed fields are read once, its status every cycle."""
+        if self._wf is None:
+            self._wf = self.m.get_workflow(self.wf_id, texts=False)
+            return self._wf
+        return replace(self._wf, status=self.m.workflow_status(self.wf_id))
 
     def executor(self, runtime: str) -> Executor:
         ex = self.executors.get(runtime)
@@ -105,7 +113,7 @@ class Dispatcher:
     def cycle(self, *, force_poll: bool = True) -> CycleReport:
         report = CycleReport()
         now = time.time()
-        wf = self.m.get_workflow(self.wf_id, texts=False)
+        wf = self._workflow()
         if wf.status == WorkflowStatus.PENDING.value:
             self.m.mark_workflow_started(self.wf_id)
         full = force_poll or now - self._loaded_at >= self.reload_every
@@ -127,14 +135,14 @@ class Dispatcher:
         report.submitted = sum(self._launch_batch(ex, b) for ex, b in batches)
         # Nothing can be over while attempts are in flight: skip the count then.
         final = None if self._live else self.m.finalize_workflow(self.wf_id)
-        report.workflow_status = final or self.m.get_workflow(self.wf_id, texts=False).status
+        report.workflow_status = final or self.m.workflow_status(self.wf_id)
         report.finished = report.workflow_status in (
             WorkflowStatus.FINISHED.value, WorkflowStatus.FAILED.value,
             WorkflowStatus.CANCELLED.value)
         if report.finished:
             self._flush_deferred()
         report.live = len(self._live)
-        if self.notifier is not None:
+        if self.notifier is not None and self.m.webhooks_of(self.wf_id):
             try:
                 self.notifier(self.m, self.wf_id, self.config.notify_budget)
             except Exception as exc:  # delivery must never stall or break the workflow
@@ -210,8 +218,7 @@ class Dispatcher:
                 if self._uses_cache and done.status is Status.FINISHED:
                     act = self.m.activity_by_id(done.activity_id)
                     if act is not None and act.cache:
-                        wf = self.m.get_workflow(self.wf_id, texts=False)
-                        cache.remember(self.m, wf, act, outcome.files)
+                        cache.remember(self.m, self._workflow(), act, outcome.files)
             return
         assert st is not None
         ex = self.executor(la.executor)

@@ -29,12 +29,46 @@ class ManifestError(Exception):
     """A manifest lookup the user asked for failed (unknown id, bad state)."""
 
 
+NETWORK_FS = frozenset({
+    "nfs", "nfs4", "lustre", "gpfs", "beegfs", "cifs", "smb3", "smbfs", "glusterfs",
+    "fuse.glusterfs", "ceph", "fuse.ceph", "cephfs", "panfs", "fuse.sshfs", "9p", "afs",
+    "fuse.beegfs", "wekafs", "fuse.juicefs",
+})
+
+
+def filesystem_type(path: Path) -> str:
+    """The type of the file system holding `path` (longest mount point in /proc/mounts)."""
+    target = str(path.resolve())
+    best, kind = "", "unknown"
+    try:
+        with open("/proc/mounts") as fh:
+            for line in fh:
+                parts = line.split()
+                if len(parts) < 3:
+                    continue
+                mount = parts[1].replace("\\040", " ")
+                inside = target == mount or target.startswith(mount.rstrip("/") + "/")
+                if inside and len(mount) >= len(best):
+                    best, kind = mount, parts[2]
+    except OSError:
+        pass
+    return kind
+
+
+def default_journal_mode(path: Path) -> str:
+    """WAL on a local disk; a rollback journal (PERSIST) on network and parallel file
+    systems, where WAL's shared-memory index is unsafe."""
+    return "PERSIST" if filesystem_type(path.parent) in NETWORK_FS else "WAL"
+
+
 class ManifestBase:
     """One SQLite connection in autocommit mode; writes go through `transaction()`.
 
-    Journal mode DELETE by default: WAL needs shared memory that NFS and Lustre do not give.
-    `synchronous=NORMAL` keeps a process crash (kill -9) safe; only a power loss on the
-    machine holding the file could lose the last transaction.
+    Journal mode: WAL when the manifest is on a local disk (commits need no fsync, readers
+    never block the dispatcher); PERSIST, a rollback journal that is not re-created for
+    every transaction, on NFS/Lustre/GPFS, where WAL is unsafe. `AKOFLOW_JOURNAL_MODE`
+    overrides. `synchronous=NORMAL` keeps a process crash (kill -9) safe; only a power loss
+    on the machine holding the file could lose the last transactions.
     """
 
     def __init__(self, path: str | Path, *, journal_mode: str | None = None) -> None:
@@ -43,9 +77,14 @@ class ManifestBase:
         self.conn = sqlite3.connect(
             str(self.path), isolation_level=None, timeout=DEFAULT_BUSY_TIMEOUT_MS / 1000
         )
-        mode = journal_mode or os.environ.get("AKOFLOW_JOURNAL_MODE", "PERSIST")
+        mode = journal_mode or os.environ.get("AKOFLOW_JOURNAL_MODE")
         self.conn.execute(f"PRAGMA busy_timeout = {DEFAULT_BUSY_TIMEOUT_MS}")
-        self.conn.execute(f"PRAGMA journal_mode = {_checked_mode(mode)}")
+        current = str(self.conn.execute("PRAGMA journal_mode").fetchone()[0]).upper()
+        if mode is None:
+            # WAL is a property of the file: once chosen, every process keeps it.
+            mode = "WAL" if current == "WAL" else default_journal_mode(self.path)
+        if mode.upper() != current:
+            self.conn.execute(f"PRAGMA journal_mode = {_checked_mode(mode)}")
         self.conn.execute(f"PRAGMA synchronous = {os.environ.get('AKOFLOW_SYNC', 'NORMAL')}")
         self.conn.execute("PRAGMA foreign_keys = OFF")
         self.conn.execute("PRAGMA cache_size = -65536")

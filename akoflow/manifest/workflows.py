@@ -96,6 +96,12 @@ class WorkflowsMixin(ManifestBase):
             raise ManifestError(f"no workflow with id {wf_id}")
         return rec
 
+    def workflow_status(self, wf_id: int) -> str:
+        row = self.conn.execute("SELECT status FROM workflow WHERE id=?", (wf_id,)).fetchone()
+        if row is None:
+            raise ManifestError(f"no workflow with id {wf_id}")
+        return str(row[0])
+
     def find_workflow(self, ref: str) -> WorkflowRecord:
         """By numeric id, or the newest workflow with that name."""
         if ref.isdigit():
