@@ -13,8 +13,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from akoflow.dispatch.cycle import CycleReport, DispatchConfig
 from akoflow.dispatch.runner import Progress, dispatch_once, run_loop
+from akoflow.dispatch.types import CycleReport, DispatchConfig
 from akoflow.events import deliver
 from akoflow.executor import JobRef
 from akoflow.manifest import Manifest, ManifestError, WorkflowRecord, akoflow_home

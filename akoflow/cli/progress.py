@@ -8,7 +8,7 @@ import time
 import click
 
 from akoflow.cli import render
-from akoflow.dispatch.cycle import CycleReport
+from akoflow.dispatch.types import CycleReport
 from akoflow.manifest import Manifest
 
 

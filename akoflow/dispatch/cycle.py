@@ -11,11 +11,19 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 from akoflow.dispatch import cache, protocol
 from akoflow.dispatch.ingest import Lineage, ingest
+from akoflow.dispatch.types import (
+    ACTIVE,
+    Claim,
+    CycleReport,
+    DispatchConfig,
+    failure_reason,
+    with_status,
+)
 from akoflow.executor import (
     ENDED_STATES,
     Executor,
@@ -30,7 +38,6 @@ from akoflow.executor import (
 from akoflow.manifest import (
     ActivityRecord,
     AttemptOutcome,
-    Completion,
     Intent,
     LiveAttempt,
     Manifest,
@@ -45,24 +52,6 @@ from akoflow.scheduling.placement import first_fit, request_of
 log = logging.getLogger(__name__)
 Resolver = Callable[[str], Executor]
 Notifier = Callable[[Manifest, int, float], object]
-
-
-@dataclass
-class DispatchConfig:
-    sample_interval: float = 15.0
-    lost_grace: float = 120.0  # seconds a job may be unknown to its scheduler without a result
-    submit_limit: int = 5000  # activities submitted per cycle
-    notify_budget: float = 2.0  # seconds per cycle spent on webhook delivery
-
-
-@dataclass
-class CycleReport:
-    completions: list[Completion] = field(default_factory=list)
-    submitted: int = 0
-    cached: int = 0
-    live: int = 0
-    workflow_status: str = ""
-    finished: bool = False
 
 
 class Dispatcher:
@@ -202,7 +191,7 @@ class Dispatcher:
             for la in group:
                 st = statuses.get(la.job_name)
                 outcome = reports.pop(la.job_id or la.attempt_dir, None)
-                if outcome is None and (st is None or st.state not in _ACTIVE):
+                if outcome is None and (st is None or st.state not in ACTIVE):
                     outcome = protocol.read_result(Path(la.attempt_dir))
                 if outcome is not None or st is not None:
                     out.append((la, outcome, st))
@@ -224,11 +213,11 @@ class Dispatcher:
         ex = self.executor(la.executor)
         if st.state is JobState.RUNNING and la.status != Status.RUNNING.value:
             self.m.record_started(self.wf_id, la.attempt_id, st.started_at or now, st.node)
-            self._live[la.attempt_id] = _with_status(la, Status.RUNNING)
+            self._live[la.attempt_id] = with_status(la, Status.RUNNING)
         elif st.state is JobState.PENDING and la.status == Status.SUBMITTING.value:
             self.m.record_submitted(self.wf_id, [Submitted(
                 la.attempt_id, la.job_id or "", Status.QUEUED)])
-            self._live[la.attempt_id] = _with_status(la, Status.QUEUED)
+            self._live[la.attempt_id] = with_status(la, Status.QUEUED)
         elif (st.state in ENDED_STATES or st.state in (JobState.GONE, JobState.MISSING)) and \
                 self._ended_without_result(la, st, ex, now):
             self._live.pop(la.attempt_id, None)
@@ -255,14 +244,14 @@ class Dispatcher:
             # died first): finish it from what is on disk, with partial provenance.
             outcome = AttemptOutcome(
                 exit_code=st.exit_code,
-                reason=None if st.exit_code == 0 else _reason(st.state),
+                reason=None if st.exit_code == 0 else failure_reason(st.state),
                 started_at=la.started_at, finished_at=now, node=st.node,
                 message="recovered from the exit code file; metrics incomplete")
             protocol.attach_streams(adir, outcome)
             ingest(self.m, self.wf_id, la, outcome, self.lineage)
             return True
         if st.state not in (JobState.GONE, JobState.MISSING, JobState.COMPLETED):
-            self.m.fail_activity(self.wf_id, la.attempt_id, _reason(st.state),
+            self.m.fail_activity(self.wf_id, la.attempt_id, failure_reason(st.state),
                                  st.message or f"scheduler reports {st.state.value}")
             return True
         if now - la.submitted_at >= self.config.lost_grace or (
@@ -273,7 +262,7 @@ class Dispatcher:
         return False
 
     # -- step 5: submit ---------------------------------------------------------------------
-    def _claim(self, wf: WorkflowRecord) -> list[tuple[Executor, list[_Claim]]]:
+    def _claim(self, wf: WorkflowRecord) -> list[tuple[Executor, list[Claim]]]:
         """Record intents (SUBMITTING) for ready activities, inside the cycle's transaction.
 
         Each site is asked only for what it can take: a bounded executor (this machine) for
@@ -298,7 +287,7 @@ class Dispatcher:
                 for a, ln, jid in zip(acts, launches, planned)
             ]
             ids = self.m.begin_attempts(self.wf_id, intents)
-            claimed = [_Claim(aid, ln, jid) for aid, ln, jid in zip(ids, launches, planned)
+            claimed = [Claim(aid, ln, jid) for aid, ln, jid in zip(ids, launches, planned)
                        if aid is not None]
             if ex is None:
                 for c in claimed:
@@ -331,7 +320,7 @@ class Dispatcher:
                 out.append(act)
         return out
 
-    def _launch_batch(self, ex: Executor, claims: list[_Claim]) -> int:
+    def _launch_batch(self, ex: Executor, claims: list[Claim]) -> int:
         for c in claims:
             protocol.prepare_attempt(c.launch)
         try:
@@ -366,7 +355,7 @@ class Dispatcher:
         return len(claims)
 
     def _record_submitted(self, done: list[Submitted], ex: Executor,
-                          claims: list[_Claim]) -> None:
+                          claims: list[Claim]) -> None:
         orphans = set(self.m.record_submitted(self.wf_id, done))
         if orphans:  # cancelled while we were submitting: take the jobs back
             ex.cancel([JobRef(s.job_id, c.launch.job_name, str(c.launch.attempt_dir),
@@ -403,30 +392,3 @@ class Dispatcher:
         self._flush_deferred()
         for ex in self.executors.values():
             ex.close()
-
-
-@dataclass(frozen=True)
-class _Claim:
-    attempt_id: int
-    launch: TaskLaunch
-    planned: str | None
-
-
-_ACTIVE = frozenset({JobState.PENDING, JobState.RUNNING})
-
-
-def _with_status(la: LiveAttempt, status: Status) -> LiveAttempt:
-    return LiveAttempt(la.attempt_id, la.activity_id, la.activity, la.number, status.value,
-                       la.executor, la.job_name, la.job_id, la.attempt_dir, la.submitted_at,
-                       la.started_at, la.activity_status)
-
-
-def _reason(state: JobState) -> str:
-    return {
-        JobState.TIMEOUT: Reason.TIMEOUT.value,
-        JobState.OOM: Reason.OOM.value,
-        JobState.NODE_FAIL: Reason.NODE_FAIL.value,
-        JobState.PREEMPTED: Reason.PREEMPTED.value,
-        JobState.CANCELLED: Reason.CANCELLED.value,
-        JobState.GONE: Reason.LOST.value,
-    }.get(state, Reason.EXIT.value)

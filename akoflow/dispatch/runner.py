@@ -7,8 +7,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from akoflow.dispatch.cycle import CycleReport, DispatchConfig, Dispatcher, Notifier, Resolver
+from akoflow.dispatch.cycle import Dispatcher, Notifier, Resolver
 from akoflow.dispatch.lock import DispatchLock
+from akoflow.dispatch.types import CycleReport, DispatchConfig
 from akoflow.manifest import Manifest, WorkflowStatus
 
 log = logging.getLogger(__name__)
