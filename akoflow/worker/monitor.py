@@ -112,7 +112,7 @@ class TaskProcess:
 
     def sample(self, *, tree: bool = True) -> None:
         if self._sampler is not None:
-            s = self._sampler.sample(tree=tree)
+            s = self._sampler.sample() if tree else self._sampler.first_sample()
             if s is not None:
                 self.metrics.append(s)
 
