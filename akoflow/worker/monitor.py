@@ -25,7 +25,9 @@ from akoflow.worker import snapshot
 from akoflow.worker.sampler import TreeSampler
 
 BASH = shutil.which("bash") or "/bin/bash"
-HOST = socket.gethostname()
+# The scheduler's name for this node when there is one (several slurmd may share a host).
+HOST = (os.environ.get("SLURMD_NODENAME") or os.environ.get("FLUX_NODE_NAME")
+        or socket.gethostname())
 KILL_GRACE = 2.0
 
 
