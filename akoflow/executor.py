@@ -181,6 +181,19 @@ class Executor(ABC):
         """True while this process itself has tasks to watch (in-process executors)."""
         return False
 
+    # -- dispatcher jobs (batch schedulers that can run the dispatcher itself) --------------
+    hosts_dispatcher: bool = False
+
+    def submit_dispatcher(self, name: str, argv: Sequence[str], *, after_any: Sequence[str],
+                          delay: float, log_dir: Path) -> str:
+        """Queue a dispatcher job running `argv` that starts once any job in `after_any` has
+        ended (or at once if empty), and not before `delay` seconds from now."""
+        raise ExecutorError(f"site {self.site} cannot run dispatcher jobs")
+
+    def dispatcher_jobs(self, name: str) -> list[tuple[str, JobState]]:
+        """Dispatcher jobs named `name` the scheduler knows, with their states."""
+        return []
+
     def lookup(self, job_names: Sequence[str]) -> dict[str, str]:
         """Job ids of jobs the scheduler knows under these names (crash repair)."""
         return {}

@@ -13,10 +13,11 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from akoflow.dispatch.runner import Progress, dispatch_once, run_loop
+from akoflow.dispatch.chain import dispatcher_name
+from akoflow.dispatch.runner import Progress, dispatch_once, run_loop, start_chain
 from akoflow.dispatch.types import CycleReport, DispatchConfig
 from akoflow.events import deliver
-from akoflow.executor import JobRef
+from akoflow.executor import JobRef, JobState
 from akoflow.manifest import Manifest, ManifestError, WorkflowRecord, akoflow_home
 from akoflow.sites import SiteResolver
 from akoflow.spec import WorkflowSpec, load_workflow
@@ -38,6 +39,9 @@ def dispatch_config() -> DispatchConfig:
     grace = os.environ.get("AKOFLOW_LOST_GRACE")
     if grace:
         cfg.lost_grace = float(grace)
+    spacing = os.environ.get("AKOFLOW_CHAIN_SPACING")
+    if spacing:
+        cfg.chain_spacing = float(spacing)
     return cfg
 
 
@@ -88,6 +92,15 @@ def dispatch(m: Manifest, wf_id: int) -> CycleReport | None:
     return dispatch_once(m, home(), wf_id, resolver, dispatch_config(), deliver)
 
 
+def start(m: Manifest, wf: WorkflowRecord) -> str:
+    """Start dispatching a registered workflow without staying around: the first dispatcher
+    batch job on sites that run dispatchers as jobs, else a background loop here."""
+    job = start_chain(m, wf.id, SiteResolver())
+    if job is not None:
+        return f"job {job}"
+    return f"pid {start_detached(wf)}"
+
+
 def start_detached(wf: WorkflowRecord) -> int:
     """Start a background dispatcher loop for a local workflow; returns its pid."""
     log_path = Path(wf.run_dir) / "dispatcher.log"
@@ -116,6 +129,12 @@ def cancel(m: Manifest, wf_id: int, names: Sequence[str] | None = None) -> int:
     resolver = SiteResolver()
     for runtime, refs in by_exec.items():
         resolver(runtime).cancel(refs)
+    if not names and wf.site:
+        host = resolver(wf.site)
+        if host.hosts_dispatcher:  # the chain ends here: no dispatcher job may wait on
+            pending = [j for j, st in host.dispatcher_jobs(dispatcher_name(wf.id))
+                       if st is JobState.PENDING]
+            host.cancel([JobRef(j, "", "", 0.0) for j in pending])
     return len(live)
 
 

@@ -40,6 +40,7 @@ _RESERVED: Final = frozenset({
 _SAFE = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")  # exactly what shlex.quote leaves bare
 _CONSTRAINT = re.compile(r"^[A-Za-z0-9_.,:&|*\[\]()-]+$")  # Slurm feature expressions
 _OPTION = re.compile(r"^[a-z][a-z0-9-]*$")
+_PASS_VALUE = re.compile(r"^[A-Za-z0-9_@%+=:,./&|*\[\]()-]+$")  # e.g. begin=now+60, a feature expr
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _JOB_ID = re.compile(r"^\d+(_\d+)?$")  # `123` or an array element `123_4`
 _SUBMIT_OUT = re.compile(r"^(\d+)(;[A-Za-z0-9_.-]+)?$")  # `--parsable`: `id` or `id;cluster`
@@ -140,7 +141,7 @@ def resource_options(resources: Mapping[str, Any]) -> list[str]:
             if value.lower() in ("true", "yes", ""):
                 opts[option] = None  # a flag such as --exclusive
             elif value.lower() not in ("false", "no"):
-                opts[option] = _check(value, f"resource {key!r}", _CONSTRAINT)
+                opts[option] = _check(value, f"resource {key!r}", _PASS_VALUE)
         else:
             valid = ", ".join([*sorted(_KEY_ALIASES), "slurm.<sbatch-option>"])
             raise SpecError(f"unknown Slurm resource key {key!r}; valid keys: {valid}")

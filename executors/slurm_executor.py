@@ -11,6 +11,7 @@ import logging
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from akoflow.executor import JobRef, JobState, JobStatus, SubmitError, TaskLaunch
@@ -24,6 +25,7 @@ NAME_PREFIX = "akoflow."
 
 class SlurmExecutor(BatchExecutor):
     kind = "slurm"
+    hosts_dispatcher = True
 
     def __init__(self, site: str, config: Mapping[str, Any],
                  transport: Transport | None = None) -> None:
@@ -78,3 +80,29 @@ class SlurmExecutor(BatchExecutor):
         wanted = set(job_names)
         entries = slurm.parse_queue(self.command(slurm.status_argv(self.user)), NAME_PREFIX)
         return {e.name: e.job_id for e in entries if e.name in wanted}
+
+    def submit_dispatcher(self, name: str, argv: Sequence[str], *, after_any: Sequence[str],
+                          delay: float, log_dir: Path) -> str:
+        """The dispatcher as a small batch job (resources from the site's `dispatcher:`)."""
+        res = dict(self.config.get("dispatcher") or {})
+        extra = {str(k): str(v) for k, v in (res.get("extra") or {}).items()}
+        if delay > 0:
+            extra["slurm.begin"] = f"now+{max(1, int(delay))}"
+        resources = {"cpu": float(res.get("cpu", 1)), "memory": res.get("memory"),
+                     "time_limit": res.get("time_limit", 600), "extra": extra}
+        launch = TaskLaunch(
+            workflow_id=0, workflow="", activity_id=0, activity="", attempt=0, job_name=name,
+            attempt_dir=log_dir, work_dir=log_dir, run_dir=log_dir, script="",
+            resources=self.with_defaults(resources))
+        log_dir.mkdir(parents=True, exist_ok=True)
+        script = slurm.render_script(launch, worker_argv=list(argv), modules=self.modules,
+                                     env=self.env, log_dir=str(log_dir), array_size=None)
+        path = log_dir / "dispatcher.sh"
+        path.write_text(script)
+        dependency = slurm.dependency_first_to_end(after_any) if after_any else None
+        return slurm.parse_submit(self.command(slurm.submit_argv(str(path),
+                                                                 dependency=dependency)))
+
+    def dispatcher_jobs(self, name: str) -> list[tuple[str, JobState]]:
+        entries = slurm.parse_queue(self.command(slurm.status_argv(self.user)), NAME_PREFIX)
+        return [(e.job_id, e.status.state) for e in entries if e.name == name]

@@ -73,10 +73,10 @@ def submit(file: str, site: str | None, strict: bool, as_json: bool) -> None:
     """Register a workflow and start a detached dispatcher; prints the workflow id."""
     m = service.open_manifest()
     wf = service.register(m, service.load_spec(file, strict=strict, site=site))
-    pid = service.start_detached(wf)
+    dispatcher = service.start(m, wf)
     if as_json:
         render.emit_json({"id": wf.id, "name": wf.name, "run_dir": wf.run_dir,
-                          "dispatcher": pid})
+                          "dispatcher": dispatcher})
     else:
         click.echo(wf.id)
 
@@ -127,12 +127,12 @@ def retry(workflow_id: str, activities: tuple[str, ...], failed: bool, no_start:
     m = service.open_manifest()
     wf = m.find_workflow(workflow_id)
     count = service.retry(m, wf.id, list(activities) or None)
-    pid = service.start_detached(wf) if count and not no_start else None
+    pid = service.start(m, wf) if count and not no_start else None
     if as_json:
         render.emit_json({"id": wf.id, "reset": count, "dispatcher": pid})
     else:
         click.echo(f"workflow {wf.id}: {count} activities reset"
-                   + (f"; dispatcher started (pid {pid})" if pid else ""))
+                   + (f"; dispatcher started ({pid})" if pid else ""))
 
 
 @click.group(name="import")

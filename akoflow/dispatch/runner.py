@@ -7,9 +7,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from akoflow.dispatch import chain
 from akoflow.dispatch.cycle import Dispatcher, Notifier, Resolver
 from akoflow.dispatch.lock import DispatchLock
 from akoflow.dispatch.types import CycleReport, DispatchConfig
+from akoflow.executor import Executor
 from akoflow.manifest import Manifest, WorkflowStatus
 
 log = logging.getLogger(__name__)
@@ -28,11 +30,35 @@ def dispatch_once(
         log.info("workflow %d: another dispatcher is active; nothing to do", wf_id)
         return None
     d = Dispatcher(m, wf_id, resolve, config, notifier)
+    host = _dispatcher_host(m, wf_id, resolve)
+    log_dir = Path(m.get_workflow(wf_id, texts=False).run_dir) / "dispatcher"
     try:
-        return d.cycle(force_poll=True)
+        report = d.cycle(force_poll=True)
+        if host is not None and chain.current_job() is not None:
+            chain.queue_successor(m, wf_id, host, log_dir, spacing=(config or DispatchConfig())
+                                  .chain_spacing, finished=report.finished)
+        return report
     finally:
         d.close()
         lock.release()
+
+
+def _dispatcher_host(m: Manifest, wf_id: int, resolve: Resolver) -> Executor | None:
+    """The executor of the workflow's site, when it runs dispatchers as batch jobs."""
+    site = m.get_workflow(wf_id, texts=False).site
+    if not site:
+        return None
+    ex = resolve(site)
+    return ex if ex.hosts_dispatcher else None
+
+
+def start_chain(m: Manifest, wf_id: int, resolve: Resolver) -> str | None:
+    """Queue the first dispatcher job of a workflow whose site runs dispatchers as jobs."""
+    host = _dispatcher_host(m, wf_id, resolve)
+    if host is None:
+        return None
+    log_dir = Path(m.get_workflow(wf_id, texts=False).run_dir) / "dispatcher"
+    return chain.queue_link(m, wf_id, host, log_dir, after_any=[], delay=0)[0]
 
 
 def run_loop(

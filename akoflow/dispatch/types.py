@@ -14,6 +14,7 @@ class DispatchConfig:
     lost_grace: float = 120.0  # seconds a job may be unknown to its scheduler without a result
     submit_limit: int = 5000  # activities submitted per cycle
     notify_budget: float = 2.0  # seconds per cycle spent on webhook delivery
+    chain_spacing: float = 5.0  # minimum seconds between two dispatcher jobs
 
 
 @dataclass

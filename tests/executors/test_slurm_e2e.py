@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import EXAMPLES, ak
+from tests.executors.slurm_cleanup import cancel_akoflow_jobs  # noqa: F401
 
 pytestmark = pytest.mark.infra
 
@@ -17,7 +18,8 @@ pytestmark = pytest.mark.infra
 def _our_jobs() -> list[str]:
     out = subprocess.run(["squeue", "--noheader", "--format=%i %j"], capture_output=True,
                          text=True, check=True).stdout
-    return [line for line in out.splitlines() if " akoflow." in line]
+    return [line for line in out.splitlines()
+            if " akoflow." in line and not line.endswith(".dispatcher")]
 
 
 def test_diamond_and_failure_on_slurm(slurm_cluster: object, akhome: Path) -> None:
@@ -56,8 +58,13 @@ def test_cancel_scancels_every_job(slurm_cluster: object, akhome: Path, tmp_path
     deadline = time.time() + 30
     while _our_jobs() and time.time() < deadline:
         time.sleep(0.5)
-    remaining = subprocess.run(["squeue", "--noheader", "--states=PENDING,RUNNING",
-                                "--format=%j"], capture_output=True, text=True).stdout
+    deadline = time.time() + 30  # the pending dispatcher jobs go too
+    while time.time() < deadline:
+        remaining = subprocess.run(["squeue", "--noheader", "--states=PENDING,RUNNING",
+                                    "--format=%j"], capture_output=True, text=True).stdout
+        if "akoflow.1." not in remaining:
+            break
+        time.sleep(0.5)
     assert "akoflow.1." not in remaining
     st = json.loads(ak("status", "1", "--json", home=akhome, check=True).stdout)
     assert st["status"] == "CANCELLED" and st["counts"] == {"CANCELLED": 3}
