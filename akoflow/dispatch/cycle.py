@@ -96,9 +96,6 @@ class Dispatcher:
             self.executors[runtime] = ex
         return ex
 
-    def busy(self) -> bool:
-        return any(ex.busy() for ex in self.executors.values())
-
     def cycle(self, *, force_poll: bool = True) -> CycleReport:
         report = CycleReport()
         now = time.time()

@@ -172,14 +172,9 @@ def outcome_to_json(o: AttemptOutcome) -> dict[str, Any]:
     }
 
 
-def write_result(directory: Path, o: AttemptOutcome, *, durable: bool = True) -> None:
-    text = json.dumps(outcome_to_json(o), separators=(",", ":"))
-    if durable:
-        write_atomic(directory / RESULT, text)
-    else:
-        tmp = directory / f".{RESULT}.tmp"
-        tmp.write_text(text)
-        os.replace(tmp, directory / RESULT)
+def write_result(directory: Path, o: AttemptOutcome) -> None:
+    """result.json, last and atomically: its presence means the attempt is over."""
+    write_atomic(directory / RESULT, json.dumps(outcome_to_json(o), separators=(",", ":")))
 
 
 def read_result(directory: Path) -> AttemptOutcome | None:
