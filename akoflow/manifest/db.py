@@ -6,7 +6,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -79,17 +79,29 @@ class ManifestBase:
         )
         mode = journal_mode or os.environ.get("AKOFLOW_JOURNAL_MODE")
         self.conn.execute(f"PRAGMA busy_timeout = {DEFAULT_BUSY_TIMEOUT_MS}")
-        current = str(self.conn.execute("PRAGMA journal_mode").fetchone()[0]).upper()
-        if mode is None:
-            # WAL is a property of the file: once chosen, every process keeps it.
-            mode = "WAL" if current == "WAL" else default_journal_mode(self.path)
-        if mode.upper() != current:
-            self.conn.execute(f"PRAGMA journal_mode = {_checked_mode(mode)}")
+        self._set_journal_mode(mode)
         self.conn.execute(f"PRAGMA synchronous = {os.environ.get('AKOFLOW_SYNC', 'NORMAL')}")
         self.conn.execute("PRAGMA foreign_keys = OFF")
         self.conn.execute("PRAGMA cache_size = -65536")
-        migrate(self.conn)
+        _retry_locked(lambda: migrate(self.conn))
         self._depth = 0
+
+    def _set_journal_mode(self, mode: str | None) -> None:
+        """Switching the journal mode needs the database to itself for an instant, and
+        SQLite reports "locked" at once rather than waiting: retry while other processes
+        (a `list`, a second dispatcher) have it open."""
+
+        def switch() -> None:
+            current = str(self.conn.execute("PRAGMA journal_mode").fetchone()[0]).upper()
+            # WAL is a property of the file: once chosen, every process keeps it.
+            wanted = mode or ("WAL" if current == "WAL" else default_journal_mode(self.path))
+            if wanted.upper() != current:
+                self.conn.execute(f"PRAGMA journal_mode = {_checked_mode(wanted)}")
+
+        try:
+            _retry_locked(switch)
+        except sqlite3.OperationalError as exc:  # keep the file's mode; it still works
+            log.warning("could not set the manifest's journal mode: %s", exc)
 
     @classmethod
     def open_default(cls: type[T]) -> T:
@@ -146,3 +158,17 @@ def _checked_mode(mode: str) -> str:
     if mode not in {"DELETE", "WAL", "TRUNCATE", "PERSIST", "MEMORY"}:
         raise ManifestError(f"unsupported journal mode {mode!r}")
     return mode
+
+
+def _retry_locked(action: Callable[[], None], attempts: int = 12) -> None:
+    """Run `action`, retrying with backoff while SQLite says the database is locked."""
+    delay = 0.02
+    for attempt in range(attempts):
+        try:
+            action()
+            return
+        except sqlite3.OperationalError as exc:
+            if ("locked" not in str(exc) and "busy" not in str(exc)) or attempt == attempts - 1:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)

@@ -126,3 +126,28 @@ def test_events_record_every_transition(tmp_path: Path) -> None:
     moves = [(e.from_status, e.to_status) for e in m.events(wf.id) if e.activity == "a"]
     assert moves == [("READY", "SUBMITTING"), ("SUBMITTING", "RUNNING"),
                      ("RUNNING", "FINISHED")]
+
+
+def test_many_processes_open_a_new_manifest_at_once(tmp_path: Path) -> None:
+    """Creating the file, choosing its journal mode and migrating must survive a crowd
+    (a `run` registering while `list`/`status` poll, dispatchers starting together)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, time\n"
+        "from akoflow.manifest import Manifest\n"
+        "while time.time() < float(sys.argv[2]): pass\n"
+        "m = Manifest(sys.argv[1]); m.list_workflows(); print(m.conn.execute("
+        "'PRAGMA journal_mode').fetchone()[0])\n"
+    )
+    for round_ in range(3):
+        db = tmp_path / f"m{round_}.db"
+        start = str(time.time() + 1.0)
+        procs = [subprocess.Popen([sys.executable, "-c", code, str(db), start],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(8)]
+        results = [p.communicate(timeout=60) for p in procs]
+        assert all(p.returncode == 0 for p in procs), [err for _, err in results]
+        modes = {out.strip() for out, _ in results}
+        assert len(modes) == 1, modes  # every process agrees on the file's mode

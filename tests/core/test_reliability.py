@@ -42,12 +42,16 @@ def _popen(home: Path, *args: str) -> subprocess.Popen[bytes]:
                             stdin=subprocess.DEVNULL)
 
 
-def _wait_registered(home: Path) -> None:
-    deadline = time.time() + 30
+def _wait_registered(home: Path, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.time() + 60
     while time.time() < deadline:
         if json.loads(ak("list", "--json", home=home, check=True).stdout):
             return
-        time.sleep(0.05)
+        if proc is not None and proc.poll() is not None:
+            err = proc.stderr.read().decode() if proc.stderr else ""
+            raise AssertionError(f"`akoflow run` exited {proc.returncode} before registering: "
+                                 f"{err[-2000:]}")
+        time.sleep(0.1)
     raise AssertionError("workflow was never registered")
 
 
@@ -71,7 +75,7 @@ def test_kill_9_at_random_points_then_resume(akhome: Path, tmp_path: Path) -> No
     wf = _chains_yaml(tmp_path / "wf.yaml", chains=20, length=10)
     rng = random.Random(int(os.environ.get("AKOFLOW_TEST_SEED", "7")))
     proc = _popen(akhome, "run", str(wf))
-    _wait_registered(akhome)
+    _wait_registered(akhome, proc)
     for _ in range(6):
         time.sleep(rng.uniform(0.05, 0.8))
         proc.send_signal(signal.SIGKILL)
@@ -84,7 +88,7 @@ def test_kill_9_at_random_points_then_resume(akhome: Path, tmp_path: Path) -> No
 def test_kill_9_between_one_shot_dispatches(akhome: Path, tmp_path: Path) -> None:
     wf = _chains_yaml(tmp_path / "wf.yaml", chains=10, length=5, sleep="0.05")
     reg = _popen(akhome, "run", str(wf))
-    _wait_registered(akhome)
+    _wait_registered(akhome, reg)
     time.sleep(0.2)
     reg.send_signal(signal.SIGKILL)
     reg.wait()
@@ -106,7 +110,7 @@ def test_kill_9_between_one_shot_dispatches(akhome: Path, tmp_path: Path) -> Non
 def test_two_dispatchers_at_once(akhome: Path, tmp_path: Path) -> None:
     wf = _chains_yaml(tmp_path / "wf.yaml", chains=20, length=5)
     first = _popen(akhome, "run", str(wf))
-    _wait_registered(akhome)
+    _wait_registered(akhome, first)
     others = [_popen(akhome, "run", "--resume", "1") for _ in range(2)]
     others += [_popen(akhome, "dispatch", "1") for _ in range(3)]
     for p in [first, *others]:
