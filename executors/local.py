@@ -56,6 +56,7 @@ class LocalExecutor(Executor):
         self._started: list[str] = []  # job ids started since the last poll_changes()
         self._snaps: dict[Path, Snapshot] = {}
         self._made: set[Path] = set()  # work directories known to exist
+        self._held: dict[Path, tuple[float, int]] = {}  # attempt dir -> (cpu, memory) held
         self._env = dict(os.environ)  # tasks inherit the environment the executor started in
         self._vm_available = 0
         self._vm_at = -1.0
@@ -107,12 +108,21 @@ class LocalExecutor(Executor):
             wdir.mkdir(parents=True, exist_ok=True)
             self._made.add(wdir)
         task.spawn()
-        task.cpu = float(res.get("cpu") or 1.0)  # type: ignore[attr-defined]
-        task.mem = int(res.get("memory") or 0)  # type: ignore[attr-defined]
-        self.cpu_used += task.cpu  # type: ignore[attr-defined]
-        self.mem_used += task.mem  # type: ignore[attr-defined]
+        self._hold(task, res)
         self.running[job] = task
         self._started.append(job)
+
+    def _hold(self, task: TaskProcess, res: Mapping[str, Any]) -> None:
+        """Count a started (or adopted) task against the machine's capacity."""
+        self._held[task.attempt_dir] = (float(res.get("cpu") or 1.0),
+                                        int(res.get("memory") or 0))
+        self.cpu_used += self._held[task.attempt_dir][0]
+        self.mem_used += self._held[task.attempt_dir][1]
+
+    def _release(self, task: TaskProcess) -> None:
+        cpu, mem = self._held.pop(task.attempt_dir, (0.0, 0))
+        self.cpu_used -= cpu
+        self.mem_used -= mem
 
     def _snapshot(self, root: Path) -> Snapshot:
         """One snapshot per work directory per wake-up, shared by the tasks that end and
@@ -139,8 +149,7 @@ class LocalExecutor(Executor):
 
     def _settle(self, job: str, task: TaskProcess, outcome: AttemptOutcome) -> None:
         del self.running[job]
-        self.cpu_used -= getattr(task, "cpu", 0.0)
-        self.mem_used -= getattr(task, "mem", 0)
+        self._release(task)
         if task.child and outcome.exit_code == protocol.DUPLICATE_EXIT:
             owner = _claim_owner(task.attempt_dir)
             if owner and owner != task.pid:  # another start owns the attempt: watch that one
@@ -159,10 +168,7 @@ class LocalExecutor(Executor):
         if not task.adopt(pid, started):
             return False
         res = self._task_resources(adir)
-        task.cpu = float(res.get("cpu") or 1.0)  # type: ignore[attr-defined]
-        task.mem = int(res.get("memory") or 0)  # type: ignore[attr-defined]
-        self.cpu_used += task.cpu  # type: ignore[attr-defined]
-        self.mem_used += task.mem  # type: ignore[attr-defined]
+        self._hold(task, res)
         self.running[job] = task
         return True
 
@@ -283,8 +289,7 @@ class LocalExecutor(Executor):
         for job in targets:
             task = self.running.pop(job, None)
             if task is not None:
-                self.cpu_used -= getattr(task, "cpu", 0.0)
-                self.mem_used -= getattr(task, "mem", 0)
+                self._release(task)
                 if task.child:
                     try:
                         os.waitpid(task.pid, os.WNOHANG)
