@@ -83,8 +83,17 @@ class TaskLaunch:
     node: str | None = None  # placement chosen by the scheduling policy
     after_ok: list[str] = field(default_factory=list)  # job ids this one must wait for
     sample_interval: float = 15.0
-    volumes: list[tuple[str, str]] = field(default_factory=list)
-    mount_path: str | None = None
+    volumes: list[tuple[str, str]] = field(default_factory=list)  # (host, container)
+    mount_path: str | None = None  # the work directory's path inside a container
+    namespace: str = "akoflow"  # Kubernetes namespace from the spec
+    storage: dict[str, Any] = field(default_factory=dict)  # storagePolicy: type, class, size
+    keep_disk: bool = False
+    parents: list[str] = field(default_factory=list)  # parent activities (by name)
+    # `standalone` storage: the parents' work directories, copied in before the command runs.
+    inputs: list[Path] = field(default_factory=list)
+    # argv that runs the user's command inside a container (`apptainer exec ... IMAGE`);
+    # empty = run it directly. Set from `Executor.task_wrapper` before task.sh is written.
+    wrapper: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -171,6 +180,11 @@ class Executor(ABC):
     @abstractmethod
     def cancel(self, jobs: Sequence[JobRef]) -> None:
         """Stop the given jobs (queued or running); best effort, idempotent."""
+
+    def task_wrapper(self, launch: TaskLaunch) -> list[str]:
+        """argv prefix that runs the user's command in the launch's container (task.sh
+        appends `bash -eo pipefail -c SCRIPT`); [] runs it directly."""
+        return []
 
     def poll_changes(self) -> dict[str, JobStatus] | None:
         """Status changes since the last call, keyed by job id, for executors that track

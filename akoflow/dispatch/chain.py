@@ -34,7 +34,10 @@ def dispatcher_argv(wf_id: int, python: str | None = None) -> list[str]:
 
 def current_job() -> str | None:
     """This process's own batch job id, when it runs inside one."""
-    return os.environ.get("SLURM_JOB_ID") or os.environ.get("PBS_JOBID") or None
+    for var in ("SLURM_JOB_ID", "PBS_JOBID", "LSB_JOBID", "FLUX_JOB_ID", "JOB_ID"):
+        if os.environ.get(var):
+            return os.environ[var]
+    return None
 
 
 def queue_link(m: Manifest, wf_id: int, ex: Executor, log_dir: Path, *,

@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from akoflow.dispatch import cache, protocol
 from akoflow.dispatch.ingest import Lineage, ingest
@@ -319,6 +320,7 @@ class Dispatcher:
 
     def _launch_batch(self, ex: Executor, claims: list[Claim]) -> int:
         for c in claims:
+            c.launch.wrapper = ex.task_wrapper(c.launch)
             protocol.prepare_attempt(c.launch)
         try:
             job_ids = ex.submit([c.launch for c in claims])
@@ -376,14 +378,30 @@ class Dispatcher:
 
     def _launch(self, wf: WorkflowRecord, act: ActivityRecord) -> TaskLaunch:
         number = act.attempts + 1
-        return TaskLaunch(
+        launch = TaskLaunch(
             workflow_id=wf.id, workflow=wf.name, activity_id=act.id, activity=act.name,
             attempt=number, job_name=protocol.job_name(wf.id, act.name, number),
             attempt_dir=protocol.attempt_dir(wf.run_dir, act.name, number),
             work_dir=Path(wf.work_dir), run_dir=Path(wf.run_dir), script=act.run,
             env=act.env_dict(), resources=act.resources_dict(), image=act.image,
-            sample_interval=self.config.sample_interval,
+            sample_interval=self.config.sample_interval, namespace=wf.namespace,
         )
+        if act.container != "{}":
+            self._containerize(launch, act.container_dict())
+        return launch
+
+    def _containerize(self, launch: TaskLaunch, c: dict[str, Any]) -> None:
+        """Mount, volumes and storage policy; `standalone` gives every activity its own
+        volume under the run directory, with its parents' volumes as inputs."""
+        launch.mount_path = c.get("mount_path")
+        launch.volumes = [(str(h), str(t)) for h, t in c.get("volumes") or []]
+        launch.storage = dict(c.get("storage") or {})
+        launch.keep_disk = bool(c.get("keep_disk"))
+        if launch.storage.get("type") == "standalone":
+            launch.parents = self.m.parent_names(launch.activity_id)
+            vols = launch.run_dir / "volumes"
+            launch.work_dir = vols / launch.activity
+            launch.inputs = [vols / p for p in launch.parents]
 
     def close(self) -> None:
         self._flush_deferred()

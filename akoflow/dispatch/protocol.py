@@ -77,6 +77,7 @@ def task_info(launch: TaskLaunch) -> dict[str, Any]:
         "sample_interval": launch.sample_interval,
         "resources": launch.resources,
         "image": launch.image,
+        "wrapper": launch.wrapper,
     }
 
 
@@ -99,9 +100,15 @@ def render_task_script(launch: TaskLaunch, *, work_dir: str | None = None) -> st
     lines += [
         "set -eo pipefail",
         f"cd {shlex.quote(work_dir or str(launch.work_dir))}",
-        launch.script.rstrip("\n"),
-        "",
     ]
+    # `standalone` storage: the parents' outputs are copied into this activity's own volume.
+    lines += [f"cp -a {shlex.quote(str(src))}/. ." for src in launch.inputs]
+    script = launch.script.rstrip("\n")
+    if launch.wrapper:
+        lines.append(shlex.join([*launch.wrapper, "bash", "-eo", "pipefail", "-c", script]))
+    else:
+        lines.append(script)
+    lines.append("")
     return "\n".join(lines)
 
 

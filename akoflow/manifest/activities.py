@@ -15,7 +15,7 @@ from akoflow.manifest.workflows import WorkflowsMixin
 ACT_COLS = (
     "id, workflow_id, seq, name, run, image, runtime, resources, env, alpha, retries, "
     "retry_memory_factor, status, reason, attempts, failures, unfinished_parents, node, job_id, "
-    "created_at, started_at, finished_at, message, identity, cache"
+    "created_at, started_at, finished_at, message, identity, cache, container, estimate"
 )
 ATT_COLS = (
     "id, workflow_id, activity_id, number, status, executor, job_name, job_id, node, "
@@ -112,6 +112,15 @@ class ActivitiesMixin(WorkflowsMixin):
             int(r[0])
             for r in self.conn.execute(
                 "SELECT parent_id FROM activity_dependency WHERE activity_id=?", (activity_id,)
+            )
+        ]
+
+    def parent_names(self, activity_id: int) -> list[str]:
+        return [
+            str(r[0])
+            for r in self.conn.execute(
+                "SELECT a.name FROM activity_dependency d JOIN activity a ON a.id = d.parent_id"
+                " WHERE d.activity_id=? ORDER BY a.seq", (activity_id,)
             )
         ]
 

@@ -27,6 +27,7 @@ class WorkflowRecord:
     owner: str | None
     dispatcher_job: str | None
     message: str | None
+    schedule: str | None = None
 
 
 @dataclass(frozen=True)
@@ -56,9 +57,15 @@ class ActivityRecord:
     message: str | None
     identity: str | None
     cache: int
+    container: str = "{}"
+    estimate: float | None = None
 
     def resources_dict(self) -> dict[str, Any]:
         value: dict[str, Any] = json.loads(self.resources)
+        return value
+
+    def container_dict(self) -> dict[str, Any]:
+        value: dict[str, Any] = json.loads(self.container or "{}")
         return value
 
     def env_dict(self) -> dict[str, str]:

@@ -190,7 +190,15 @@ CREATE TABLE cache (
 );
 """
 
-MIGRATIONS: Final[list[str]] = [_V1]
+# V2: container settings per activity (image mount, volumes, storage policy), the workflow's
+# placement policy (`spec.schedule`) and a declared run-time estimate for placement.
+_V2: Final[str] = """
+ALTER TABLE activity ADD COLUMN container TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE activity ADD COLUMN estimate REAL;
+ALTER TABLE workflow ADD COLUMN schedule TEXT
+"""
+
+MIGRATIONS: Final[list[str]] = [_V1, _V2]
 
 
 def schema_version(conn: sqlite3.Connection) -> int:

@@ -11,16 +11,37 @@ from akoflow.manifest.db import ManifestBase, ManifestError
 from akoflow.manifest.records import WorkflowRecord
 from akoflow.manifest.states import Status, WorkflowStatus
 from akoflow.spec.identity import merkle_identities
-from akoflow.spec.models import WorkflowSpec
+from akoflow.spec.models import ActivitySpec, WorkflowSpec
 
 _COLS = (
     "w.id, w.name, w.namespace, w.runtime, {texts}, w.spec_path, w.status, w.created_at, "
     "w.started_at, w.finished_at, w.run_dir, w.work_dir, w.site, w.webhooks, w.owner, "
-    "w.dispatcher_job, w.message"
+    "w.dispatcher_job, w.message, w.schedule"
 )
 WF_SELECT = (f"SELECT {_COLS.format(texts='s.raw_spec, s.spec_json')} FROM workflow w"
              " JOIN workflow_spec s ON s.workflow_id = w.id")
 WF_SELECT_LIGHT = f"SELECT {_COLS.format(texts=chr(39) * 2 + ', ' + chr(39) * 2)} FROM workflow w"
+
+
+def container_settings(spec: WorkflowSpec, act: ActivitySpec) -> dict[str, Any]:
+    """What container executors need beyond the image: mount, volumes, storage policy.
+    Empty for a plain activity, so the common case stores `{}`."""
+    out: dict[str, Any] = {}
+    mount = act.mount_path or spec.mount_path
+    if mount:
+        out["mount_path"] = mount
+    if spec.volumes:
+        out["volumes"] = [[v.host, v.container] for v in spec.volumes]
+    policy = spec.storage_policy
+    if policy.type != "default" or policy.storage_class_name or policy.storage_size:
+        out["storage"] = {"type": policy.type, "class": policy.storage_class_name,
+                          "size": policy.storage_size,
+                          "access_modes": list(policy.access_modes)}
+    if act.keep_disk:
+        out["keep_disk"] = True
+    if spec.namespace != "akoflow":
+        out["namespace"] = spec.namespace
+    return out
 
 
 class WorkflowsMixin(ManifestBase):
@@ -44,9 +65,10 @@ class WorkflowsMixin(ManifestBase):
         with self.transaction() as c:
             cur = c.execute(
                 "INSERT INTO workflow (name, namespace, runtime, spec_path, status, created_at,"
-                " run_dir, work_dir, site, webhooks, owner) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                " run_dir, work_dir, site, webhooks, owner, schedule)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (spec.name, spec.namespace, spec.runtime, spec.source,
-                 WorkflowStatus.PENDING.value, now, "", "", site, hooks, _user()),
+                 WorkflowStatus.PENDING.value, now, "", "", site, hooks, _user(), spec.schedule),
             )
             wf_id = int(cur.lastrowid or 0)
             c.execute("INSERT INTO workflow_spec (workflow_id, raw_spec, spec_json)"
@@ -64,12 +86,13 @@ class WorkflowsMixin(ManifestBase):
                     spec.effective_runtime(act), json.dumps(res), json.dumps(act.env),
                     spec.effective_alpha(act), act.retries, act.retry_memory_factor,
                     status.value, len(set(act.depends_on)), now, identities[act.name],
-                    int(act.cache),
+                    int(act.cache), json.dumps(container_settings(spec, act)), act.estimate,
                 ))
             c.executemany(
                 "INSERT INTO activity (workflow_id, seq, name, run, image, runtime, resources,"
                 " env, alpha, retries, retry_memory_factor, status, unfinished_parents,"
-                " created_at, identity, cache) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " created_at, identity, cache, container, estimate)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 rows,
             )
             ids = dict(c.execute("SELECT name, id FROM activity WHERE workflow_id=?", (wf_id,)))

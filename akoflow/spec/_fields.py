@@ -291,6 +291,7 @@ ACT_FIELDS: dict[str, tuple[str, Reader]] = {
     "cpuLimit": ("res.cpu", _unit(parse_cpu)),
     "memoryLimit": ("res.memory", _unit(parse_memory, positive=True)),
     "timeLimit": ("res.time_limit", _unit(parse_duration)),
+    "estimate": ("estimate", _unit(parse_duration)),
     "gpus": ("res.gpus", _count),
     "nodeSelector": ("res.node_selector", _selector),
     "resources": ("res.extra", _extra),

@@ -72,6 +72,7 @@ def _activity(a: ActivitySpec) -> dict[str, Any]:
         ("retryMemoryFactor", a.retry_memory_factor, 1.0),
         ("env", dict(a.env), {}),
         ("cache", a.cache, False),
+        ("estimate", a.estimate, None),
     )
     out.update((key, val) for key, val, default in extras if val != default)
     out["run"] = a.run

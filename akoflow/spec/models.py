@@ -108,6 +108,7 @@ class ActivitySpec(_Model):
     retry_memory_factor: float = 1.0
     env: dict[str, str] = Field(default_factory=dict)
     cache: bool = False
+    estimate: float | None = None  # declared run time (seconds) for placement, before history
     # Line in the source file, for error messages after loading (None for Python-built specs).
     line: int | None = Field(default=None, exclude=True)
 
