@@ -161,15 +161,17 @@ _ENV = jinja2.Environment(
 def render_script(
     launch: TaskLaunch, *, worker_argv: Sequence[str], modules: Sequence[str],
     env: Mapping[str, str], log_dir: str, array_size: int | None,
-    tasks_file: str | None = None,
+    tasks_file: str | None = None, comment: str | None = None,
 ) -> str:
     """The sbatch script for one launch, or for an array of `array_size` launches that share
     `launch`'s name and resources; array elements read their attempt dir from `tasks_file`
-    (line N+1 for element N) and pass it as the worker's last argument."""
+    (line N+1 for element N, up to a tab) and pass it as the worker's last argument.
+    `comment` (default: the name) is the job's `--comment`: arrays carry their tasks file."""
     name = _check(launch.job_name, "job name", re.compile(r"^[A-Za-z0-9._-]{1,200}$"))
     logs = _check(log_dir.rstrip("/") or "/", "log_dir")
     stem = "%x.%A_%a" if array_size else "%x.%j"
-    directives = [f"--job-name={name}", f"--comment={name}", f"--output={logs}/{stem}.out",
+    note = _check(comment, "comment") if comment else name
+    directives = [f"--job-name={name}", f"--comment={note}", f"--output={logs}/{stem}.out",
                   f"--error={logs}/{stem}.err", "--no-requeue",
                   *resource_options(launch.resources)]
     if launch.node:
@@ -288,6 +290,21 @@ def parse_queue(stdout: str, name_prefix: str) -> list[QueueEntry]:
 def parse_status(stdout: str, name_prefix: str) -> dict[str, JobStatus]:
     """squeue rows keyed by job id; a reason of NEVER_SATISFIED_REASON is on `.message`."""
     return {e.job_id: e.status for e in parse_queue(stdout, name_prefix)}
+
+
+def comment_argv(user: str | None = None) -> list[str]:
+    """Job ids with their `--comment` (array tasks files), for crash repair only."""
+    who = f"--user={_check(user, 'user')}" if user else "--me"
+    return ["squeue", "--noheader", "--all", "--array", "--states=all", who, "--format=%i|%k"]
+
+
+def parse_comments(stdout: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in stdout.splitlines():
+        job_id, sep, comment = line.strip().partition("|")
+        if sep and comment and comment != "(null)":
+            out[job_id] = comment
+    return out
 
 
 def sacct_argv(job_ids: Sequence[str]) -> list[str]:

@@ -1,13 +1,19 @@
 """SlurmExecutor: Slurm's pure pieces (executors/slurm.py) run through a BatchExecutor.
 
-Each attempt is one `sbatch` of a script rendered from templates/slurm.sh.j2 that execs
-`akoflow worker <attempt dir>` on the node; the worker writes result.json, which the
-dispatcher ingests. Status is one `squeue` per poll for all of the user's akoflow jobs.
+Each attempt runs `akoflow worker <attempt dir>` in a batch job rendered from
+templates/slurm.sh.j2; the worker writes result.json, which the dispatcher ingests. Launches of
+the same shape (resources, placement, dependencies) submitted together go out as one job array
+per MaxArraySize chunk: element N runs the attempt on line N+1 of the array's tasks file, whose
+path is also the array's `--comment`, so a dispatcher repairing a crash finds every element's
+job id again (`lookup`). Status is one `squeue` per poll for all of the user's akoflow jobs.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -21,6 +27,9 @@ from .base import BatchExecutor, Transport
 
 log = logging.getLogger(__name__)
 NAME_PREFIX = "akoflow."
+ARRAY_TAG = ".array."  # array job names: akoflow.<workflow id>.array.<digest>
+DEFAULT_MAX_ARRAY_SIZE = 1001  # Slurm's own default MaxArraySize
+_MAX_ARRAY = re.compile(r"^MaxArraySize\s*=\s*(\d+)", re.MULTILINE)
 
 
 class SlurmExecutor(BatchExecutor):
@@ -32,20 +41,76 @@ class SlurmExecutor(BatchExecutor):
         super().__init__(site, config, transport)
         self.user = config.get("user")
         self.python = str(config.get("python") or sys.executable)
+        self.arrays = bool(config.get("arrays", True))
+        throttle = config.get("array_throttle")
+        self.throttle = int(throttle) if throttle else None
+        self._max_array = int(config["max_array_size"]) if config.get("max_array_size") else 0
 
     def worker_argv(self, launch: TaskLaunch) -> list[str]:
         return [self.python, "-m", "akoflow", "worker", str(launch.attempt_dir)]
 
     def submit(self, launches: Sequence[TaskLaunch]) -> list[str]:
-        ids: list[str] = []
+        """One sbatch per shape group (an array when it holds several launches)."""
+        ids: dict[int, str] = {}
         try:
-            for ln in launches:
-                ids.append(self._submit_one(ln))
+            for group in self._groups(launches):
+                if len(group) == 1 or not self.arrays:
+                    for i in group:
+                        ids[i] = self._submit_one(launches[i])
+                    continue
+                size = self.max_array_size()
+                for first in range(0, len(group), size):
+                    chunk = group[first:first + size]
+                    elements = self._submit_array([launches[i] for i in chunk])
+                    ids.update(zip(chunk, elements))
         except SubmitError:
             if ids:  # all or nothing: the dispatcher resubmits the whole batch
-                self.cancel([JobRef(j, "", "", 0.0) for j in ids])
+                self.cancel([JobRef(j, "", "", 0.0) for j in ids.values()])
             raise
-        return ids
+        return [ids[i] for i in range(len(launches))]
+
+    @staticmethod
+    def _groups(launches: Sequence[TaskLaunch]) -> list[list[int]]:
+        """Indices of launches that can share one array script, in submission order."""
+        groups: dict[str, list[int]] = {}
+        for i, ln in enumerate(launches):
+            key = json.dumps([ln.resources, ln.node, sorted(ln.after_ok), str(ln.run_dir)],
+                             sort_keys=True, default=str)
+            groups.setdefault(key, []).append(i)
+        return list(groups.values())
+
+    def max_array_size(self) -> int:
+        """The cluster's MaxArraySize (one `scontrol show config`, then cached)."""
+        if not self._max_array:
+            try:
+                text = self.command(["scontrol", "show", "config"], retries=1)
+                m = _MAX_ARRAY.search(text)
+                self._max_array = int(m.group(1)) if m else DEFAULT_MAX_ARRAY_SIZE
+            except SubmitError as exc:
+                log.warning("MaxArraySize unknown (%s); using %d", exc, DEFAULT_MAX_ARRAY_SIZE)
+                self._max_array = DEFAULT_MAX_ARRAY_SIZE
+        return max(1, self._max_array)
+
+    def _submit_array(self, launches: Sequence[TaskLaunch]) -> list[str]:
+        first = launches[0]
+        digest = hashlib.sha1("\n".join(ln.job_name for ln in launches).encode()).hexdigest()
+        name = f"{NAME_PREFIX}{first.workflow_id}{ARRAY_TAG}{digest[:12]}"
+        adir = first.run_dir / "arrays"
+        adir.mkdir(parents=True, exist_ok=True)
+        tasks = adir / f"{name}.tasks"
+        _write(tasks, "".join(f"{ln.attempt_dir}\t{ln.job_name}\n" for ln in launches))
+        job = replace(first, job_name=name, resources=self.with_defaults(first.resources))
+        script = slurm.render_script(job, worker_argv=[self.python, "-m", "akoflow", "worker"],
+                                     modules=self.modules, env=self.env, log_dir=str(adir),
+                                     array_size=len(launches), tasks_file=str(tasks),
+                                     comment=str(tasks))
+        path = adir / f"{name}.sh"
+        _write(path, script)
+        dependency = slurm.dependency_after_ok(first.after_ok) if first.after_ok else None
+        spec, _ = slurm.array_spec(len(launches), self.throttle, len(launches))[0]
+        array_id = slurm.parse_submit(self.command(slurm.submit_argv(
+            str(path), dependency=dependency, array=spec)))
+        return [f"{array_id}_{i}" for i in range(len(launches))]
 
     def _submit_one(self, ln: TaskLaunch) -> str:
         job = replace(ln, resources=self.with_defaults(ln.resources))
@@ -77,9 +142,20 @@ class SlurmExecutor(BatchExecutor):
             log.info("scancel: %s", exc)
 
     def lookup(self, job_names: Sequence[str]) -> dict[str, str]:
+        """Job ids by name; array elements through their array's tasks file (`--comment`)."""
         wanted = set(job_names)
         entries = slurm.parse_queue(self.command(slurm.status_argv(self.user)), NAME_PREFIX)
-        return {e.name: e.job_id for e in entries if e.name in wanted}
+        found = {e.name: e.job_id for e in entries if e.name in wanted}
+        if len(found) < len(wanted) and any(ARRAY_TAG in e.name for e in entries):
+            comments = slurm.parse_comments(self.command(slurm.comment_argv(self.user)))
+            for e in entries:
+                _, _, index = e.job_id.partition("_")
+                if ARRAY_TAG not in e.name or not index.isdigit():
+                    continue
+                name = _task_name(comments.get(e.job_id, ""), int(index))
+                if name in wanted:
+                    found.setdefault(name, e.job_id)
+        return found
 
     def submit_dispatcher(self, name: str, argv: Sequence[str], *, after_any: Sequence[str],
                           delay: float, log_dir: Path) -> str:
@@ -106,3 +182,21 @@ class SlurmExecutor(BatchExecutor):
     def dispatcher_jobs(self, name: str) -> list[tuple[str, JobState]]:
         entries = slurm.parse_queue(self.command(slurm.status_argv(self.user)), NAME_PREFIX)
         return [(e.job_id, e.status.state) for e in entries if e.name == name]
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _task_name(tasks_file: str, index: int) -> str | None:
+    """The job name on line `index` + 1 of an array's tasks file."""
+    try:
+        with open(tasks_file) as fh:
+            for i, line in enumerate(fh):
+                if i == index:
+                    return line.rstrip("\n").partition("\t")[2] or None
+    except OSError:
+        return None
+    return None

@@ -79,6 +79,7 @@ class Dispatcher:
         self._live: dict[int, LiveAttempt] = {}
         self._loaded_at = 0.0
         self._last_poll: dict[str, float] = {}
+        self._found: dict[str, dict[str, str]] = {}  # per cycle: executor -> lookup result
         self._deferred: list[tuple[Submitted, Executor, JobRef]] = []
         self._uses_cache = manifest.uses_cache(wf_id)
         self._wf: WorkflowRecord | None = None
@@ -162,6 +163,7 @@ class Dispatcher:
     ) -> list[tuple[LiveAttempt, AttemptOutcome | None, JobStatus | None]]:
         """Ask each executor once: changes (in-process ones) or one batched status query."""
         by_exec: dict[str, list[LiveAttempt]] = defaultdict(list)
+        self._found = {}
         for la in self._live.values():
             by_exec[la.executor].append(la)
         out: list[tuple[LiveAttempt, AttemptOutcome | None, JobStatus | None]] = []
@@ -220,6 +222,16 @@ class Dispatcher:
                 self._ended_without_result(la, st, ex, now):
             self._live.pop(la.attempt_id, None)
 
+    def _lookup(self, ex: Executor, la: LiveAttempt) -> str | None:
+        """The job id of an intent whose submission went unrecorded: one lookup per
+        executor and cycle for all such intents (a crash mid-array leaves hundreds)."""
+        found = self._found.get(la.executor)
+        if found is None:
+            names = [x.job_name for x in self._live.values() if x.executor == la.executor
+                     and x.status == Status.SUBMITTING.value and not x.job_id]
+            found = self._found[la.executor] = ex.lookup(names or [la.job_name])
+        return found.get(la.job_name)
+
     def _ended_without_result(
         self, la: LiveAttempt, st: JobStatus, ex: Executor, now: float
     ) -> bool:
@@ -229,7 +241,7 @@ class Dispatcher:
                 not la.job_id or st.state is JobState.MISSING):
             # The dispatcher died between recording the intent and the executor taking it:
             # find the job by name, or know it was never submitted (resubmit, no retry used).
-            found = ex.lookup([la.job_name]).get(la.job_name)
+            found = self._lookup(ex, la)
             if found is None:
                 self.m.abandon_attempt(self.wf_id, la.attempt_id,
                                        "intent never reached the executor; resubmitting")
