@@ -21,6 +21,11 @@ log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "akoflow.executors"
 
 
+# JobStatus.message of a job held on a dependency that can never be met (Slurm's reason
+# text; other adapters report the same words for their equivalent).
+NEVER_SATISFIED = "DependencyNeverSatisfied"
+
+
 class JobState(str, Enum):
     """A scheduler's view of a job, mapped from its native codes by each adapter."""
 
@@ -160,6 +165,10 @@ class Executor(ABC):
     # On bounded executors: how much work (as a fraction of capacity) may wait in the
     # executor's own queue, so a slot is refilled the moment a task ends.
     prefetch: float = 0.0
+    # True when the scheduler itself can hold a job until others succeed (`afterok`) and
+    # reports such a job as never runnable once one of them failed: the dispatcher may
+    # then queue children ahead of their parents (TaskLaunch.after_ok).
+    chains_after_ok: bool = False
 
     def __init__(self, site: str, config: Mapping[str, Any]) -> None:
         self.site = site

@@ -61,6 +61,15 @@ class LocalExecutor(Executor):
         self._vm_available = 0
         self._vm_at = -1.0
 
+    def task_wrapper(self, launch: TaskLaunch) -> list[str]:
+        """Run the task in Singularity/Apptainer when the site profile says `container:
+        singularity` (or apptainer) and the activity has an image."""
+        from . import singularity
+
+        if launch.image and singularity.is_container_runtime(self.config):
+            return singularity.wrapper_argv(self.config, launch)
+        return []
+
     # job ids are the attempt directories: known before submission, found again after a crash
     def planned_job_id(self, launch: TaskLaunch) -> str:
         return str(launch.attempt_dir)

@@ -20,9 +20,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from akoflow.executor import JobRef, JobState, JobStatus, SubmitError, TaskLaunch
+from akoflow.executor import JobRef, JobState, JobStatus, Node, SubmitError, TaskLaunch
 
-from . import slurm
+from . import slurm, slurm_nodes
 from .base import BatchExecutor, Transport
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ _MAX_ARRAY = re.compile(r"^MaxArraySize\s*=\s*(\d+)", re.MULTILINE)
 class SlurmExecutor(BatchExecutor):
     kind = "slurm"
     hosts_dispatcher = True
+    chains_after_ok = True
 
     def __init__(self, site: str, config: Mapping[str, Any],
                  transport: Transport | None = None) -> None:
@@ -45,6 +46,15 @@ class SlurmExecutor(BatchExecutor):
         throttle = config.get("array_throttle")
         self.throttle = int(throttle) if throttle else None
         self._max_array = int(config["max_array_size"]) if config.get("max_array_size") else 0
+
+    def task_wrapper(self, launch: TaskLaunch) -> list[str]:
+        """Run the task in Singularity/Apptainer when the site profile says `container:
+        singularity` (or apptainer) and the activity has an image."""
+        from . import singularity
+
+        if launch.image and singularity.is_container_runtime(self.config):
+            return singularity.wrapper_argv(self.config, launch)
+        return []
 
     def worker_argv(self, launch: TaskLaunch) -> list[str]:
         return [self.python, "-m", "akoflow", "worker", str(launch.attempt_dir)]
@@ -145,7 +155,14 @@ class SlurmExecutor(BatchExecutor):
         """Job ids by name; array elements through their array's tasks file (`--comment`)."""
         wanted = set(job_names)
         entries = slurm.parse_queue(self.command(slurm.status_argv(self.user)), NAME_PREFIX)
-        found = {e.name: e.job_id for e in entries if e.name in wanted}
+        # Newest first: if another manifest of this user reused a name, ours is the job
+        # submitted last (its intent was recorded just before the crash).
+        entries.sort(key=lambda e: [int(p) for p in e.job_id.split("_") if p.isdigit()],
+                     reverse=True)
+        found: dict[str, str] = {}
+        for e in entries:
+            if e.name in wanted:
+                found.setdefault(e.name, e.job_id)
         if len(found) < len(wanted) and any(ARRAY_TAG in e.name for e in entries):
             comments = slurm.parse_comments(self.command(slurm.comment_argv(self.user)))
             for e in entries:
@@ -178,6 +195,10 @@ class SlurmExecutor(BatchExecutor):
         dependency = slurm.dependency_first_to_end(after_any) if after_any else None
         return slurm.parse_submit(self.command(slurm.submit_argv(str(path),
                                                                  dependency=dependency)))
+
+    def nodes(self) -> list[Node]:
+        """One `scontrol show node --oneliner`; free room as Slurm would allocate it."""
+        return slurm_nodes.parse_scontrol(self.command(slurm_nodes.scontrol_argv(), retries=1))
 
     def dispatcher_jobs(self, name: str) -> list[tuple[str, JobState]]:
         entries = slurm.parse_queue(self.command(slurm.status_argv(self.user)), NAME_PREFIX)

@@ -10,7 +10,7 @@ from typing import NoReturn
 import click
 
 from akoflow import __version__
-from akoflow.cli import commands_inspect, commands_prov, commands_run
+from akoflow.cli import commands_inspect, commands_prov, commands_run, commands_sched
 from akoflow.executor import ExecutorError
 from akoflow.manifest import ManifestError
 from akoflow.sites import SiteError
@@ -33,7 +33,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
     )
 
 
-for command in (*commands_run.COMMANDS, *commands_inspect.COMMANDS, *commands_prov.COMMANDS):
+for command in (*commands_run.COMMANDS, *commands_inspect.COMMANDS, *commands_prov.COMMANDS,
+                *commands_sched.COMMANDS):
     cli.add_command(command)
 
 

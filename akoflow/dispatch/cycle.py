@@ -27,11 +27,13 @@ from akoflow.dispatch.types import (
 )
 from akoflow.executor import (
     ENDED_STATES,
+    NEVER_SATISFIED,
     Executor,
     ExecutorError,
     JobRef,
     JobState,
     JobStatus,
+    Node,
     SpecError,
     SubmitError,
     TaskLaunch,
@@ -48,7 +50,9 @@ from akoflow.manifest import (
     WorkflowRecord,
     WorkflowStatus,
 )
-from akoflow.scheduling.placement import first_fit, request_of
+from akoflow.scheduling.history import LazyHistory
+from akoflow.scheduling.inventory import site_nodes
+from akoflow.scheduling.placement import Decision, first_fit, place, request_of, task_view
 
 log = logging.getLogger(__name__)
 Resolver = Callable[[str], Executor]
@@ -80,6 +84,9 @@ class Dispatcher:
         self._loaded_at = 0.0
         self._last_poll: dict[str, float] = {}
         self._found: dict[str, dict[str, str]] = {}  # per cycle: executor -> lookup result
+        self._history = LazyHistory(manifest)  # run times of earlier runs, read on first use
+        self._check_ahead = True  # look for stale `afterok` jobs (first cycle, failures)
+        self._never_satisfied: set[int] = set()  # attempts the scheduler says can never run
         self._deferred: list[tuple[Submitted, Executor, JobRef]] = []
         self._uses_cache = manifest.uses_cache(wf_id)
         self._wf: WorkflowRecord | None = None
@@ -112,15 +119,24 @@ class Dispatcher:
             self._live = fresh
             self._loaded_at = now
         observed = self._observe(full)
+        cancelled = wf.status == WorkflowStatus.CANCELLED.value
         with self.m.transaction():
             self._apply_deferred()
             for la, outcome, status in observed:
                 self._settle(la, outcome, status, report, now)
-            cancelled = wf.status == WorkflowStatus.CANCELLED.value
-            if self._uses_cache and not cancelled:
-                self._reuse_cached(wf, report)
-            batches = [] if cancelled else self._claim(wf)
+            # Jobs queued ahead of a parent that just failed must go before that parent is
+            # resubmitted (they wait on its old job id): withdraw them first, then claim.
+            stale = self._check_ahead or any(
+                c.status in (Status.FAILED, Status.READY) for c in report.completions)
+            if not stale:
+                batches = self._reuse_and_claim(wf, report, cancelled)
+        if stale:
+            self._withdraw_stale_ahead()
+            with self.m.transaction():
+                batches = self._reuse_and_claim(wf, report, cancelled)
         report.submitted = sum(self._launch_batch(ex, b) for ex, b in batches)
+        if not cancelled:
+            report.submitted += self._submit_ahead(wf)
         # Nothing can be over while attempts are in flight: skip the count then.
         final = None if self._live else self.m.finalize_workflow(self.wf_id)
         report.workflow_status = final or self.m.workflow_status(self.wf_id)
@@ -136,6 +152,69 @@ class Dispatcher:
             except Exception as exc:  # delivery must never stall or break the workflow
                 log.warning("webhook delivery failed: %s", exc)
         return report
+
+    def _reuse_and_claim(self, wf: WorkflowRecord, report: CycleReport,
+                         cancelled: bool) -> list[tuple[Executor, list[Claim]]]:
+        if cancelled:
+            return []
+        if self._uses_cache:
+            self._reuse_cached(wf, report)
+        return self._claim(wf)
+
+    # -- scheduler chaining: children queued ahead with `afterok` --------------------------
+    def _submit_ahead(self, wf: WorkflowRecord) -> int:
+        """Queue PENDING children of queued/running parents on schedulers that hold them
+        (`afterok`), a bounded number of levels per cycle: the scheduler starts them the
+        moment their parents succeed, without waiting for the next dispatcher."""
+        runtimes = [rt for rt, ex in self.executors.items() if ex.chains_after_ok]
+        if not runtimes or self.config.lookahead <= 0:
+            return 0
+        total = 0
+        for _ in range(self.config.lookahead):
+            budget = self.config.ahead_limit - self.m.count_ahead(self.wf_id)
+            with self.m.transaction():
+                found = self.m.ahead_candidates(self.wf_id, runtimes,
+                                                min(budget, self.config.submit_limit))
+                by_runtime: dict[str, list[Claim]] = defaultdict(list)
+                for act, parents in found:
+                    ln = self._launch(wf, act)
+                    ln.after_ok = parents
+                    [aid] = self.m.begin_attempts(self.wf_id, [Intent(
+                        act.id, act.attempts + 1, act.runtime, ln.job_name,
+                        str(ln.attempt_dir), ln.resources, None, None, ahead=True)])
+                    if aid is not None:
+                        by_runtime[act.runtime].append(Claim(aid, ln, None))
+            if not by_runtime:
+                break
+            total += sum(self._launch_batch(self.executor(rt), claims)
+                         for rt, claims in by_runtime.items())
+        return total
+
+    def _withdraw_stale_ahead(self) -> None:
+        """Cancel jobs queued ahead whose dependencies can no longer be met (a parent
+        failed or is being retried, or they were skipped, or the scheduler reports them
+        never satisfiable). Skipped ones stay SKIPPED; others wait for their parents again."""
+        self._check_ahead = False
+        stale = {la.attempt_id: la for la in self.m.stale_ahead(self.wf_id)}
+        for aid in self._never_satisfied:
+            la = self._live.get(aid)
+            if la is not None:
+                stale.setdefault(aid, la)
+        self._never_satisfied.clear()
+        by_exec: dict[str, list[LiveAttempt]] = defaultdict(list)
+        for la in stale.values():
+            by_exec[la.executor].append(la)
+        for name, group in by_exec.items():
+            self.executor(name).cancel([JobRef(la.job_id, la.job_name, la.attempt_dir,
+                                               la.submitted_at) for la in group])
+            for la in group:
+                self._live.pop(la.attempt_id, None)
+                if la.activity_status == Status.SKIPPED.value:
+                    self.m.cancel_attempt(self.wf_id, la.attempt_id,
+                                          "skipped: a parent failed")
+                else:
+                    self.m.withdraw_attempt(self.wf_id, la.attempt_id,
+                                            "withdrawn: its dependencies cannot be met now")
 
     def _reuse_cached(self, wf: WorkflowRecord, report: CycleReport) -> None:
         """Finish ready activities from the cache; a reuse can make children ready that are
@@ -214,6 +293,9 @@ class Dispatcher:
         if st.state is JobState.RUNNING and la.status != Status.RUNNING.value:
             self.m.record_started(self.wf_id, la.attempt_id, st.started_at or now, st.node)
             self._live[la.attempt_id] = with_status(la, Status.RUNNING)
+        elif st.state is JobState.PENDING and st.message == NEVER_SATISFIED:
+            self._never_satisfied.add(la.attempt_id)
+            self._check_ahead = True
         elif st.state is JobState.PENDING and la.status == Status.SUBMITTING.value:
             self.m.record_submitted(self.wf_id, [Submitted(
                 la.attempt_id, la.job_id or "", Status.QUEUED)])
@@ -280,21 +362,27 @@ class Dispatcher:
         """
         batches = []
         for runtime in self.m.ready_runtimes(self.wf_id):
+            decisions: list[Decision | None]
             try:
                 ex: Executor | None = self.executor(runtime)
-                acts = self._placeable(ex, runtime)  # type: ignore[arg-type]
+                acts, decisions = self._placeable(ex, runtime, wf)  # type: ignore[arg-type]
                 why = ""
             except ExecutorError as exc:
                 ex, why = None, str(exc)
                 acts = self.m.ready_activities(self.wf_id, self.config.submit_limit, runtime)
+                decisions = [None] * len(acts)
             if not acts:
                 continue
             launches = [self._launch(wf, a) for a in acts]
+            for ln, d in zip(launches, decisions):
+                if d is not None and d.node is not None and not ex.bounded:  # type: ignore[union-attr]
+                    ln.node = d.node  # enacted by the scheduler (--nodelist, nodeName, ...)
             planned = [None if ex is None else ex.planned_job_id(ln) for ln in launches]
             intents = [
                 Intent(a.id, a.attempts + 1, runtime, ln.job_name, str(ln.attempt_dir),
-                       ln.resources, ln.node, jid)
-                for a, ln, jid in zip(acts, launches, planned)
+                       ln.resources, d.node if d is not None else ln.node, jid,
+                       d.as_record() if d is not None and d.scores else None)
+                for a, ln, jid, d in zip(acts, launches, planned, decisions)
             ]
             ids = self.m.begin_attempts(self.wf_id, intents)
             claimed = [Claim(aid, ln, jid) for aid, ln, jid in zip(ids, launches, planned)
@@ -307,34 +395,69 @@ class Dispatcher:
                 batches.append((ex, claimed))
         return batches
 
-    def _placeable(self, ex: Executor, runtime: str) -> list[ActivityRecord]:
-        """Ready activities of `runtime` to submit now. On bounded executors only those
-        with room (first fit on the inventory); the rest stay READY for a later cycle."""
+    def _placeable(self, ex: Executor, runtime: str, wf: WorkflowRecord
+                   ) -> tuple[list[ActivityRecord], list[Decision | None]]:
+        """Ready activities of `runtime` to submit now, with their placement.
+
+        Bounded executors (this machine) take only what has room now; the rest stay READY.
+        A batch scheduler takes everything and places it itself, unless the workflow names
+        a policy (`spec.schedule`) or the site sets `placement:`: then each activity goes
+        to the node the policy picks among those with free room now (`--nodelist`), and one
+        that fits no node now stays READY for a later cycle."""
+        policy = wf.schedule or ex.config.get("placement")
         if not ex.bounded:
-            return self.m.ready_activities(self.wf_id, self.config.submit_limit, runtime)
+            acts = self.m.ready_activities(self.wf_id, self.config.submit_limit, runtime)
+            nodes = self._inventory(ex) if policy and acts else []
+            if not nodes:
+                return acts, [None] * len(acts)
+            return self._decide(acts, nodes, str(policy), [(n.cpus, n.memory) for n in nodes])
+        inventory = ex.nodes() if not ex.config.get("nodes") else self._inventory(ex)
         nodes = [replace(n, cpus_free=n.cpus_free + ex.prefetch * n.cpus,
                          memory_free=n.memory_free + int(ex.prefetch * n.memory))
-                 for n in ex.nodes()]
+                 for n in inventory]
         free = sum(max(0.0, n.cpus_free) for n in nodes)
         if free < 1e-3:
-            return []
+            return [], []
         page = min(self.config.submit_limit, max(16, int(free * 8)))
         acts = self.m.ready_activities(self.wf_id, page, runtime)
-        largest = max(((n.cpus, n.memory) for n in nodes), default=(0.0, 0))
-        requests = [a.resources_dict() for a in acts]
+        sizes = [(n.cpus, n.memory) for n in nodes]
+        if len(nodes) > 1 or policy:
+            return self._decide(acts, nodes, str(policy or "akoscore"), sizes)
+        # One node and no policy asked for: nothing to choose, so plain first fit (cheap).
         out = []
+        requests = [a.resources_dict() for a in acts]
         for act, res, node in zip(acts, requests, first_fit(requests, nodes)):
-            cpu, mem = request_of(res)
-            # Never fits anywhere: hand it over so the executor refuses it with its reason.
-            if node is not None or cpu > largest[0] or mem > largest[1]:
+            if node is not None or _never_fits(res, sizes):
                 out.append(act)
-        return out
+        return out, [None] * len(out)
+
+    def _inventory(self, ex: Executor) -> list[Node]:
+        """The executor's nodes (one call) with the profile's static entries (speed, cost),
+        kept in the manifest so run times can be scaled by node speed later."""
+        nodes = site_nodes(ex.config, ex.nodes())
+        if nodes:
+            self.m.record_nodes(ex.site, nodes)
+        return nodes
+
+    def _decide(self, acts: list[ActivityRecord], nodes: list[Node], policy: str,
+                sizes: list[tuple[float, int]]
+                ) -> tuple[list[ActivityRecord], list[Decision | None]]:
+        views = [task_view(a.name, a.resources_dict(), alpha=a.alpha, identity=a.identity,
+                           estimate=a.estimate, seq=a.seq) for a in acts]
+        out: list[ActivityRecord] = []
+        chosen: list[Decision | None] = []
+        for act, d in zip(acts, place(views, nodes, policy, self._history)):
+            # Never fits anywhere: hand it over so the executor refuses it with its reason.
+            if d.node is not None or _never_fits(act.resources_dict(), sizes):
+                out.append(act)
+                chosen.append(d if d.node is not None else None)
+        return out, chosen
 
     def _launch_batch(self, ex: Executor, claims: list[Claim]) -> int:
-        for c in claims:
-            c.launch.wrapper = ex.task_wrapper(c.launch)
-            protocol.prepare_attempt(c.launch)
         try:
+            for c in claims:  # a refused image or bind fails this batch, not the cycle
+                c.launch.wrapper = ex.task_wrapper(c.launch)
+                protocol.prepare_attempt(c.launch)
             job_ids = ex.submit([c.launch for c in claims])
         except (SubmitError, SpecError) as exc:
             with self.m.transaction():
@@ -419,3 +542,9 @@ class Dispatcher:
         self._flush_deferred()
         for ex in self.executors.values():
             ex.close()
+
+
+def _never_fits(res: dict[str, Any], sizes: list[tuple[float, int]]) -> bool:
+    """True when no node is big enough even when empty."""
+    cpu, mem = request_of(res)
+    return not any(cpu <= c + 1e-9 and mem <= m for c, m in sizes)

@@ -15,6 +15,8 @@ class DispatchConfig:
     submit_limit: int = 5000  # activities submitted per cycle
     notify_budget: float = 2.0  # seconds per cycle spent on webhook delivery
     chain_spacing: float = 5.0  # minimum seconds between two dispatcher jobs
+    lookahead: int = 2  # levels of children queued ahead (`afterok`) per cycle; 0 = off
+    ahead_limit: int = 1000  # activities queued ahead of their parents at any time
 
 
 @dataclass

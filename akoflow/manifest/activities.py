@@ -6,11 +6,14 @@ import json
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from akoflow.manifest.records import ActivityRecord, AttemptRecord, LiveAttempt
 from akoflow.manifest.states import LIVE, Status
 from akoflow.manifest.workflows import WorkflowsMixin
+
+if TYPE_CHECKING:  # the executor port imports manifest records: no runtime cycle
+    from akoflow.executor import Node
 
 ACT_COLS = (
     "id, workflow_id, seq, name, run, image, runtime, resources, env, alpha, retries, "
@@ -39,6 +42,7 @@ class Intent:
     node: str | None = None
     job_id: str | None = None  # known up front for executors with deterministic ids
     scores: dict[str, Any] | None = None
+    ahead: bool = False  # submitted before its parents ended (scheduler `afterok` chaining)
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,23 @@ class ActivitiesMixin(WorkflowsMixin):
             )
         ]
 
+    def record_nodes(self, site: str, nodes: Sequence[Node]) -> None:
+        """The site's inventory as last seen (node speeds scale run-time history)."""
+        now = time.time()
+        with self.transaction() as c:
+            c.executemany(
+                "INSERT INTO node (site, name, snapshot_at, cpus, cpus_free, memory,"
+                " memory_free, features, partitions, state, speed, cost_per_hour)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (site, name) DO UPDATE SET"
+                " snapshot_at=excluded.snapshot_at, cpus=excluded.cpus,"
+                " cpus_free=excluded.cpus_free, memory=excluded.memory,"
+                " memory_free=excluded.memory_free, features=excluded.features,"
+                " partitions=excluded.partitions, state=excluded.state, speed=excluded.speed,"
+                " cost_per_hour=excluded.cost_per_hour",
+                [(site, n.name, now, n.cpus, n.cpus_free, n.memory, n.memory_free,
+                  json.dumps(list(n.features)), json.dumps(list(n.partitions)), n.state,
+                  n.speed, n.cost_per_hour) for n in nodes])
+
     def parent_names(self, activity_id: int) -> list[str]:
         return [
             str(r[0])
@@ -171,11 +192,12 @@ class ActivitiesMixin(WorkflowsMixin):
         out: list[int | None] = []
         with self.transaction() as c:
             for it in intents:
+                before = Status.PENDING if it.ahead else Status.READY
                 cur = c.execute(
                     "UPDATE activity SET status=?, attempts=?, node=?, job_id=?, reason=NULL,"
                     " resources=? WHERE id=? AND status=? AND attempts=?",
                     (Status.SUBMITTING.value, it.number, it.node, it.job_id,
-                     json.dumps(it.resources), it.activity_id, Status.READY.value,
+                     json.dumps(it.resources), it.activity_id, before.value,
                      it.number - 1),
                 )
                 if not cur.rowcount:
@@ -190,8 +212,9 @@ class ActivitiesMixin(WorkflowsMixin):
                      now, None if it.scores is None else json.dumps(it.scores)),
                 )
                 out.append(int(cur.lastrowid or 0))
-                self.add_event(wf_id, it.activity_id, it.number, "STATE", Status.READY.value,
-                               Status.SUBMITTING.value, it.node, f"executor {it.executor}", now)
+                self.add_event(wf_id, it.activity_id, it.number, "STATE", before.value,
+                               Status.SUBMITTING.value, it.node,
+                               f"executor {it.executor}" + (" (ahead)" if it.ahead else ""), now)
         return out
 
     def record_submitted(self, wf_id: int, items: Sequence[Submitted]) -> list[int]:
@@ -260,9 +283,100 @@ class ActivitiesMixin(WorkflowsMixin):
                 (Status.CANCELLED.value, "ABANDONED", message, time.time(), attempt_id),
             )
             cur = c.execute(
-                "UPDATE activity SET status=?, job_id=NULL WHERE id=? AND status=?",
-                (Status.READY.value, row[0], Status.SUBMITTING.value),
+                "UPDATE activity SET status=CASE WHEN unfinished_parents > 0 THEN ? ELSE ? END,"
+                " job_id=NULL WHERE id=? AND status=?",
+                (Status.PENDING.value, Status.READY.value, row[0], Status.SUBMITTING.value),
             )
             if cur.rowcount:
                 self.add_event(wf_id, int(row[0]), int(row[1]), "STATE",
-                               Status.SUBMITTING.value, Status.READY.value, None, message)
+                               Status.SUBMITTING.value, self._pending_or_ready(int(row[0])),
+                               None, message)
+
+    def _pending_or_ready(self, activity_id: int) -> str:
+        row = self.conn.execute("SELECT status FROM activity WHERE id=?",
+                                (activity_id,)).fetchone()
+        return str(row[0]) if row else Status.READY.value
+
+    # -- scheduler chaining: activities submitted ahead of their parents ----------------------
+    def ahead_candidates(self, wf_id: int, runtimes: Sequence[str],
+                         limit: int) -> list[tuple[ActivityRecord, list[str]]]:
+        """PENDING activities whose unfinished parents are all queued or running on the same
+        runtime with a job id: they can be queued now with `afterok` on those jobs."""
+        if not runtimes or limit <= 0:
+            return []
+        marks = ",".join("?" * len(runtimes))
+        acts = self._rows(
+            ActivityRecord,
+            f"SELECT {ACT_COLS} FROM activity a WHERE a.workflow_id=? AND a.status=?"
+            f" AND a.runtime IN ({marks}) AND NOT EXISTS (SELECT 1 FROM activity_dependency d"
+            " JOIN activity p ON p.id = d.parent_id WHERE d.activity_id = a.id AND NOT ("
+            " p.status = ? OR (p.status IN (?, ?) AND p.job_id IS NOT NULL"
+            " AND p.runtime = a.runtime))) ORDER BY a.seq LIMIT ?",
+            (wf_id, Status.PENDING.value, *runtimes, Status.FINISHED.value,
+             Status.QUEUED.value, Status.RUNNING.value, limit),
+        )
+        out = []
+        for act in acts:
+            jobs = [str(r[0]) for r in self.conn.execute(
+                "SELECT p.job_id FROM activity_dependency d JOIN activity p ON p.id = d.parent_id"
+                " WHERE d.activity_id=? AND p.status IN (?, ?) ORDER BY p.seq",
+                (act.id, Status.QUEUED.value, Status.RUNNING.value))]
+            out.append((act, jobs))
+        return out
+
+    def count_ahead(self, wf_id: int) -> int:
+        row = self.conn.execute(
+            f"SELECT COUNT(*) FROM activity WHERE workflow_id=? AND unfinished_parents > 0"
+            f" AND status IN ({_LIVE_SQL})", (wf_id, *_LIVE)).fetchone()
+        return int(row[0])
+
+    def stale_ahead(self, wf_id: int) -> list[LiveAttempt]:
+        """Queued attempts submitted ahead whose dependencies can no longer be met: the
+        activity was skipped, or a parent is no longer queued, running or finished (it
+        failed, or went back to READY for a retry and will get a new job id)."""
+        return self._rows(
+            LiveAttempt,
+            "SELECT t.id, t.activity_id, a.name, t.number, t.status, t.executor, t.job_name,"
+            " t.job_id, t.attempt_dir, t.submitted_at, t.started_at, a.status"
+            " FROM attempt t JOIN activity a ON a.id = t.activity_id"
+            " WHERE t.workflow_id=? AND t.status IN (?, ?) AND (a.status = ? OR ("
+            " a.unfinished_parents > 0 AND EXISTS (SELECT 1 FROM activity_dependency d"
+            " JOIN activity p ON p.id = d.parent_id WHERE d.activity_id = a.id"
+            " AND p.status NOT IN (?, ?, ?, ?)))) ORDER BY t.id",
+            (wf_id, Status.SUBMITTING.value, Status.QUEUED.value, Status.SKIPPED.value,
+             Status.FINISHED.value, Status.SUBMITTING.value, Status.QUEUED.value,
+             Status.RUNNING.value),
+        )
+
+    def cancel_attempt(self, wf_id: int, attempt_id: int, message: str) -> None:
+        """End a live attempt whose activity has already moved on (e.g. SKIPPED)."""
+        with self.transaction() as c:
+            c.execute(
+                f"UPDATE attempt SET status=?, reason=?, message=?, finished_at=? WHERE id=?"
+                f" AND status IN ({_LIVE_SQL})",
+                (Status.CANCELLED.value, "SKIPPED", message, time.time(), attempt_id, *_LIVE),
+            )
+
+    def withdraw_attempt(self, wf_id: int, attempt_id: int, message: str) -> None:
+        """Take back a queued attempt that has not run (its job was cancelled): the activity
+        waits again (PENDING, or READY once its parents are done); no retry is consumed."""
+        with self.transaction() as c:
+            row = c.execute(
+                "SELECT activity_id, number, status FROM attempt WHERE id=? AND status IN (?, ?)",
+                (attempt_id, Status.SUBMITTING.value, Status.QUEUED.value),
+            ).fetchone()
+            if row is None:
+                return
+            c.execute(
+                "UPDATE attempt SET status=?, reason=?, message=?, finished_at=? WHERE id=?",
+                (Status.CANCELLED.value, "WITHDRAWN", message, time.time(), attempt_id),
+            )
+            cur = c.execute(
+                "UPDATE activity SET status=CASE WHEN unfinished_parents > 0 THEN ? ELSE ? END,"
+                " job_id=NULL WHERE id=? AND status IN (?, ?)",
+                (Status.PENDING.value, Status.READY.value, row[0], Status.SUBMITTING.value,
+                 Status.QUEUED.value),
+            )
+            if cur.rowcount:
+                self.add_event(wf_id, int(row[0]), int(row[1]), "STATE", str(row[2]),
+                               self._pending_or_ready(int(row[0])), None, message)

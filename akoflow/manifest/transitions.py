@@ -191,11 +191,13 @@ class TransitionsMixin(ActivitiesMixin):
                     continue
                 seen.add(child)
                 queue.append(child)
+                # Also those queued ahead of this parent (`afterok`): their jobs can never
+                # start; the dispatcher cancels them (stale_ahead).
                 cur = c.execute(
                     "UPDATE activity SET status=?, finished_at=?, message=? WHERE id=? AND"
-                    " status IN (?, ?)",
+                    " (status IN (?, ?) OR (status IN (?, ?) AND unfinished_parents > 0))",
                     (Status.SKIPPED.value, time.time(), why, child, Status.PENDING.value,
-                     Status.READY.value),
+                     Status.READY.value, Status.SUBMITTING.value, Status.QUEUED.value),
                 )
                 if cur.rowcount:
                     count += 1

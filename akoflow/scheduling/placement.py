@@ -1,18 +1,54 @@
-"""Placement of ready activities on nodes with room for them (feasibility first).
+"""Placement of ready activities on nodes: feasibility first, then a policy's scores.
 
 An activity is a candidate for a node only if the node's free cpu and memory cover its
-request and the node's labels/features satisfy its `nodeSelector`. An activity that fits no
-node now stays READY and is reconsidered next cycle. Executors whose scheduler queues work
-itself (Slurm, PBS, ...) are not bounded here: everything ready goes to their queue.
+request and the node's labels/features satisfy its `nodeSelector`. Every candidate is scored
+by the policy (higher is better, None = unsuitable); the best wins, ties going to the node
+listed first, so a placement is reproducible. An activity no candidate accepts gets no node:
+it stays READY and is reconsidered next cycle. The dispatcher and the simulator both call
+`place()`, so what the simulator measures is what the dispatcher does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from akoflow.executor import Node
+
+
+@dataclass(frozen=True)
+class TaskView:
+    """What placement needs to know of one ready activity (a manifest row or a sim task)."""
+
+    name: str
+    cpu: float = 1.0
+    memory: int = 0  # bytes requested
+    identity: str | None = None
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    alpha: float = 0.5
+    estimate: float | None = None  # declared run time at speed 1.0 (seconds)
+    time_limit: float | None = None
+    seq: int = 0  # position in the workflow (round-robin's turn)
+
+
+class History(Protocol):
+    """Provenance of earlier runs: expected run time at node speed 1.0, or None if unseen."""
+
+    def expected(self, name: str, identity: str | None) -> float | None: ...
+
+
+class NoHistory:
+    """No earlier runs are known (a first run, or the dispatcher without a manifest)."""
+
+    def expected(self, name: str, identity: str | None) -> float | None:
+        return None
+
+
+NO_HISTORY = NoHistory()
+
+# policy(task, candidate nodes, alpha, history) -> one score per candidate (None = unsuitable)
+Policy = Callable[[TaskView, Sequence[Node], float, History], Sequence[float | None]]
 
 
 @dataclass
@@ -24,18 +60,52 @@ class Room:
     memory: int
 
 
+@dataclass(frozen=True)
+class Decision:
+    """The outcome for one task: the chosen node (None = wait) and every candidate's score."""
+
+    task: str
+    node: str | None
+    scores: dict[str, float | None]
+    reason: str = ""
+
+    def as_record(self) -> dict[str, Any]:
+        """JSON-ready form, stored on the attempt so `akoflow explain` can show the race."""
+        return {"node": self.node, "scores": dict(self.scores), "reason": self.reason}
+
+
 def request_of(resources: Mapping[str, Any]) -> tuple[float, int]:
     return float(resources.get("cpu") or 1.0), int(resources.get("memory") or 0)
 
 
+def task_view(name: str, resources: Mapping[str, Any], *, alpha: float = 0.5,
+              identity: str | None = None, estimate: float | None = None,
+              seq: int = 0) -> TaskView:
+    """A TaskView from a resources mapping as the manifest stores it."""
+    cpu, mem = request_of(resources)
+    limit = resources.get("time_limit")
+    return TaskView(name=name, cpu=cpu, memory=mem, identity=identity,
+                    node_selector=dict(resources.get("node_selector") or {}), alpha=alpha,
+                    estimate=estimate, time_limit=None if limit is None else float(limit),
+                    seq=seq)
+
+
 def selector_ok(node: Node, selector: Mapping[str, str]) -> bool:
+    """Each selector entry matches a label exactly, or names a feature (`ssd`, `gpu=a100`)."""
     for key, value in selector.items():
         if node.labels.get(key) == value:
             continue
         if value in node.features or f"{key}={value}" in node.features:
             continue
+        if key == "partition" and value in node.partitions:
+            continue
         return False
     return True
+
+
+def fits_task(room: Room, task: TaskView) -> bool:
+    return (room.cpus + 1e-9 >= task.cpu and room.memory >= task.memory
+            and selector_ok(room.node, task.node_selector))
 
 
 def fits(room: Room, resources: Mapping[str, Any]) -> bool:
@@ -44,19 +114,64 @@ def fits(room: Room, resources: Mapping[str, Any]) -> bool:
             and selector_ok(room.node, resources.get("node_selector") or {}))
 
 
+def _shape(task: TaskView) -> tuple[float, int, tuple[tuple[str, str], ...]]:
+    return task.cpu, task.memory, tuple(sorted(task.node_selector.items()))
+
+
+def place(
+    tasks: Sequence[TaskView],
+    nodes: Sequence[Node],
+    policy: str | Policy = "akoscore",
+    history: History = NO_HISTORY,
+) -> list[Decision]:
+    """Decide a node (or None = wait) for each task, in order, deducting room as it goes.
+
+    `policy` is a name or `module:function` (resolved by `policies.load_policy`) or the
+    policy function itself. Rooms only shrink within a call, so a request shape that found
+    no candidate is not tried again: a long ready queue costs O(shapes), not O(queue x nodes).
+    """
+    from akoflow.scheduling.policies import call_policy, load_policy
+
+    if isinstance(policy, str):
+        name, fn = policy, load_policy(policy)
+    else:
+        name, fn = str(getattr(policy, "__name__", policy)), policy
+    rooms = [Room(n, n.cpus_free, n.memory_free) for n in nodes]
+    hopeless: set[tuple[float, int, tuple[tuple[str, str], ...]]] = set()
+    out: list[Decision] = []
+    for task in tasks:
+        shape = _shape(task)
+        cands = [] if shape in hopeless else [r for r in rooms if fits_task(r, task)]
+        if not cands:
+            hopeless.add(shape)
+            out.append(Decision(task.name, None, {}, _no_room(task)))
+            continue
+        scores = call_policy(fn, name, task, [r.node for r in cands], history)
+        best: Room | None = None
+        best_score = 0.0
+        for room, score in zip(cands, scores):
+            if score is not None and (best is None or score > best_score):
+                best, best_score = room, score
+        named = {r.node.name: s for r, s in zip(cands, scores)}
+        if best is None:
+            out.append(Decision(task.name, None, named, "the policy accepted no candidate"))
+            continue
+        best.cpus -= task.cpu
+        best.memory -= task.memory
+        out.append(Decision(task.name, best.node.name, named))
+    return out
+
+
+def _no_room(task: TaskView) -> str:
+    sel = f", selector {dict(task.node_selector)}" if task.node_selector else ""
+    return f"no node has {task.cpu:g} cpu and {task.memory} bytes free now{sel}"
+
+
 def first_fit(
     requests: Sequence[Mapping[str, Any]], nodes: Sequence[Node]
 ) -> list[str | None]:
-    """Node name per request (in order), or None where nothing has room now."""
-    rooms = [Room(n, n.cpus_free, n.memory_free) for n in nodes]
-    out: list[str | None] = []
-    for res in requests:
-        chosen = next((r for r in rooms if fits(r, res)), None)
-        if chosen is None:
-            out.append(None)
-            continue
-        cpu, mem = request_of(res)
-        chosen.cpus -= cpu
-        chosen.memory -= mem
-        out.append(chosen.node.name)
-    return out
+    """Node name per request (in order), or None where nothing has room now.
+
+    Kept for the dispatcher's current call site; equal to `place(..., "first-fit")`."""
+    views = [task_view(f"r{i}", res) for i, res in enumerate(requests)]
+    return [d.node for d in place(views, nodes, "first-fit")]

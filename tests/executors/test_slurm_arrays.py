@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import stat
 import time
@@ -26,10 +27,11 @@ ELEMENT = re.compile(r"^(\d+)_(\d+)$")
 def _launches(run: Path, n: int, script: str = "echo hi > out-$AKOFLOW_ACTIVITY") -> list[
         TaskLaunch]:
     out = []
+    wf = random.randrange(10_000, 99_999)  # names unique to this run of the test
     for i in range(n):
         ln = TaskLaunch(
-            workflow_id=99, workflow="arr", activity_id=i + 1, activity=f"t{i}", attempt=1,
-            job_name=protocol.job_name(99, f"t{i}", 1),
+            workflow_id=wf, workflow="arr", activity_id=i + 1, activity=f"t{i}", attempt=1,
+            job_name=protocol.job_name(wf, f"t{i}", 1),
             attempt_dir=protocol.attempt_dir(run, f"t{i}", 1), work_dir=run / "work",
             run_dir=run, script=script, resources={"cpu": 1.0, "memory": 50 * 2**20},
             sample_interval=0.2)
@@ -58,7 +60,7 @@ def test_array_submit_lookup_and_run(slurm_cluster: object, tmp_path: Path) -> N
     assert len({p.group(1) for p in parts if p}) == 1  # one sbatch for all five
     assert [p.group(2) for p in parts if p] == ["0", "1", "2", "3", "4"]
     # Crash repair: a dispatcher that lost the ids finds every element by its job name.
-    found = ex.lookup([ln.job_name for ln in launches] + ["akoflow.99.nope.1"])
+    found = ex.lookup([ln.job_name for ln in launches] + ["akoflow.1.nope.1"])
     assert found == {ln.job_name: j for ln, j in zip(launches, ids)}
     _wait_results(launches)
     for ln in launches:

@@ -1,0 +1,78 @@
+"""Scheduling commands: simulate a workflow's placement, and show a site's node inventory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from akoflow.cli import render
+from akoflow.spec.units import format_bytes
+
+
+@click.command()
+@click.argument("workflow", type=click.Path(dir_okay=False))
+@click.option("--nodes", "nodes_file", required=True, type=click.Path(dir_okay=False),
+              help="YAML with a `nodes:` list (name, cpus, memory, speed, cost_per_hour...).")
+@click.option("--policy", default=None,
+              help="akoscore (default), first-fit, round-robin, cost, heft, or module:function.")
+@click.option("--alpha", type=click.FloatRange(0.0, 1.0), default=None,
+              help="AkôScore weight for every activity (default: the spec's, else 0.5).")
+@click.option("--json", "as_json", is_flag=True)
+def simulate(workflow: str, nodes_file: str, policy: str | None, alpha: float | None,
+             as_json: bool) -> None:
+    """Simulate WORKFLOW (AkôFlow YAML or WfCommons .json trace) on a node set."""
+    from akoflow.scheduling.heft import heft
+    from akoflow.scheduling.inventory import InventoryError, load_nodes_file
+    from akoflow.scheduling.policies import PolicyError
+    from akoflow.scheduling.simulator import SimulationError
+    from akoflow.scheduling.simulator import simulate as run_sim
+    from akoflow.scheduling.workload import WorkloadError, load_workload
+
+    try:
+        nodes = load_nodes_file(nodes_file)
+        wl = load_workload(workflow)
+        name = policy or wl.schedule or "akoscore"
+        result = heft(wl, nodes) if name == "heft" else run_sim(wl, nodes, name, alpha)
+    except (InventoryError, WorkloadError, PolicyError, SimulationError) as exc:
+        raise click.ClickException(str(exc)) from None
+    data: dict[str, Any] = {"workflow": wl.name, "activities": len(wl.tasks),
+                            "alpha": alpha, **result.summary()}
+    if as_json:
+        render.emit_json(data)
+        return
+    click.echo(f"{wl.name}: {len(wl.tasks)} activities on {len(nodes)} nodes, policy "
+               f"{result.policy}{'' if alpha is None else f' alpha={alpha:g}'}")
+    click.echo(f"  makespan      {result.makespan:.1f} s")
+    click.echo(f"  memory waste  {result.memory_waste_gbh:.4f} GB*h")
+    render.table(["node", "utilisation", "tasks"], [
+        [n, f"{u * 100:.1f}%", sum(1 for r in result.runs if r.node == n)]
+        for n, u in result.utilisation.items()])
+
+
+@click.command()
+@click.option("--site", default="local", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def nodes(site: str, as_json: bool) -> None:
+    """The node inventory of SITE: what its executor reports, with the profile's `nodes:`."""
+    from akoflow.executor import ExecutorError
+    from akoflow.scheduling.inventory import InventoryError, site_nodes
+    from akoflow.sites import SiteResolver, load_site
+
+    try:
+        profile = load_site(site)
+        found = site_nodes(profile, SiteResolver()(site).nodes())
+    except (InventoryError, ExecutorError) as exc:
+        raise click.ClickException(f"site {site}: {exc}") from None
+    if as_json:
+        render.emit_json([render.to_jsonable(n) for n in found])
+        return
+    render.table(["node", "state", "cpus free/total", "memory free/total", "speed", "cost/h",
+                  "features", "partitions"], [
+        [n.name, n.state, f"{n.cpus_free:g}/{n.cpus:g}",
+         f"{format_bytes(n.memory_free)}/{format_bytes(n.memory)}", f"{n.speed:g}",
+         "-" if n.cost_per_hour is None else f"{n.cost_per_hour:g}",
+         ",".join(n.features) or "-", ",".join(n.partitions) or "-"] for n in found])
+
+
+COMMANDS = [simulate, nodes]

@@ -1,0 +1,1 @@
+"""Policy plugins used by the tests: given to `place()` as `module:function`."""
