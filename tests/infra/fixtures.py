@@ -14,6 +14,7 @@ from __future__ import annotations
 import pytest
 
 from tests.infra import bring_up
+from tests.infra.docker_fixtures import docker_daemon  # noqa: F401  (session fixture)
 from tests.infra.sge import SgeCluster, ensure_sge
 from tests.infra.slurm import SlurmCluster, ensure_slurm
 

@@ -1,0 +1,262 @@
+"""IBM Spectrum LSF: the pure pieces of the LSF adapter (argv builders, parsers, rendering).
+
+Options go on the bsub command line: bsub reads `#BSUB` lines only from stdin or when the site
+sets LSB_BSUB_PARSE_SCRIPT=Y, so the script's `#BSUB` lines are a readable record of the same
+options. Arrays are 1-based (`-J "name[1-N]%k"`, $LSB_JOBINDEX); log paths use %J and %I;
+`-w` joins `done()`/`ended()` with `&&`/`||`, so "first of several to end" is native here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import shlex
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from akoflow.executor import JobState, JobStatus, SpecError, SubmitError, TaskLaunch
+
+from .slurm import _ENV
+
+log = logging.getLogger(__name__)
+
+_KEY_ALIASES: Final[dict[str, str]] = {
+    "partition": "q", "queue": "q", "account": "P", "project": "P",
+    "constraint": "select", "features": "select", "reservation": "U",
+}
+_PASSTHROUGH = "lsf."
+_RESERVED: Final = frozenset({"J", "o", "e", "oo", "eo", "w", "K", "I", "Ip", "Is", "env",
+                              "pack", "i", "is", "W", "n", "M", "q", "P"})
+_SAFE = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")
+_PASS_VALUE = re.compile(r"^[A-Za-z0-9_@%+=:,./\[\]()-]+$")
+_OPTION = re.compile(r"^[A-Za-z][A-Za-z_]*$")
+_NAME = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_JOB_ID = re.compile(r"^\d+(\[\d+\])?$")
+_SUBMIT_OUT = re.compile(r"Job <(\d+)> is submitted")
+STATUS_FIELDS: Final = ("jobid jobindex job_name stat exit_code exit_reason exec_host "
+                        "start_time pend_reason")
+NO_JOBS: Final = ("No job found", "No unfinished job found", "is not found")
+
+# Every job state bjobs(1) documents. EXIT is refined by the exit reason (TERM_*).
+STATE_MAP: Final[dict[str, JobState]] = {
+    "PEND": JobState.PENDING,  # waiting in a queue to be scheduled
+    "PSUSP": JobState.PENDING,  # suspended while pending (by its owner or an admin)
+    "WAIT": JobState.PENDING,  # chunk job member waiting for its turn to run
+    "RUN": JobState.RUNNING,  # running
+    "USUSP": JobState.RUNNING,  # suspended while running by owner/admin; keeps its slots
+    "SSUSP": JobState.RUNNING,  # suspended by LSF (load, queue window); keeps its slots
+    "DONE": JobState.COMPLETED,  # finished with exit code 0
+    "EXIT": JobState.FAILED,  # non-zero exit, or killed: see the exit reason
+    "UNKWN": JobState.UNKNOWN,  # mbatchd lost contact with the execution host's sbatchd
+    "ZOMBI": JobState.NODE_FAIL,  # killed while its host was unreachable: it will not finish
+}
+# TERM_* exit reasons (lsbatch.h) that say more than "failed".
+_TERM_REASONS: Final[dict[str, JobState]] = {
+    "TERM_RUNLIMIT": JobState.TIMEOUT, "TERM_DEADLINE": JobState.TIMEOUT,
+    "TERM_MEMLIMIT": JobState.OOM, "TERM_SWAP": JobState.OOM,
+    "TERM_OWNER": JobState.CANCELLED, "TERM_ADMIN": JobState.CANCELLED,
+    "TERM_FORCE_OWNER": JobState.CANCELLED, "TERM_FORCE_ADMIN": JobState.CANCELLED,
+    "TERM_PREEMPT": JobState.PREEMPTED, "TERM_HOST": JobState.NODE_FAIL,
+    "TERM_UNKNOWN": JobState.FAILED,
+}
+
+
+def map_state(code: str, exit_reason: str = "") -> JobState:
+    state = STATE_MAP.get(code.strip())
+    if state is None:
+        log.warning("unknown LSF job state %r; treating it as UNKNOWN", code)
+        return JobState.UNKNOWN
+    if state is JobState.FAILED:
+        term = re.search(r"TERM_[A-Z_]+", exit_reason)
+        return _TERM_REASONS.get(term.group(0), state) if term else state
+    return state
+
+
+def _check(value: str, what: str, pattern: re.Pattern[str] = _SAFE) -> str:
+    if not value or not pattern.match(value):
+        raise SpecError(f"{what} {value!r} has characters not allowed in an LSF option")
+    return value
+
+
+def format_runlimit(seconds: float) -> str:
+    """`-W [hour:]minute`, rounded up to whole minutes (LSF's granularity), at least 1."""
+    minutes = max(1, math.ceil(seconds / 60))
+    return f"{minutes // 60}:{minutes % 60:02d}"
+
+
+def resource_options(resources: Mapping[str, Any], node: str | None = None) -> list[str]:
+    """akoflow's resources as bsub options, as an argv fragment."""
+    cpu = resources.get("cpu")
+    opts: list[str] = []
+    if cpu is not None:
+        if float(cpu) <= 0:
+            raise SpecError(f"cpu must be positive, got {cpu!r}")
+        ncpus = math.ceil(float(cpu) - 1e-9)
+        opts += ["-n", str(ncpus)] + (["-R", "span[hosts=1]"] if ncpus > 1 else [])
+    if resources.get("memory"):
+        if int(resources["memory"]) < 0:
+            raise SpecError(f"memory must be positive, got {resources['memory']!r}")
+        mb = max(1, math.ceil(int(resources["memory"]) / 1024**2))
+        opts += ["-R", f"rusage[mem={mb}MB]", "-M", f"{mb}MB"]
+    if resources.get("time_limit"):
+        if float(resources["time_limit"]) < 0:
+            raise SpecError(f"time_limit must be positive, got {resources['time_limit']!r}")
+        opts += ["-W", format_runlimit(float(resources["time_limit"]))]
+    if resources.get("gpus"):
+        opts += ["-gpu", f"num={int(resources['gpus'])}"]
+    if node:
+        opts += ["-m", _check(node, "node")]
+    features = [_check(str(v), f"node_selector {k!r}")
+                for k, v in sorted((resources.get("node_selector") or {}).items())]
+    for key, raw in (resources.get("extra") or {}).items():
+        value = str(raw)
+        alias = _KEY_ALIASES.get(key)
+        if alias == "select":
+            features[:0] = [_check(f, f"resource {key!r}") for f in value.split(",")]
+        elif alias:
+            opts += [f"-{alias}", _check(value, f"resource {key!r}")]
+        elif key.startswith(_PASSTHROUGH) and _OPTION.match(key[len(_PASSTHROUGH):]):
+            option = key[len(_PASSTHROUGH):]
+            if option in _RESERVED:
+                raise SpecError(f"resource {key!r}: akoflow sets -{option} itself")
+            if value.lower() in ("true", "yes", ""):
+                opts.append(f"-{option}")  # a flag such as -x (exclusive)
+            elif value.lower() not in ("false", "no"):
+                opts += [f"-{option}", _check(value, f"resource {key!r}", _PASS_VALUE)]
+        else:
+            valid = ", ".join([*sorted(_KEY_ALIASES), "lsf.<bsub-option>"])
+            raise SpecError(f"unknown LSF resource key {key!r}; valid keys: {valid}")
+    if features:
+        opts += ["-R", "select[" + " && ".join(features) + "]"]
+    return opts
+
+
+def job_options(launch: TaskLaunch, log_dir: str, array: str | None = None) -> list[str]:
+    """Every bsub option of one launch (or of an array `[1-N]%k` named after it)."""
+    name = _check(launch.job_name, "job name", _NAME)
+    logs = _check(log_dir.rstrip("/") or "/", "log_dir")
+    stem = f"{name}.%J_%I" if array else f"{name}.%J"
+    return ["-J", name + (array or ""), "-o", f"{logs}/{stem}.out", "-e", f"{logs}/{stem}.err",
+            *resource_options(launch.resources, launch.node)]
+
+
+def render_script(launch: TaskLaunch, *, options: Sequence[str], worker_argv: Sequence[str],
+                  modules: Sequence[str], env: Mapping[str, str], array_size: int | None,
+                  tasks_file: str | None = None, pre_sleep: int = 0) -> str:
+    if array_size and not tasks_file:
+        raise SpecError("an array script needs the tasks_file its elements read")
+    for key in env:
+        if not _ENV_NAME.match(key):
+            raise SpecError(f"environment variable name {key!r} is not valid in a shell")
+    pairs: list[str] = []
+    for opt in options:
+        if opt.startswith("-") and not opt[1:].isdigit():
+            pairs.append(opt)
+        else:
+            pairs[-1] += " " + shlex.quote(opt)
+    return _ENV.get_template("lsf.sh.j2").render(
+        name=launch.job_name, directives=pairs,
+        modules=[shlex.quote(_check(m, "module")) for m in modules],
+        env=[(k, shlex.quote(v)) for k, v in env.items()], worker=shlex.join(worker_argv),
+        array_size=array_size, tasks_file=shlex.quote(tasks_file or ""), pre_sleep=pre_sleep)
+
+
+def _job_ids(job_ids: Sequence[str]) -> list[str]:
+    if not job_ids:
+        raise ValueError("no job ids given")
+    for jid in job_ids:
+        if not _JOB_ID.match(jid):
+            raise ValueError(f"{jid!r} is not an LSF job id (`123` or `123[4]`)")
+    return list(job_ids)
+
+
+def dependency_after_ok(job_ids: Sequence[str]) -> str:
+    """`done(1) && done(2)`: every job (every element of an array) ended with exit 0."""
+    return " && ".join(f"done({j})" for j in _job_ids(job_ids))
+
+
+def dependency_first_to_end(job_ids: Sequence[str]) -> str:
+    """`ended(1) || ended(2)`: once any of them ended, however."""
+    return " || ".join(f"ended({j})" for j in _job_ids(job_ids))
+
+
+def array_spec(n: int, throttle: int | None) -> str:
+    """The `[1-N]%k` suffix of an array's job name (LSF indices start at 1)."""
+    if n < 1 or (throttle is not None and throttle < 1):
+        raise ValueError(f"bad array request n={n} throttle={throttle}")
+    return f"[1-{n}]" + (f"%{throttle}" if throttle else "")
+
+
+def begin_at(delay: float, now: float | None = None) -> list[str]:
+    """`-b YYYY:MM:DD:HH:MM`, rounded up to the next whole minute (LSF's granularity)."""
+    at = (time.time() if now is None else now) + delay
+    return ["-b", time.strftime("%Y:%m:%d:%H:%M", time.localtime(math.ceil(at / 60) * 60))]
+
+
+def submit_argv(script_path: str, options: Sequence[str], *, dependency: str | None = None,
+                extra: Sequence[str] = ()) -> list[str]:
+    argv = ["bsub", *options, *extra]
+    if dependency:
+        argv += ["-w", dependency]
+    return [*argv, script_path]
+
+
+def parse_submit(stdout: str) -> str:
+    m = _SUBMIT_OUT.search(stdout)
+    if m is None:
+        raise SubmitError(f"bsub printed no job id: {stdout.strip()[:200]!r}",
+                          transient=False, stdout=stdout)
+    return m.group(1)
+
+
+def status_argv(user: str | None = None) -> list[str]:
+    """One bjobs for the user's jobs incl. recently finished ones (-a), array elements one
+    record each; names are filtered by `parse_status`."""
+    who = ["-u", _check(user, "user")] if user else []
+    return ["bjobs", "-a", *who, "-o", STATUS_FIELDS, "-json"]
+
+
+def _value(rec: Mapping[str, Any], key: str) -> str:
+    text = str(rec.get(key) or "").strip()
+    return "" if text == "-" else text
+
+
+def _start(text: str) -> float | None:
+    text = re.sub(r"\s+[A-Z]$", "", text)  # a trailing L/E/X flag on estimated times
+    for fmt in ("%b %d %H:%M", "%b %d %H:%M:%S", "%Y/%m/%d-%H:%M:%S"):
+        try:
+            parsed = time.strptime(text, fmt)
+        except ValueError:
+            continue
+        year = parsed.tm_year if "%Y" in fmt else time.localtime().tm_year
+        return time.mktime((year, *parsed[1:6], 0, 0, -1))
+    return None
+
+
+def parse_status(stdout: str, name_prefix: str) -> dict[str, tuple[str, JobStatus]]:
+    """(job name, status) keyed by `123` or `123[4]`, for names starting with `name_prefix`."""
+    out: dict[str, tuple[str, JobStatus]] = {}
+    records = json.loads(stdout).get("RECORDS") or [] if stdout.strip() else []
+    for rec in records:
+        name, jid, idx = _value(rec, "JOB_NAME"), _value(rec, "JOBID"), _value(rec, "JOBINDEX")
+        if not name.startswith(name_prefix) or not jid:
+            continue
+        key = f"{jid}[{idx}]" if idx not in ("", "0") else jid
+        reason = _value(rec, "EXIT_REASON")
+        state = map_state(_value(rec, "STAT"), reason)
+        code = _value(rec, "EXIT_CODE")
+        host = _value(rec, "EXEC_HOST").split(":", 1)[0].split("*")[-1] or None
+        out[key] = (re.sub(r"\[\d+\]$", "", name), JobStatus(
+            state, exit_code=int(code) if code.isdigit() and state is JobState.FAILED else
+            0 if state is JobState.COMPLETED else None,
+            node=host, started_at=_start(_value(rec, "START_TIME")),
+            message=reason or _value(rec, "PEND_REASON") or None))
+    return out
+
+
+def cancel_argv(job_ids: Sequence[str]) -> list[str]:
+    return ["bkill", *_job_ids(job_ids)]

@@ -1,0 +1,304 @@
+"""PBS (PBS Pro / OpenPBS and Torque): the pure pieces of the PBS adapter.
+
+Nothing here runs a command. The two flavors differ in arrays (Pro `-J 1-N%k`, Torque
+`-t 1-N%k`), resource syntax (Pro `select=1:ncpus=..`, Torque `nodes=1:ppn=..`), status output
+(Pro `qstat -f -F json`, Torque `qstat -x` XML) and special exit codes. PBS has no "any of"
+dependency: `dependency_first_to_end` waits for the job submitted earliest (lowest sequence
+number), which is the one most likely to end first; see site-configs/pbs.yaml.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import shlex
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from akoflow.executor import JobState, JobStatus, SpecError, SubmitError, TaskLaunch
+
+from .slurm import _ENV  # one Jinja2 environment for the package's templates
+
+log = logging.getLogger(__name__)
+FLAVORS: Final = ("pro", "torque")
+
+# Scheduler-agnostic `resources.extra` keys → what they become; `pbs.<letter>` passes any other
+# qsub option through, except those akoflow relies on (_RESERVED).
+_KEY_ALIASES: Final[dict[str, str]] = {
+    "partition": "queue", "queue": "queue", "account": "account", "project": "account",
+    "qos": "qos", "constraint": "features", "features": "features",
+}
+_PASSTHROUGH = "pbs."
+_RESERVED: Final = frozenset("NoejJtrVWSI")  # name, logs, arrays, rerun, env, depend, shell
+_SAFE = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")
+_PASS_VALUE = re.compile(r"^[A-Za-z0-9_@%+=:,./\[\]()-]+$")
+_NAME = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_JOB_ID = re.compile(r"^\d+(\[\d*\])?(\.[A-Za-z0-9._-]+)?$")  # 12.srv, 12[].srv, 12[3].srv
+
+# Every job state qstat(1B) documents. Ended codes (F, X, C) are judged by Exit_status.
+STATE_MAP: Final[dict[str, JobState]] = {
+    "Q": JobState.PENDING,  # queued, eligible to run or be routed
+    "H": JobState.PENDING,  # held (user/system hold, or waiting on a dependency)
+    "W": JobState.PENDING,  # waiting for its execution time (-a) or a stage-in
+    "T": JobState.PENDING,  # in transit to a new location
+    "R": JobState.RUNNING,  # running
+    "E": JobState.RUNNING,  # exiting after having run: the outcome is not final yet
+    "S": JobState.RUNNING,  # suspended by the server; keeps its allocation, will resume
+    "U": JobState.RUNNING,  # suspended because the workstation became busy; will resume
+    "B": JobState.RUNNING,  # array job: at least one subjob has started
+    "M": JobState.UNKNOWN,  # moved to another server: that server owns the truth
+    "X": JobState.COMPLETED,  # subjob finished (or expired): judged by Exit_status
+    "F": JobState.COMPLETED,  # finished (history, `qstat -x`): judged by Exit_status
+    "C": JobState.COMPLETED,  # Torque: completed: judged by exit_status
+}
+_ENDED = frozenset("XFC")
+# Negative Exit_status: the job was killed by PBS (pbs_job.h JOB_EXEC_*) — differs by flavor.
+_WALLTIME = {"pro": -29, "torque": -11}  # JOB_EXEC_KILL_WALLTIME / JOB_EXEC_OVERLIMIT_WT
+_MEMORY = {"pro": (-26, -27), "torque": (-10,)}  # KILL_VMEM, KILL_MEM / OVERLIMIT_MEM
+
+
+def flavor_of(config: Mapping[str, Any]) -> str:
+    flavor = str(config.get("flavor", "pro"))
+    if flavor not in FLAVORS:
+        raise SpecError(f"PBS flavor {flavor!r} is not one of: {', '.join(FLAVORS)}")
+    return flavor
+
+
+def map_state(code: str) -> JobState:
+    state = STATE_MAP.get(code.strip())
+    if state is None:
+        log.warning("unknown PBS job state %r; treating it as UNKNOWN", code)
+        return JobState.UNKNOWN
+    return state
+
+
+def exit_outcome(code: int | None, flavor: str) -> tuple[JobState, int | None, str | None]:
+    """An ended job's state, shell-style exit code and message from its Exit_status."""
+    if code is None:
+        return JobState.CANCELLED, None, "ended without running (deleted)"
+    if code == 0:
+        return JobState.COMPLETED, 0, None
+    if code == _WALLTIME[flavor]:
+        return JobState.TIMEOUT, None, "killed at its walltime"
+    if code in _MEMORY[flavor]:
+        return JobState.OOM, None, "killed over its memory limit"
+    if code < 0:
+        return JobState.NODE_FAIL, None, f"PBS could not run the job (Exit_status {code})"
+    if code > 256:
+        return JobState.FAILED, 128 + code - 256, f"killed by signal {code - 256}"
+    return JobState.FAILED, code, None
+
+
+def _check(value: str, what: str, pattern: re.Pattern[str] = _SAFE) -> str:
+    if not value or not pattern.match(value):
+        raise SpecError(f"{what} {value!r} has characters not allowed in a PBS directive")
+    return value
+
+
+def format_walltime(seconds: float) -> str:
+    total = max(1, math.ceil(seconds))
+    return f"{total // 3600:02d}:{total % 3600 // 60:02d}:{total % 60:02d}"
+
+
+def _positive(res: Mapping[str, Any], key: str) -> float | None:
+    value = res.get(key)
+    if value is None or (value == 0 and key != "cpu"):
+        return None
+    if float(value) <= 0:
+        raise SpecError(f"{key} must be positive, got {value!r}")
+    return float(value)
+
+
+def resource_options(resources: Mapping[str, Any], flavor: str,
+                     node: str | None = None) -> list[str]:
+    """akoflow's resources as qsub options (`-l ...`, `-q ...`, `-A ...`)."""
+    cpu = _positive(resources, "cpu")
+    ncpus = math.ceil(cpu - 1e-9) if cpu else 1
+    mem = _positive(resources, "memory")
+    walltime = _positive(resources, "time_limit")
+    gpus = int(resources.get("gpus") or 0)
+    features = [_check(str(v), f"node_selector {k!r}")
+                for k, v in sorted((resources.get("node_selector") or {}).items())]
+    opts: list[str] = []
+    extra_l: list[str] = []
+    for key, raw in (resources.get("extra") or {}).items():
+        value = str(raw)
+        alias = _KEY_ALIASES.get(key)
+        if alias == "queue":
+            opts += ["-q", _check(value, f"resource {key!r}")]
+        elif alias == "account":
+            opts += ["-A", _check(value, f"resource {key!r}")]
+        elif alias == "features":
+            features[:0] = [_check(f, f"resource {key!r}") for f in value.split(",")]
+        elif alias == "qos":
+            if flavor == "pro":
+                raise SpecError("resource 'qos': PBS Pro has no QOS; use a queue instead")
+            extra_l.append(f"qos={_check(value, 'resource qos')}")
+        elif key.startswith(_PASSTHROUGH) and re.match(r"^[A-Za-z]$", key[len(_PASSTHROUGH):]):
+            letter = key[len(_PASSTHROUGH):]
+            if letter in _RESERVED:
+                raise SpecError(f"resource {key!r}: akoflow sets -{letter} itself")
+            opts += [f"-{letter}", _check(value, f"resource {key!r}", _PASS_VALUE)]
+        else:
+            valid = ", ".join([*sorted(_KEY_ALIASES), "pbs.<qsub-option-letter>"])
+            raise SpecError(f"unknown PBS resource key {key!r}; valid keys: {valid}")
+    if flavor == "pro":
+        chunk = [f"ncpus={ncpus}"]
+        if mem:
+            chunk.append(f"mem={max(1, math.ceil(mem / 1024**2))}mb")
+        if gpus:
+            chunk.append(f"ngpus={gpus}")
+        if node:
+            chunk.append(f"host={_check(node, 'node')}")
+        chunk += [f if "=" in f else f"{f}=True" for f in features]
+        limits = ["select=1:" + ":".join(chunk)]
+    else:
+        nodes = [_check(node, "node") if node else "1", f"ppn={ncpus}"]
+        if gpus:
+            nodes.append(f"gpus={gpus}")
+        limits = ["nodes=" + ":".join(nodes + features)]
+        if mem:
+            limits.append(f"mem={max(1, math.ceil(mem / 1024**2))}mb")
+    if walltime:
+        limits.append(f"walltime={format_walltime(walltime)}")
+    return [*(x for lim in [*limits, *extra_l] for x in ("-l", lim)), *opts]
+
+
+def render_script(
+    launch: TaskLaunch, *, flavor: str, worker_argv: Sequence[str], modules: Sequence[str],
+    env: Mapping[str, str], log_dir: str, array_size: int | None,
+    tasks_file: str | None = None, pre_sleep: int = 0,
+) -> str:
+    """The qsub script for one launch, or for an array of `array_size` elements (1-based
+    indices; element N runs the attempt on line N of `tasks_file`)."""
+    name = _check(launch.job_name, "job name", _NAME)
+    logs = _check(log_dir.rstrip("/") or "/", "log_dir")
+    if array_size and not tasks_file:
+        raise SpecError("an array script needs the tasks_file its elements read")
+    if not array_size:
+        out, err = f"{logs}/{name}.out", f"{logs}/{name}.err"
+    elif flavor == "pro":  # Pro substitutes the subjob index into the path
+        out, err = f"{logs}/{name}.^array_index^.out", f"{logs}/{name}.^array_index^.err"
+    else:  # Torque appends `-<index>` to each element's path
+        out, err = f"{logs}/{name}.out", f"{logs}/{name}.err"
+    opts = ["-N", name, "-o", out, "-e", err, "-r", "n",
+            *resource_options(launch.resources, flavor, launch.node)]
+    # -V: the job gets qsub's environment (AKOFLOW_HOME, PATH), as sbatch does by default
+    directives = [f"{a} {b}" for a, b in zip(opts[0::2], opts[1::2])] + ["-V"]
+    for key in env:
+        if not _ENV_NAME.match(key):
+            raise SpecError(f"environment variable name {key!r} is not valid in a shell")
+    return _ENV.get_template("pbs.sh.j2").render(
+        name=name, flavor=flavor, directives=directives,
+        modules=[shlex.quote(_check(m, "module")) for m in modules],
+        env=[(k, shlex.quote(v)) for k, v in env.items()], worker=shlex.join(worker_argv),
+        array_size=array_size, tasks_file=shlex.quote(tasks_file or ""),
+        index_var="PBS_ARRAY_INDEX" if flavor == "pro" else "PBS_ARRAYID", pre_sleep=pre_sleep)
+
+
+def _job_ids(job_ids: Sequence[str]) -> list[str]:
+    if not job_ids:
+        raise ValueError("no job ids given")
+    for jid in job_ids:
+        if not _JOB_ID.match(jid):
+            raise ValueError(f"{jid!r} is not a PBS job id (`12.server`, `12[].server`)")
+    return list(job_ids)
+
+
+def dependency_after_ok(job_ids: Sequence[str], flavor: str) -> str:
+    """`depend=afterok:a:b`; on Torque an array parent needs `afterokarray`."""
+    ids = _job_ids(job_ids)
+    plain = [j for j in ids if flavor == "pro" or "[]" not in j]
+    arrays = [j for j in ids if j not in plain]
+    parts = ([f"afterok:{':'.join(plain)}"] if plain else []) + \
+        ([f"afterokarray:{':'.join(arrays)}"] if arrays else [])
+    return "depend=" + ",".join(parts)
+
+
+def _sequence(job_id: str) -> int:
+    return int(re.match(r"^\d+", job_id).group(0))  # type: ignore[union-attr]
+
+
+def dependency_first_to_end(job_ids: Sequence[str]) -> str:
+    """PBS has no OR of dependencies: wait for the earliest-submitted job to end."""
+    return f"depend=afterany:{min(_job_ids(job_ids), key=_sequence)}"
+
+
+def array_spec(n: int, throttle: int | None, flavor: str) -> list[str]:
+    """`-J 1-N%k` (Pro; needs 2+ subjobs) or `-t 1-N%k` (Torque), 1-based."""
+    if n < 1 or (throttle is not None and throttle < 1):
+        raise ValueError(f"bad array request n={n} throttle={throttle}")
+    if flavor == "pro" and n < 2:
+        raise ValueError("a PBS Pro array needs at least two subjobs; submit one job instead")
+    return ["-J" if flavor == "pro" else "-t", f"1-{n}" + (f"%{throttle}" if throttle else "")]
+
+
+def begin_at(delay: float, now: float | None = None) -> list[str]:
+    """`-a [[CC]YYMMDD]hhmm.SS`: not eligible before `delay` seconds from now."""
+    when = time.localtime((time.time() if now is None else now) + max(1, math.ceil(delay)))
+    return ["-a", time.strftime("%Y%m%d%H%M.%S", when)]
+
+
+def submit_argv(script_path: str, *, dependency: str | None = None,
+                extra: Sequence[str] = ()) -> list[str]:
+    argv = ["qsub", *extra]
+    if dependency:
+        argv += ["-W", dependency]
+    return [*argv, script_path]
+
+
+def parse_submit(stdout: str) -> str:
+    lines = [ln.strip() for ln in stdout.splitlines() if ln.strip()]
+    if not lines or not _JOB_ID.match(lines[-1]):
+        raise SubmitError(f"qsub printed no job id: {stdout.strip()[:200]!r}",
+                          transient=False, stdout=stdout)
+    return lines[-1]
+
+
+def status_argv(flavor: str) -> list[str]:
+    """One query for every job incl. finished ones (-x) and array subjobs (-t)."""
+    return ["qstat", "-f", "-F", "json", "-x", "-t"] if flavor == "pro" else \
+        ["qstat", "-x", "-t"]
+
+
+def _status(attrs: Mapping[str, Any], flavor: str) -> JobStatus:
+    code = str(attrs.get("job_state", ""))
+    host = str(attrs.get("exec_host") or "").split("/", 1)[0].split("+", 1)[0] or None
+    started = attrs.get("start_time") or attrs.get("stime")
+    start: float | None = None
+    if started is not None:
+        try:
+            start = float(started)
+        except ValueError:
+            try:
+                start = time.mktime(time.strptime(str(started), "%a %b %d %H:%M:%S %Y"))
+            except ValueError:
+                start = None
+    if code in _ENDED:
+        raw = attrs.get("Exit_status", attrs.get("exit_status"))
+        state, exit_code, msg = exit_outcome(None if raw is None else int(raw), flavor)
+        return JobStatus(state, exit_code=exit_code, node=host, started_at=start,
+                         message=msg or attrs.get("comment"))
+    return JobStatus(map_state(code), node=host, started_at=start,
+                     message=attrs.get("comment"))
+
+
+def parse_status(stdout: str, flavor: str, name_prefix: str) -> dict[str, tuple[str, JobStatus]]:
+    """(job name, status) keyed by job id, for jobs whose name starts with `name_prefix`."""
+    jobs: dict[str, Mapping[str, Any]] = {}
+    if flavor == "pro":
+        jobs = json.loads(stdout).get("Jobs") or {} if stdout.strip() else {}
+    elif stdout.strip():
+        for el in ET.fromstring(stdout).iter("Job"):
+            jobs[el.findtext("Job_Id") or ""] = {c.tag: c.text or "" for c in el}
+    return {jid: (str(a.get("Job_Name")), _status(a, flavor)) for jid, a in jobs.items()
+            if str(a.get("Job_Name", "")).startswith(name_prefix)}
+
+
+def cancel_argv(job_ids: Sequence[str]) -> list[str]:
+    return ["qdel", *_job_ids(job_ids)]

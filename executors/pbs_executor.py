@@ -1,0 +1,123 @@
+"""PbsExecutor: PBS Pro / Torque's pure pieces (executors/pbs.py) run through a BatchExecutor.
+
+Each attempt is one `qsub` of a script rendered from templates/pbs.sh.j2 that execs
+`akoflow worker <attempt dir>`; status is one `qstat` per poll (Pro: JSON, Torque: XML) for
+every job, kept to akoflow's by name. The site profile's `flavor:` says which PBS it is.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from akoflow.executor import JobRef, JobState, JobStatus, SubmitError, TaskLaunch
+
+from . import pbs
+from .base import BatchExecutor, Transport
+
+log = logging.getLogger(__name__)
+NAME_PREFIX = "akoflow."
+
+
+class PbsExecutor(BatchExecutor):
+    kind = "pbs"
+    hosts_dispatcher = True
+
+    def __init__(self, site: str, config: Mapping[str, Any],
+                 transport: Transport | None = None) -> None:
+        super().__init__(site, config, transport)
+        self.flavor = pbs.flavor_of(config)
+        self.python = str(config.get("python") or sys.executable)
+
+    def worker_argv(self, launch: TaskLaunch) -> list[str]:
+        return [self.python, "-m", "akoflow", "worker", str(launch.attempt_dir)]
+
+    def submit(self, launches: Sequence[TaskLaunch]) -> list[str]:
+        ids: list[str] = []
+        try:
+            for ln in launches:
+                ids.append(self._submit_one(ln))
+        except SubmitError:
+            if ids:  # all or nothing: the dispatcher resubmits the whole batch
+                self.cancel([JobRef(j, "", "", 0.0) for j in ids])
+            raise
+        return ids
+
+    def _submit_one(self, ln: TaskLaunch) -> str:
+        job = replace(ln, resources=self.with_defaults(ln.resources))
+        script = pbs.render_script(job, flavor=self.flavor, worker_argv=self.worker_argv(ln),
+                                   modules=self.modules, env=self.env,
+                                   log_dir=str(ln.attempt_dir), array_size=None)
+        path = ln.attempt_dir / "job.sh"
+        path.write_text(script)
+        dep = pbs.dependency_after_ok(ln.after_ok, self.flavor) if ln.after_ok else None
+        return pbs.parse_submit(self.command(pbs.submit_argv(str(path), dependency=dep)))
+
+    def _queue(self) -> dict[str, tuple[str, JobStatus]]:
+        return pbs.parse_status(self.command(pbs.status_argv(self.flavor)), self.flavor,
+                                NAME_PREFIX)
+
+    def poll(self, jobs: Sequence[JobRef]) -> dict[str, JobStatus]:
+        try:
+            queue = self._queue()
+        except (SubmitError, ValueError) as exc:  # unreadable answer: nobody's state is known
+            log.warning("qstat failed; every job's state is unknown: %s", exc)
+            return {ref.job_name: JobStatus(JobState.UNKNOWN, message=str(exc)[:200])
+                    for ref in jobs}
+        out: dict[str, JobStatus] = {}
+        for ref in jobs:
+            found = queue.get(ref.job_id or "")
+            # Gone from qstat (history off or expired): the dispatcher judges by result.json.
+            out[ref.job_name] = found[1] if found else JobStatus(JobState.GONE)
+        return out
+
+    def cancel(self, jobs: Sequence[JobRef]) -> None:
+        ids = [j.job_id for j in jobs if j.job_id]
+        if not ids:
+            return
+        try:
+            self.command(pbs.cancel_argv(ids), retries=1)
+        except SubmitError as exc:  # jobs that already ended: nothing left to stop
+            log.info("qdel: %s", exc)
+
+    def lookup(self, job_names: Sequence[str]) -> dict[str, str]:
+        wanted = set(job_names)
+        return {name: jid for jid, (name, _) in self._queue().items() if name in wanted}
+
+    def submit_dispatcher(self, name: str, argv: Sequence[str], *, after_any: Sequence[str],
+                          delay: float, log_dir: Path) -> str:
+        """The dispatcher as a small batch job. PBS cannot wait for the first of several jobs:
+        it waits for the earliest-submitted in-flight job (see pbs.dependency_first_to_end)."""
+        res = dict(self.config.get("dispatcher") or {})
+        resources = {"cpu": float(res.get("cpu", 1)), "memory": res.get("memory"),
+                     "time_limit": res.get("time_limit", 600),
+                     "extra": {str(k): str(v) for k, v in (res.get("extra") or {}).items()}}
+        launch = TaskLaunch(
+            workflow_id=0, workflow="", activity_id=0, activity="", attempt=0, job_name=name,
+            attempt_dir=log_dir, work_dir=log_dir, run_dir=log_dir, script="",
+            resources=self.with_defaults(resources))
+        log_dir.mkdir(parents=True, exist_ok=True)
+        script = pbs.render_script(launch, flavor=self.flavor, worker_argv=list(argv),
+                                   modules=self.modules, env=self.env, log_dir=str(log_dir),
+                                   array_size=None)
+        path = log_dir / "dispatcher.sh"
+        path.write_text(script)
+        begin = pbs.begin_at(delay) if delay > 0 else []
+        dep = pbs.dependency_first_to_end(after_any) if after_any else None
+        try:
+            return pbs.parse_submit(self.command(pbs.submit_argv(str(path), dependency=dep,
+                                                                 extra=begin)))
+        except SubmitError as exc:
+            if dep is None or exc.transient:
+                raise
+            # The job waited on is already purged: qsub refuses the dependency. Start after
+            # the spacing instead; the next cycle sees that job's result.
+            log.info("qsub refused %s (%s); queueing the dispatcher without it", dep, exc)
+            return pbs.parse_submit(self.command(pbs.submit_argv(str(path), extra=begin)))
+
+    def dispatcher_jobs(self, name: str) -> list[tuple[str, JobState]]:
+        return [(jid, st.state) for jid, (n, st) in self._queue().items() if n == name]

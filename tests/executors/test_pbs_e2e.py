@@ -1,0 +1,90 @@
+"""akoflow through the real CLI on the fake PBS (tests/executors/fakes/pbs): Pro and Torque.
+
+The fakes keep a JSON state under a file lock, start eligible jobs as detached processes
+running the job script, enforce walltime and apply afterok/afterany; see fakes/pbs/pbsfront.py.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import EXAMPLES, ak
+from tests.executors.fakes.pbs.harness import FakeCluster
+
+
+@pytest.fixture(params=["pro", "torque"])
+def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FakeCluster]:
+    fake = FakeCluster("pbs", tmp_path, {"FAKE_PBS_FLAVOR": request.param})
+    fake.site("fakepbs", f"name: fakepbs\nextends: pbs\nflavor: {request.param}\n"
+                         "poll_interval: 0.5\n")
+    yield fake
+    fake.shutdown()
+
+
+def _status(home: Path, wf: int) -> dict:  # type: ignore[type-arg]
+    return json.loads(ak("status", str(wf), "--json", home=home, check=True).stdout)
+
+
+def test_diamond_and_failure(cluster: FakeCluster, akhome: Path) -> None:
+    proc = ak("run", str(EXAMPLES / "diamond.yaml"), "--site", "fakepbs", home=akhome,
+              env=cluster.env, timeout=180)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    desc = json.loads(ak("describe", "1", "--json", home=akhome, check=True).stdout)
+    assert {a["status"] for a in desc["activities"]} == {"FINISHED"}
+    assert all(a["job_id"].endswith(".fakeserver") for a in desc["activities"])
+    ran = {j["name"] for j in cluster.jobs() if j["state"] == "done" and j["code"] == 0}
+    assert {f"akoflow.1.{a}.1" for a in ("split", "left", "right", "join")} <= ran
+
+    proc = ak("run", str(EXAMPLES / "failing.yaml"), "--site", "fakepbs", home=akhome,
+              env=cluster.env, timeout=180)
+    assert proc.returncode == 1
+    st = _status(akhome, 2)
+    assert st["counts"] == {"FINISHED": 2, "FAILED": 1, "SKIPPED": 1}
+    assert [f["attempt"] for f in st["failures"]] == [1, 2, 3]
+    assert "about to fail" in st["failures"][0]["stderr_tail"]
+
+
+def test_walltime_is_a_timeout(cluster: FakeCluster, akhome: Path, tmp_path: Path) -> None:
+    wf = tmp_path / "wf.yaml"
+    # PBS kills at 15 s of job time, a little before the worker's own limit (15 s of task
+    # time): the worker sees the scheduler's SIGTERM past 90 % of its limit → TIMEOUT
+    wf.write_text("name: slow\nspec:\n  runtime: fakepbs\n  activities:\n"
+                  "    - name: a\n      run: sleep 60\n      timeLimit: 15\n"
+                  "    - name: b\n      run: echo b\n      dependsOn: [a]\n")
+    proc = ak("run", str(wf), home=akhome, env=cluster.env, timeout=180)
+    assert proc.returncode == 1
+    st = _status(akhome, 1)
+    assert st["counts"] == {"FAILED": 1, "SKIPPED": 1}
+    assert st["failures"][0]["reason"] == "TIMEOUT"
+    [killed] = [j for j in cluster.jobs() if j["name"] == "akoflow.1.a.1"]
+    assert killed["reason"] == "walltime"  # the fake scheduler killed it, not the worker
+
+
+def test_submit_runs_the_dispatcher_as_batch_jobs(cluster: FakeCluster, akhome: Path) -> None:
+    out = ak("submit", str(EXAMPLES / "fanout.yaml"), "--site", "fakepbs", "--json",
+             home=akhome, check=True, env=cluster.env)
+    assert json.loads(out.stdout)["dispatcher"].startswith("job ")
+    cluster.wait_for(lambda: _status(akhome, 1)["status"] in ("FINISHED", "FAILED"), 180)
+    st = _status(akhome, 1)
+    assert st["counts"] == {"FINISHED": 10}
+    dispatchers = [j for j in cluster.jobs() if j["name"] == "akoflow.1.dispatcher"]
+    assert sum(j["state"] == "done" and j["code"] == 0 for j in dispatchers) >= 3
+    assert all(j["env"]["PBS_JOBID"] == j["uid"] for j in dispatchers)
+    cluster.wait_for(lambda: cluster.live("akoflow.1.") == [], 30)  # nothing left waiting
+
+
+def test_cancel_empties_the_queue(cluster: FakeCluster, akhome: Path, tmp_path: Path) -> None:
+    wf = tmp_path / "wf.yaml"
+    acts = "".join(f"    - name: s{i}\n      run: sleep 300\n" for i in range(3))
+    wf.write_text(f"name: sleepers\nspec:\n  runtime: fakepbs\n  activities:\n{acts}")
+    ak("submit", str(wf), home=akhome, check=True, env=cluster.env)
+    cluster.wait_for(lambda: len([j for j in cluster.live("akoflow.1.s")
+                                  if j["state"] == "running"]) == 3)
+    ak("cancel", "1", home=akhome, check=True, env=cluster.env)
+    cluster.wait_for(lambda: cluster.live("akoflow.1.") == [], 60)
+    st = _status(akhome, 1)
+    assert st["status"] == "CANCELLED" and st["counts"] == {"CANCELLED": 3}
