@@ -12,7 +12,7 @@ import click
 
 from akoflow import service
 from akoflow.cli import render
-from akoflow.manifest import EventFilter, Manifest
+from akoflow.manifest import EventFilter, Manifest, Status
 from akoflow.sites import list_sites, load_site
 from akoflow.spec.units import format_bytes
 
@@ -53,6 +53,8 @@ def status_data(m: Manifest, wf_id: int) -> dict[str, Any]:
              "reason": e.reason, "stderr_tail": e.stderr_tail, "stderr_path": e.stderr_path}
             for e in m.error_tails(wf_id)
         ],
+        "waiting": [{"activity": a.name, "why": a.message}
+                    for a in m.activities(wf_id, [Status.READY.value]) if a.message],
     }
 
 
@@ -77,6 +79,8 @@ def status(workflow_id: str, as_json: bool) -> None:
                    f"{f['reason']}{code}")
         for line in f["stderr_tail"].strip().splitlines()[-10:]:
             click.echo(f"    | {line}")
+    for w in data["waiting"][:20]:
+        click.echo(f"  READY {w['activity']}: {w['why']}")
 
 
 @click.command()

@@ -166,7 +166,10 @@ class Dispatcher:
         """Queue PENDING children of queued/running parents on schedulers that hold them
         (`afterok`), a bounded number of levels per cycle: the scheduler starts them the
         moment their parents succeed, without waiting for the next dispatcher."""
-        runtimes = [rt for rt, ex in self.executors.items() if ex.chains_after_ok]
+        # Placement by a policy needs each node's free room at submission: such sites get
+        # no lookahead (a child queued ahead could not be placed by the policy).
+        runtimes = [rt for rt, ex in self.executors.items() if ex.chains_after_ok
+                    and not (wf.schedule or ex.config.get("placement"))]
         if not runtimes or self.config.lookahead <= 0:
             return 0
         total = 0
@@ -446,11 +449,16 @@ class Dispatcher:
                            estimate=a.estimate, seq=a.seq) for a in acts]
         out: list[ActivityRecord] = []
         chosen: list[Decision | None] = []
+        waiting: list[tuple[int, str]] = []
         for act, d in zip(acts, place(views, nodes, policy, self._history)):
             # Never fits anywhere: hand it over so the executor refuses it with its reason.
             if d.node is not None or _never_fits(act.resources_dict(), sizes):
                 out.append(act)
                 chosen.append(d if d.node is not None else None)
+            else:
+                waiting.append((act.id, f"waiting for a node with room ({d.reason})"))
+        if waiting:
+            self.m.note_waiting(waiting)
         return out, chosen
 
     def _launch_batch(self, ex: Executor, claims: list[Claim]) -> int:

@@ -119,6 +119,13 @@ class ActivitiesMixin(WorkflowsMixin):
             )
         ]
 
+    def note_waiting(self, notes: Sequence[tuple[int, str]]) -> None:
+        """Why READY activities were not placed this cycle (shown by `akoflow status`)."""
+        with self.transaction() as c:
+            c.executemany(
+                "UPDATE activity SET message=? WHERE id=? AND status=? AND message IS NOT ?",
+                [(why, aid, Status.READY.value, why) for aid, why in notes])
+
     def record_nodes(self, site: str, nodes: Sequence[Node]) -> None:
         """The site's inventory as last seen (node speeds scale run-time history)."""
         now = time.time()
@@ -195,7 +202,7 @@ class ActivitiesMixin(WorkflowsMixin):
                 before = Status.PENDING if it.ahead else Status.READY
                 cur = c.execute(
                     "UPDATE activity SET status=?, attempts=?, node=?, job_id=?, reason=NULL,"
-                    " resources=? WHERE id=? AND status=? AND attempts=?",
+                    " message=NULL, resources=? WHERE id=? AND status=? AND attempts=?",
                     (Status.SUBMITTING.value, it.number, it.node, it.job_id,
                      json.dumps(it.resources), it.activity_id, before.value,
                      it.number - 1),

@@ -68,10 +68,12 @@ class Decision:
     node: str | None
     scores: dict[str, float | None]
     reason: str = ""
+    policy: str = ""
 
     def as_record(self) -> dict[str, Any]:
         """JSON-ready form, stored on the attempt so `akoflow explain` can show the race."""
-        return {"node": self.node, "scores": dict(self.scores), "reason": self.reason}
+        return {"node": self.node, "scores": dict(self.scores), "reason": self.reason,
+                "policy": self.policy}
 
 
 def request_of(resources: Mapping[str, Any]) -> tuple[float, int]:
@@ -154,11 +156,12 @@ def place(
                 best, best_score = room, score
         named = {r.node.name: s for r, s in zip(cands, scores)}
         if best is None:
-            out.append(Decision(task.name, None, named, "the policy accepted no candidate"))
+            out.append(Decision(task.name, None, named, "the policy accepted no candidate",
+                                name))
             continue
         best.cpus -= task.cpu
         best.memory -= task.memory
-        out.append(Decision(task.name, best.node.name, named))
+        out.append(Decision(task.name, best.node.name, named, policy=name))
     return out
 
 
