@@ -46,6 +46,10 @@ class SlurmExecutor(BatchExecutor):
         throttle = config.get("array_throttle")
         self.throttle = int(throttle) if throttle else None
         self._max_array = int(config["max_array_size"]) if config.get("max_array_size") else 0
+        # sacct tells how jobs that left squeue ended, where slurmdbd runs: `accounting:
+        # auto` (default) asks sacct once whether accounting is enabled.
+        acct = str(config.get("accounting", "auto")).lower()
+        self._sacct: bool | None = None if acct == "auto" else acct in ("yes", "true", "on")
 
     def task_wrapper(self, launch: TaskLaunch) -> list[str]:
         """Run the task in Singularity/Apptainer when the site profile says `container:
@@ -136,11 +140,41 @@ class SlurmExecutor(BatchExecutor):
     def poll(self, jobs: Sequence[JobRef]) -> dict[str, JobStatus]:
         queue = slurm.parse_status(self.command(slurm.status_argv(self.user)), NAME_PREFIX)
         out: dict[str, JobStatus] = {}
+        gone: list[JobRef] = []
         for ref in jobs:
             st = queue.get(ref.job_id or "")
-            # Gone from squeue (MinJobAge passed): the dispatcher judges it by result.json.
-            out[ref.job_name] = st if st is not None else JobStatus(JobState.GONE)
+            if st is None:
+                gone.append(ref)
+            else:
+                out[ref.job_name] = st
+        accounted = self._accounted([r.job_id for r in gone if r.job_id])
+        for ref in gone:
+            # Gone from squeue (MinJobAge passed): sacct's word where accounting runs, else
+            # GONE, and the dispatcher judges the job by its result.json.
+            out[ref.job_name] = accounted.get(ref.job_id or "") or JobStatus(JobState.GONE)
         return out
+
+    def accounting(self) -> bool:
+        """Whether sacct answers on this cluster (asked once)."""
+        if self._sacct is None:
+            result = self.transport.run(["sacct", "--noheader", "-X", "-j", "1",
+                                         "--format=JobID"], self.timeout)
+            self._sacct = result.returncode == 0
+            if not self._sacct:
+                log.info("sacct unavailable (%s): jobs that leave squeue are judged by "
+                         "their result files", (result.stderr or result.stdout).strip()[:120])
+        return self._sacct
+
+    def _accounted(self, job_ids: Sequence[str]) -> dict[str, JobStatus]:
+        """One bounded sacct query for jobs no longer in squeue; {} when unavailable."""
+        if not job_ids or not self.accounting():
+            return {}
+        try:
+            return slurm.parse_sacct(self.command(slurm.sacct_argv(list(job_ids)[:1000]),
+                                                  retries=0))
+        except SubmitError as exc:  # accounting is optional: never fail a poll over it
+            log.info("sacct failed: %s", exc)
+            return {}
 
     def cancel(self, jobs: Sequence[JobRef]) -> None:
         ids = [j.job_id for j in jobs if j.job_id]
