@@ -132,7 +132,7 @@ def cancel(m: Manifest, wf_id: int, names: Sequence[str] | None = None) -> int:
     if not names and wf.site:
         host = resolver(wf.site)
         if host.hosts_dispatcher:  # the chain ends here: no dispatcher job may wait on
-            pending = [j for j, st in host.dispatcher_jobs(dispatcher_name(wf.id))
+            pending = [j for j, st in host.dispatcher_jobs(dispatcher_name(m, wf.id))
                        if st is JobState.PENDING]
             host.cancel([JobRef(j, "", "", 0.0) for j in pending])
     return len(live)

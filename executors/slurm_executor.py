@@ -15,6 +15,7 @@ import json
 import logging
 import re
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 NAME_PREFIX = "akoflow."
 ARRAY_TAG = ".array."  # array job names: akoflow.<workflow id>.array.<digest>
 DEFAULT_MAX_ARRAY_SIZE = 1001  # Slurm's own default MaxArraySize
+QUEUE_REUSE = 10.0  # seconds a poll's squeue output answers `dispatcher_jobs` too
 _MAX_ARRAY = re.compile(r"^MaxArraySize\s*=\s*(\d+)", re.MULTILINE)
 
 
@@ -50,6 +52,7 @@ class SlurmExecutor(BatchExecutor):
         # auto` (default) asks sacct once whether accounting is enabled.
         acct = str(config.get("accounting", "auto")).lower()
         self._sacct: bool | None = None if acct == "auto" else acct in ("yes", "true", "on")
+        self._queue: tuple[float, str] | None = None  # (when, output) of the last squeue
 
     def task_wrapper(self, launch: TaskLaunch) -> list[str]:
         """Run the task in Singularity/Apptainer when the site profile says `container:
@@ -83,13 +86,15 @@ class SlurmExecutor(BatchExecutor):
             raise
         return [ids[i] for i in range(len(launches))]
 
-    @staticmethod
-    def _groups(launches: Sequence[TaskLaunch]) -> list[list[int]]:
-        """Indices of launches that can share one array script, in submission order."""
+    def _groups(self, launches: Sequence[TaskLaunch]) -> list[list[int]]:
+        """Indices of launches that can share one array script, in submission order: those
+        whose sbatch options come out the same (memory is asked in MiB, so requests that
+        differ by bytes share an array), with the same node and dependencies."""
         groups: dict[str, list[int]] = {}
         for i, ln in enumerate(launches):
-            key = json.dumps([ln.resources, ln.node, sorted(ln.after_ok), str(ln.run_dir)],
-                             sort_keys=True, default=str)
+            options = slurm.resource_options(self.with_defaults(ln.resources))
+            key = json.dumps([options, ln.node, sorted(ln.after_ok), str(ln.run_dir),
+                              ln.wrapper], default=str)
             groups.setdefault(key, []).append(i)
         return list(groups.values())
 
@@ -138,7 +143,7 @@ class SlurmExecutor(BatchExecutor):
                                                                  dependency=dependency)))
 
     def poll(self, jobs: Sequence[JobRef]) -> dict[str, JobStatus]:
-        queue = slurm.parse_status(self.command(slurm.status_argv(self.user)), NAME_PREFIX)
+        queue = slurm.parse_status(self._squeue(), NAME_PREFIX)
         out: dict[str, JobStatus] = {}
         gone: list[JobRef] = []
         for ref in jobs:
@@ -235,8 +240,17 @@ class SlurmExecutor(BatchExecutor):
         return slurm_nodes.parse_scontrol(self.command(slurm_nodes.scontrol_argv(), retries=1))
 
     def dispatcher_jobs(self, name: str) -> list[tuple[str, JobState]]:
-        entries = slurm.parse_queue(self.command(slurm.status_argv(self.user)), NAME_PREFIX)
+        """Dispatcher jobs from this cycle's status query when it is fresh (one squeue per
+        cycle); jobs queued since then are the caller's own new link, which it keeps."""
+        fresh = self._queue is not None and time.monotonic() - self._queue[0] < QUEUE_REUSE
+        text = self._queue[1] if fresh and self._queue else self._squeue()
+        entries = slurm.parse_queue(text, NAME_PREFIX)
         return [(e.job_id, e.status.state) for e in entries if e.name == name]
+
+    def _squeue(self) -> str:
+        text = self.command(slurm.status_argv(self.user))
+        self._queue = (time.monotonic(), text)
+        return text
 
 
 def _write(path: Path, text: str) -> None:

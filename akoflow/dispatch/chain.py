@@ -24,8 +24,10 @@ log = logging.getLogger(__name__)
 MAX_DEPENDENCIES = 100  # a dependency list is a command-line argument: keep it bounded
 
 
-def dispatcher_name(wf_id: int) -> str:
-    return f"akoflow.{wf_id}.dispatcher"
+def dispatcher_name(m: Manifest, wf_id: int) -> str:
+    """`akoflow.<wf>.dispatcher.<manifest instance>`: two manifests of one user may both have
+    a workflow 1, and neither may cancel the other's dispatchers."""
+    return f"akoflow.{wf_id}.dispatcher.{m.instance_id()}"
 
 
 def dispatcher_argv(wf_id: int, python: str | None = None) -> list[str]:
@@ -45,7 +47,7 @@ def queue_link(m: Manifest, wf_id: int, ex: Executor, log_dir: Path, *,
     """Queue a dispatcher and its guard; returns their job ids."""
     python = ex.config.get("python")
     argv = dispatcher_argv(wf_id, str(python) if python else None)
-    name = dispatcher_name(wf_id)
+    name = dispatcher_name(m, wf_id)
     job = ex.submit_dispatcher(name, argv, after_any=list(after_any)[:MAX_DEPENDENCIES],
                                delay=delay, log_dir=log_dir)
     guard = ex.submit_dispatcher(name, argv, after_any=[job], delay=0, log_dir=log_dir)
@@ -53,10 +55,10 @@ def queue_link(m: Manifest, wf_id: int, ex: Executor, log_dir: Path, *,
     return job, guard
 
 
-def cancel_pending(ex: Executor, wf_id: int, keep: Sequence[str] = ()) -> None:
+def cancel_pending(m: Manifest, ex: Executor, wf_id: int, keep: Sequence[str] = ()) -> None:
     """Cancel the workflow's pending dispatchers except `keep` (never the running one)."""
     me = current_job()
-    stale = [jid for jid, state in ex.dispatcher_jobs(dispatcher_name(wf_id))
+    stale = [jid for jid, state in ex.dispatcher_jobs(dispatcher_name(m, wf_id))
              if state is JobState.PENDING and jid not in keep and jid != me]
     if stale:
         ex.cancel([JobRef(j, "", "", 0.0) for j in stale])
@@ -66,7 +68,7 @@ def queue_successor(m: Manifest, wf_id: int, ex: Executor, log_dir: Path, *, spa
                     finished: bool) -> str | None:
     """After a cycle: one link queued if work remains, none otherwise; nothing else waits."""
     if finished:
-        cancel_pending(ex, wf_id)
+        cancel_pending(m, ex, wf_id)
         m.set_dispatcher_job(wf_id, None)
         return None
     in_flight = [la.job_id for la in m.live_attempts(wf_id)
@@ -76,5 +78,5 @@ def queue_successor(m: Manifest, wf_id: int, ex: Executor, log_dir: Path, *, spa
     except ExecutorError as exc:  # this job's guard carries the chain on
         log.warning("could not queue the next dispatcher: %s", exc)
         return None
-    cancel_pending(ex, wf_id, keep=link)
+    cancel_pending(m, ex, wf_id, keep=link)
     return link[0]

@@ -169,6 +169,7 @@ class Dispatcher:
         # Placement by a policy needs each node's free room at submission: such sites get
         # no lookahead (a child queued ahead could not be placed by the policy).
         runtimes = [rt for rt, ex in self.executors.items() if ex.chains_after_ok
+                    and int(ex.config.get("lookahead", 1)) > 0
                     and not (wf.schedule or ex.config.get("placement"))]
         if not runtimes or self.config.lookahead <= 0:
             return 0

@@ -126,6 +126,11 @@ class ActivitiesMixin(WorkflowsMixin):
                 "UPDATE activity SET message=? WHERE id=? AND status=? AND message IS NOT ?",
                 [(why, aid, Status.READY.value, why) for aid, why in notes])
 
+    def instance_id(self) -> str:
+        """This manifest's random id (8 hex digits), fixed at creation."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key='instance'").fetchone()
+        return str(row[0]) if row else "0"
+
     def record_nodes(self, site: str, nodes: Sequence[Node]) -> None:
         """The site's inventory as last seen (node speeds scale run-time history)."""
         now = time.time()

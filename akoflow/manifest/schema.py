@@ -191,11 +191,15 @@ CREATE TABLE cache (
 """
 
 # V2: container settings per activity (image mount, volumes, storage policy), the workflow's
-# placement policy (`spec.schedule`) and a declared run-time estimate for placement.
+# placement policy (`spec.schedule`), a declared run-time estimate for placement, and this
+# manifest's random instance id (it tells apart the dispatcher jobs of two manifests whose
+# workflows have the same id, in one user's queue).
 _V2: Final[str] = """
 ALTER TABLE activity ADD COLUMN container TEXT NOT NULL DEFAULT '{}';
 ALTER TABLE activity ADD COLUMN estimate REAL;
-ALTER TABLE workflow ADD COLUMN schedule TEXT
+ALTER TABLE workflow ADD COLUMN schedule TEXT;
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO meta (key, value) VALUES ('instance', lower(hex(randomblob(4))))
 """
 
 MIGRATIONS: Final[list[str]] = [_V1, _V2]

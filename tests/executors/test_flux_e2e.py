@@ -79,7 +79,7 @@ def test_submit_chains_dispatchers_as_flux_jobs(fake: Path, akhome: Path) -> Non
     assert json.loads(out.stdout)["dispatcher"].startswith("job ")
     st = _wait_final(akhome, 1)
     assert st["counts"] == {"FINISHED": 10}
-    dispatchers = [r for r in _jobs() if r[2] == "akoflow.1.dispatcher"]
+    dispatchers = [r for r in _jobs() if r[2].startswith("akoflow.1.dispatcher.")]
     assert len(dispatchers) >= 3  # several dispatcher jobs, chained
     logs = list((Path(st["run_dir"]) / "dispatcher").glob("*.out"))
     assert logs and all("ƒ" in p.name for p in logs)  # {{id}} expanded by the "job shell"

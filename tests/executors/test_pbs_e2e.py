@@ -71,7 +71,7 @@ def test_submit_runs_the_dispatcher_as_batch_jobs(cluster: FakeCluster, akhome: 
     cluster.wait_for(lambda: _status(akhome, 1)["status"] in ("FINISHED", "FAILED"), 180)
     st = _status(akhome, 1)
     assert st["counts"] == {"FINISHED": 10}
-    dispatchers = [j for j in cluster.jobs() if j["name"] == "akoflow.1.dispatcher"]
+    dispatchers = [j for j in cluster.jobs() if j["name"].startswith("akoflow.1.dispatcher.")]
     assert sum(j["state"] == "done" and j["code"] == 0 for j in dispatchers) >= 3
     assert all(j["env"]["PBS_JOBID"] == j["uid"] for j in dispatchers)
     cluster.wait_for(lambda: cluster.live("akoflow.1.") == [], 30)  # nothing left waiting

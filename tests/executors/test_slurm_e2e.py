@@ -20,7 +20,7 @@ def _our_jobs() -> list[str]:
     out = subprocess.run(["squeue", "--noheader", "--format=%i %j"], capture_output=True,
                          text=True, check=True).stdout
     return [line for line in out.splitlines()
-            if " akoflow." in line and not line.endswith(".dispatcher")]
+            if " akoflow." in line and ".dispatcher." not in line]
 
 
 def test_diamond_and_failure_on_slurm(slurm_cluster: object, akhome: Path) -> None:
