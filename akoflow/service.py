@@ -65,6 +65,10 @@ def register(m: Manifest, spec: WorkflowSpec, resolver: SiteResolver | None = No
     resolver = resolver or SiteResolver()
     for runtime in sorted({spec.effective_runtime(a) for a in spec.activities}):
         resolver.check(runtime)
+    if spec.schedule:  # a placement plugin that cannot load fails now, not mid-run
+        from akoflow.scheduling.policies import load_policy
+
+        load_policy(spec.schedule)
     return m.register_workflow(spec, run_root=str(home() / "runs"),
                                work_dir=_host_work_dir(spec), site=spec.runtime)
 

@@ -14,9 +14,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from akoflow.executor import JobRef, JobState, JobStatus, SubmitError, TaskLaunch
+from akoflow.executor import JobRef, JobState, JobStatus, Node, SubmitError, TaskLaunch
 
-from . import pbs
+from . import pbs, pbs_nodes
 from .base import BatchExecutor, Transport
 
 log = logging.getLogger(__name__)
@@ -118,6 +118,14 @@ class PbsExecutor(BatchExecutor):
             # the spacing instead; the next cycle sees that job's result.
             log.info("qsub refused %s (%s); queueing the dispatcher without it", dep, exc)
             return pbs.parse_submit(self.command(pbs.submit_argv(str(path), extra=begin)))
+
+    def nodes(self) -> list[Node]:
+        """One `pbsnodes` call: every node with its free cpus and memory."""
+        text = self.command(pbs_nodes.argv(self.flavor), retries=1)
+        try:
+            return pbs_nodes.parse(self.flavor, text)
+        except (ValueError, KeyError, TypeError, SyntaxError) as exc:  # ParseError: Syntax
+            raise SubmitError(f"cannot read pbsnodes output: {exc}", transient=True) from None
 
     def dispatcher_jobs(self, name: str) -> list[tuple[str, JobState]]:
         return [(jid, st.state) for jid, (n, st) in self._queue().items() if n == name]

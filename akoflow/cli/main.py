@@ -13,6 +13,7 @@ from akoflow import __version__
 from akoflow.cli import commands_inspect, commands_prov, commands_run, commands_sched
 from akoflow.executor import ExecutorError
 from akoflow.manifest import ManifestError
+from akoflow.scheduling.policies import PolicyError
 from akoflow.sites import SiteError
 from akoflow.spec.errors import SpecError
 
@@ -64,6 +65,10 @@ def main() -> None:
         if debug:
             raise
         _fail(str(exc), 1)
+    except PolicyError as exc:  # a placement plugin that cannot be loaded or misbehaves
+        if debug:
+            raise
+        _fail(str(exc), EXIT_SPEC)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
     except OSError as exc:
