@@ -55,6 +55,7 @@ from akoflow.scheduling.inventory import site_nodes
 from akoflow.scheduling.placement import Decision, first_fit, place, request_of, task_view
 
 log = logging.getLogger(__name__)
+MAX_SUBMIT_BACKOFF = 60.0  # seconds
 Resolver = Callable[[str], Executor]
 Notifier = Callable[[Manifest, int, float], object]
 
@@ -86,6 +87,9 @@ class Dispatcher:
         self._found: dict[str, dict[str, str]] = {}  # per cycle: executor -> lookup result
         self._history = LazyHistory(manifest)  # run times of earlier runs, read on first use
         self._check_ahead = True  # look for stale `afterok` jobs (first cycle, failures)
+        # runtime -> (no submission before, current delay): transient submit failures back
+        # off exponentially instead of creating an abandoned attempt every cycle
+        self._backoff: dict[str, tuple[float, float]] = {}
         self._never_satisfied: set[int] = set()  # attempts the scheduler says can never run
         self._deferred: list[tuple[Submitted, Executor, JobRef]] = []
         self._uses_cache = manifest.uses_cache(wf_id)
@@ -366,6 +370,8 @@ class Dispatcher:
         """
         batches = []
         for runtime in self.m.ready_runtimes(self.wf_id):
+            if self._backoff.get(runtime, (0.0, 0.0))[0] > time.time():
+                continue  # its last submission failed transiently: wait before the next
             decisions: list[Decision | None]
             try:
                 ex: Executor | None = self.executor(runtime)
@@ -469,6 +475,10 @@ class Dispatcher:
                 protocol.prepare_attempt(c.launch)
             job_ids = ex.submit([c.launch for c in claims])
         except (SubmitError, SpecError) as exc:
+            if isinstance(exc, SubmitError) and exc.transient:
+                _, delay = self._backoff.get(ex.site, (0.0, 0.0))
+                delay = min(MAX_SUBMIT_BACKOFF, max(1.0, delay * 2))
+                self._backoff[ex.site] = (time.time() + delay, delay)
             with self.m.transaction():
                 for c in claims:
                     if isinstance(exc, SubmitError) and exc.transient:
@@ -479,6 +489,7 @@ class Dispatcher:
                                   else Reason.SPEC_ERROR)
                         self.m.fail_activity(self.wf_id, c.attempt_id, reason.value, str(exc))
             return 0
+        self._backoff.pop(ex.site, None)
         now = time.time()
         done = [Submitted(c.attempt_id, jid, Status.QUEUED, ts=now)
                 for c, jid in zip(claims, job_ids)]
