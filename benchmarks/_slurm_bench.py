@@ -102,7 +102,7 @@ def split_sbatch(calls: list[Call]) -> SbatchSplit:
     s = SbatchSplit()
     for c in calls:
         name = script_job_name(c.argv)
-        if name.endswith(".dispatcher"):
+        if ".dispatcher" in name:  # akoflow.<wf>.dispatcher.<manifest id>
             s.dispatcher_calls += 1
         elif name.startswith("akoflow."):
             s.task_calls += 1
