@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from akoflow.executor import Executor, SubmitError
+from akoflow.executor import Executor, JobRef, SubmitError, TaskLaunch
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,33 @@ class BatchExecutor(Executor):
         self.modules = [str(m) for m in config.get("modules") or []]
         self.env = {str(k): str(v) for k, v in (config.get("env") or {}).items()}
         self.defaults = {str(k): str(v) for k, v in (config.get("defaults") or {}).items()}
+        self.python = str(config.get("python") or sys.executable)  # on the compute nodes
+
+    def worker_argv(self, launch: TaskLaunch) -> list[str]:
+        """What a job script execs: `akoflow worker <attempt dir>`."""
+        return [self.python, "-m", "akoflow", "worker", str(launch.attempt_dir)]
+
+    def submit(self, launches: Sequence[TaskLaunch]) -> list[str]:
+        """One job per launch, all or nothing: the dispatcher resubmits the whole batch."""
+        ids: list[str] = []
+        try:
+            for ln in launches:
+                ids.append(self._submit_one(ln))
+        except SubmitError:
+            if ids:
+                self.cancel([JobRef(j, "", "", 0.0) for j in ids])
+            raise
+        return ids
+
+    def _submit_one(self, launch: TaskLaunch) -> str:
+        raise NotImplementedError(f"{type(self).__name__} submits its own way")
+
+    def cancel_ids(self, argv: Sequence[str]) -> None:
+        """Run a cancel command; jobs that already ended leave nothing to stop (idempotent)."""
+        try:
+            self.command(argv, retries=1)
+        except SubmitError as exc:
+            log.info("%s: %s", argv[0], exc)
 
     @property
     def min_poll_interval(self) -> float:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -37,26 +36,11 @@ class FluxExecutor(BatchExecutor):
     def __init__(self, site: str, config: Mapping[str, Any],
                  transport: Transport | None = None) -> None:
         super().__init__(site, config, transport)
-        self.python = str(config.get("python") or sys.executable)
         self.memory_policy = str(config.get("memory_policy") or "ignore")
         if self.memory_policy not in MEMORY_POLICIES:
             raise SpecError(f"site {site}: memory_policy must be one of "
                             f"{', '.join(MEMORY_POLICIES)}, got {self.memory_policy!r}")
         self.wake = float(config.get("dispatcher_wake", 30))
-
-    def worker_argv(self, launch: TaskLaunch) -> list[str]:
-        return [self.python, "-m", "akoflow", "worker", str(launch.attempt_dir)]
-
-    def submit(self, launches: Sequence[TaskLaunch]) -> list[str]:
-        ids: list[str] = []
-        try:
-            for ln in launches:
-                ids.append(self._submit_one(ln))
-        except SubmitError:
-            if ids:  # all or nothing: the dispatcher resubmits the whole batch
-                self.cancel([JobRef(j, "", "", 0.0) for j in ids])
-            raise
-        return ids
 
     def _submit_one(self, ln: TaskLaunch) -> str:
         job = replace(ln, resources=self.with_defaults(ln.resources))

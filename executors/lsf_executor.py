@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -32,21 +31,6 @@ class LsfExecutor(BatchExecutor):
                  transport: Transport | None = None) -> None:
         super().__init__(site, config, transport)
         self.user = config.get("user")
-        self.python = str(config.get("python") or sys.executable)
-
-    def worker_argv(self, launch: TaskLaunch) -> list[str]:
-        return [self.python, "-m", "akoflow", "worker", str(launch.attempt_dir)]
-
-    def submit(self, launches: Sequence[TaskLaunch]) -> list[str]:
-        ids: list[str] = []
-        try:
-            for ln in launches:
-                ids.append(self._submit_one(ln))
-        except SubmitError:
-            if ids:  # all or nothing: the dispatcher resubmits the whole batch
-                self.cancel([JobRef(j, "", "", 0.0) for j in ids])
-            raise
-        return ids
 
     def _write(self, launch: TaskLaunch, path: Path, worker: list[str], log_dir: Path,
                pre_sleep: int = 0) -> list[str]:
@@ -93,10 +77,7 @@ class LsfExecutor(BatchExecutor):
         ids = [j.job_id for j in jobs if j.job_id]
         if not ids:
             return
-        try:
-            self.command(lsf.cancel_argv(ids), retries=1)
-        except SubmitError as exc:  # jobs that already ended: nothing left to stop
-            log.info("bkill: %s", exc)
+        self.cancel_ids(lsf.cancel_argv(ids))
 
     def lookup(self, job_names: Sequence[str]) -> dict[str, str]:
         wanted = set(job_names)

@@ -8,7 +8,6 @@ every job, kept to akoflow's by name. The site profile's `flavor:` says which PB
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -31,21 +30,6 @@ class PbsExecutor(BatchExecutor):
                  transport: Transport | None = None) -> None:
         super().__init__(site, config, transport)
         self.flavor = pbs.flavor_of(config)
-        self.python = str(config.get("python") or sys.executable)
-
-    def worker_argv(self, launch: TaskLaunch) -> list[str]:
-        return [self.python, "-m", "akoflow", "worker", str(launch.attempt_dir)]
-
-    def submit(self, launches: Sequence[TaskLaunch]) -> list[str]:
-        ids: list[str] = []
-        try:
-            for ln in launches:
-                ids.append(self._submit_one(ln))
-        except SubmitError:
-            if ids:  # all or nothing: the dispatcher resubmits the whole batch
-                self.cancel([JobRef(j, "", "", 0.0) for j in ids])
-            raise
-        return ids
 
     def _submit_one(self, ln: TaskLaunch) -> str:
         job = replace(ln, resources=self.with_defaults(ln.resources))
@@ -79,10 +63,7 @@ class PbsExecutor(BatchExecutor):
         ids = [j.job_id for j in jobs if j.job_id]
         if not ids:
             return
-        try:
-            self.command(pbs.cancel_argv(ids), retries=1)
-        except SubmitError as exc:  # jobs that already ended: nothing left to stop
-            log.info("qdel: %s", exc)
+        self.cancel_ids(pbs.cancel_argv(ids))
 
     def lookup(self, job_names: Sequence[str]) -> dict[str, str]:
         wanted = set(job_names)

@@ -27,7 +27,6 @@ import hashlib
 import json
 import logging
 import os
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -54,7 +53,6 @@ class SgeExecutor(BatchExecutor):
                  transport: Transport | None = None) -> None:
         super().__init__(site, config, transport)
         self.user = config.get("user")
-        self.python = str(config.get("python") or sys.executable)
         mem = config.get("memory_resource", "h_vmem")
         self.options = sge.SiteOptions(
             parallel_environment=config.get("parallel_environment") or None,

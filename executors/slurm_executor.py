@@ -14,7 +14,6 @@ import hashlib
 import json
 import logging
 import re
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -43,7 +42,6 @@ class SlurmExecutor(BatchExecutor):
                  transport: Transport | None = None) -> None:
         super().__init__(site, config, transport)
         self.user = config.get("user")
-        self.python = str(config.get("python") or sys.executable)
         self.arrays = bool(config.get("arrays", True))
         throttle = config.get("array_throttle")
         self.throttle = int(throttle) if throttle else None
@@ -62,9 +60,6 @@ class SlurmExecutor(BatchExecutor):
         if launch.image and singularity.is_container_runtime(self.config):
             return singularity.wrapper_argv(self.config, launch)
         return []
-
-    def worker_argv(self, launch: TaskLaunch) -> list[str]:
-        return [self.python, "-m", "akoflow", "worker", str(launch.attempt_dir)]
 
     def submit(self, launches: Sequence[TaskLaunch]) -> list[str]:
         """One sbatch per shape group (an array when it holds several launches)."""
@@ -185,10 +180,7 @@ class SlurmExecutor(BatchExecutor):
         ids = [j.job_id for j in jobs if j.job_id]
         if not ids:
             return
-        try:
-            self.command(slurm.cancel_argv(ids), retries=1)
-        except SubmitError as exc:  # jobs that already ended: nothing left to stop
-            log.info("scancel: %s", exc)
+        self.cancel_ids(slurm.cancel_argv(ids))
 
     def lookup(self, job_names: Sequence[str]) -> dict[str, str]:
         """Job ids by name; array elements through their array's tasks file (`--comment`)."""
