@@ -131,6 +131,21 @@ class ActivitiesMixin(WorkflowsMixin):
         row = self.conn.execute("SELECT value FROM meta WHERE key='instance'").fetchone()
         return str(row[0]) if row else "0"
 
+    def node_speeds(self) -> dict[tuple[str, str], float]:
+        """(site, node) -> speed from the last inventory snapshots (run-time history)."""
+        rows = self.conn.execute("SELECT site, name, speed FROM node").fetchall()
+        return {(str(s), str(n)): float(v or 1.0) for s, n, v in rows}
+
+    def finished_runs(self, limit: int) -> list[tuple[Any, ...]]:
+        """The most recent finished attempts: (name, identity, node, started_at,
+        finished_at, peak_rss, executor), newest first, for run-time history."""
+        return self.conn.execute(
+            "SELECT a.name, a.identity, t.node, t.started_at, t.finished_at, t.peak_rss,"
+            " t.executor FROM attempt t JOIN activity a ON a.id = t.activity_id"
+            " WHERE t.status = ? AND t.started_at IS NOT NULL AND t.finished_at IS NOT NULL"
+            " AND t.finished_at >= t.started_at ORDER BY t.finished_at DESC LIMIT ?",
+            (Status.FINISHED.value, limit)).fetchall()
+
     def record_nodes(self, site: str, nodes: Sequence[Node]) -> None:
         """The site's inventory as last seen (node speeds scale run-time history)."""
         now = time.time()

@@ -4,8 +4,6 @@ A finished attempt's wall time is multiplied by the speed of the node it ran on 
 manifest's node inventory, 1.0 when unknown), so every figure is "seconds at speed 1.0" and a
 placement can divide it by any candidate's speed. The median of the recent runs is used: one
 slow run on a loaded node must not steer every later placement.
-
-The SQL lives here, read-only, because it is the scheduler's question; it only SELECTs.
 """
 
 from __future__ import annotations
@@ -18,15 +16,6 @@ from dataclasses import dataclass, field
 from akoflow.manifest import Manifest
 
 RECENT_RUNS = 20  # per activity: enough for a stable median, small enough to follow change
-
-_QUERY = """
-SELECT a.name, a.identity, t.node, t.started_at, t.finished_at, t.peak_rss, t.executor
-FROM attempt t JOIN activity a ON a.id = t.activity_id
-WHERE t.status = 'FINISHED' AND t.started_at IS NOT NULL AND t.finished_at IS NOT NULL
-  AND t.finished_at >= t.started_at
-ORDER BY t.finished_at DESC
-LIMIT ?
-"""
 
 
 @dataclass
@@ -63,17 +52,11 @@ class RunHistory:
         return h
 
 
-def node_speeds(m: Manifest) -> dict[tuple[str, str], float]:
-    """(site, node) -> speed from the node inventory snapshots in the manifest."""
-    rows = m.conn.execute("SELECT site, name, speed FROM node").fetchall()
-    return {(str(s), str(n)): float(v or 1.0) for s, n, v in rows}
-
-
 def manifest_history(m: Manifest, limit: int = 200_000) -> RunHistory:
     """The history of the most recent `limit` finished attempts across all workflows."""
-    speeds = node_speeds(m)
+    speeds = m.node_speeds()
     h = RunHistory()
-    for name, identity, node, started, finished, rss, site in m.conn.execute(_QUERY, (limit,)):
+    for name, identity, node, started, finished, rss, site in m.finished_runs(limit):
         speed = speeds.get((str(site), str(node)), 1.0) if node else 1.0
         h.add(str(name), identity, (float(finished) - float(started)) * speed, rss)
     return h
