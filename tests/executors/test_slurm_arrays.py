@@ -67,9 +67,16 @@ def test_array_submit_lookup_and_run(slurm_cluster: object, tmp_path: Path) -> N
         result = json.loads((ln.attempt_dir / protocol.RESULT).read_text())
         assert result["exit_code"] == 0
         assert (tmp_path / "run" / "work" / f"out-{ln.activity}").read_text() == "hi\n"
-    states = ex.poll([JobRef(j, ln.job_name, str(ln.attempt_dir), 0.0)
-                      for ln, j in zip(launches, ids)])
-    assert all(s.state in (JobState.COMPLETED, JobState.GONE) for s in states.values())
+    # result.json is written just before the job step exits, so Slurm may still say RUNNING
+    # for a moment: wait for the scheduler to agree, then every element must be COMPLETED.
+    refs = [JobRef(j, ln.job_name, str(ln.attempt_dir), 0.0) for ln, j in zip(launches, ids)]
+    deadline = time.time() + 60
+    states = ex.poll(refs)
+    while time.time() < deadline and any(
+            s.state in (JobState.PENDING, JobState.RUNNING) for s in states.values()):
+        time.sleep(0.5)
+        states = ex.poll(refs)
+    assert all(s.state in (JobState.COMPLETED, JobState.GONE) for s in states.values()), states
 
 
 def test_arrays_are_chunked_by_max_array_size(slurm_cluster: object, tmp_path: Path) -> None:
