@@ -45,3 +45,16 @@ def cleanup(path: Path) -> None:
 
 def figure(name: str, value: float, unit: str = "s") -> None:
     print(f"{name} {value:.3f} {unit}", flush=True)
+
+
+def precompile() -> None:
+    """Byte-compile akoflow as `pip install .` does, so runs measure akoflow rather than
+    CPython compiling its sources (an editable install under PYTHONDONTWRITEBYTECODE=1,
+    as on the test machine, would recompile them in every process)."""
+    import compileall
+
+    import akoflow
+
+    for pkg in (Path(akoflow.__file__).parent, Path(akoflow.__file__).parent.parent / "executors"):
+        if pkg.is_dir():
+            compileall.compile_dir(str(pkg), quiet=1)

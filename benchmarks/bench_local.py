@@ -9,9 +9,10 @@ Usage: python benchmarks/bench_local.py [--repeat N]
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
-from _common import TRACES, akoflow, cleanup, figure, fresh_home, median_of
+from _common import TRACES, akoflow, cleanup, figure, fresh_home, median_of, precompile
 
 
 def w1(path: Path) -> Path:
@@ -38,6 +39,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
+    precompile()
     setup = fresh_home("setup")
     files = {"W1_1000_independent": w1(setup / "w1.yaml"),
              "W2_chain_200": w2(setup / "w2.yaml"),
@@ -46,6 +48,10 @@ def main() -> None:
     for name, wf in files.items():
         def once(wf: Path = wf) -> float:
             homes.append(fresh_home("run"))
+            # Start every run with the disk quiet: the previous run's thousands of new
+            # files are still being written back, which would slow this one down
+            # (`hyperfine --prepare sync` does the same).
+            os.sync()
             return akoflow("run", str(wf), "--quiet", home=homes[-1])
         figure(f"{name}_wall_median", median_of(args.repeat, once))
     # Deleting thousands of files makes this machine's disk slow for seconds afterwards:

@@ -31,6 +31,8 @@ from akoflow.worker.monitor import TaskProcess, pid_owner_matches
 from akoflow.worker.snapshot import Snapshot
 from akoflow.worker.snapshot import take as take_snapshot
 
+from .launcher import Launcher
+
 log = logging.getLogger(__name__)
 
 
@@ -60,6 +62,11 @@ class LocalExecutor(Executor):
         self._env = dict(os.environ)  # tasks inherit the environment the executor started in
         self._vm_available = 0
         self._vm_at = -1.0
+        # Inline tasks are forked by one long-lived bash (see launcher.py) unless the site
+        # says `launcher: false` or the kernel has no pidfd (we could not watch them).
+        use = self.mode == "inline" and bool(config.get("launcher", True)) and _has_pidfd()
+        self.launcher: Launcher | None = Launcher(self._env) if use else None
+        self._unheard: dict[str, TaskProcess] = {}  # launched, pid not reported yet
 
     def task_wrapper(self, launch: TaskLaunch) -> list[str]:
         """Run the task in Singularity/Apptainer when the site profile says `container:
@@ -110,13 +117,22 @@ class LocalExecutor(Executor):
         if self.mode == "process":
             argv = [sys.executable, "-m", "akoflow", "worker", str(adir)]
         interval = float(res.get("sample_interval") or self.sample_interval)
+        starter = self.launcher if argv is None and Launcher.usable(job) else None
         task = TaskProcess(adir, wdir, sample_interval=interval,
                            time_limit=res.get("time_limit"), snapshots=self.snapshots,
-                           argv=argv, snapshotter=self._snapshot, env=self._env)
+                           argv=argv, snapshotter=self._snapshot, env=self._env,
+                           starter=starter)
         if wdir not in self._made:
             wdir.mkdir(parents=True, exist_ok=True)
             self._made.add(wdir)
-        task.spawn()
+        try:
+            task.spawn()
+        except BrokenPipeError:  # the launcher died under us: once more with a new one
+            assert self.launcher is not None
+            self.launcher.close()
+            task.spawn()
+        if task.launched:
+            self._unheard[job] = task
         self._hold(task, res)
         self.running[job] = task
         self._started.append(job)
@@ -142,9 +158,37 @@ class LocalExecutor(Executor):
             self._snaps[root] = snap
         return snap
 
+    def _hear(self) -> None:
+        """Attach the pids the launcher reported; if it died, start again what it never
+        confirmed (task.sh's claim makes a second start of a started task harmless)."""
+        if self.launcher is None or (not self._unheard and self.launcher.fd < 0):
+            return
+        for pid, job in self.launcher.receive():
+            task = self._unheard.pop(job, None)
+            if task is not None:
+                task.attach(pid)
+        if self.launcher.lost:
+            self.launcher.lost = False
+            for task in self._unheard.values():
+                self.launcher.send(str(task.attempt_dir))
+
+    def _mark_exited(self) -> None:
+        """One poll over the pidfds of launched tasks: which of them have ended."""
+        watched = {t.pidfd: t for t in self.running.values()
+                   if t.launched and t.pidfd >= 0 and not t.exited}
+        if not watched:
+            return
+        poller = select.poll()
+        for fd in watched:
+            poller.register(fd, select.POLLIN)
+        for fd, _ in poller.poll(0):
+            watched[fd].exited = True
+
     def _reap_all(self) -> None:
         """Reap every ended task first, then snapshot once for all of them: a snapshot
         taken before a task's exit could miss its last files."""
+        self._hear()
+        self._mark_exited()
         reaped = []
         for job, task in list(self.running.items()):
             outcome = task.reap()
@@ -158,8 +202,9 @@ class LocalExecutor(Executor):
 
     def _settle(self, job: str, task: TaskProcess, outcome: AttemptOutcome) -> None:
         del self.running[job]
+        self._unheard.pop(job, None)
         self._release(task)
-        if task.child and outcome.exit_code == protocol.DUPLICATE_EXIT:
+        if (task.child or task.launched) and outcome.exit_code == protocol.DUPLICATE_EXIT:
             owner = _claim_owner(task.attempt_dir)
             if owner and owner != task.pid:  # another start owns the attempt: watch that one
                 self._adopt(job, task.attempt_dir, task.work_dir, owner)
@@ -207,8 +252,12 @@ class LocalExecutor(Executor):
         return sum(float(q[3].get("cpu") or 1.0) for q in self.queue)
 
     def _sleep_until_exit(self, seconds: float) -> None:
+        """Sleep until a task ends, the launcher reports a pid, or `seconds` pass."""
         fds = [t.pidfd for t in self.running.values() if t.pidfd >= 0]
-        if fds and len(fds) == len(self.running):
+        watched = len(fds) + len(self._unheard)
+        if self.launcher is not None and self.launcher.fd >= 0 and self._unheard:
+            fds.append(self.launcher.fd)
+        if fds and watched == len(self.running):
             poller = select.poll()
             for fd in fds:
                 poller.register(fd, select.POLLIN)
@@ -279,9 +328,18 @@ class LocalExecutor(Executor):
         out, self.ended = self.ended, {}
         return out
 
+    def _await_pids(self, jobs: set[str], patience: float = 2.0) -> None:
+        """Wait (briefly) until the launcher has reported the pids of these jobs."""
+        end = time.time() + patience
+        while jobs & set(self._unheard) and time.time() < end and self.launcher is not None:
+            self._hear()
+            if jobs & set(self._unheard) and self.launcher.fd >= 0:
+                select.select([self.launcher.fd], [], [], 0.05)
+
     def cancel(self, jobs: Sequence[JobRef]) -> None:
         targets = {ref.job_id or ref.attempt_dir for ref in jobs}
         self.queue = deque(q for q in self.queue if q[0] not in targets)
+        self._await_pids(targets)
         tasks: list[TaskProcess] = []
         for ref in jobs:
             job = ref.job_id or ref.attempt_dir
@@ -297,6 +355,7 @@ class LocalExecutor(Executor):
         _wait_then_kill(tasks)
         for job in targets:
             task = self.running.pop(job, None)
+            self._unheard.pop(job, None)
             if task is not None:
                 self._release(task)
                 if task.child:
@@ -325,6 +384,20 @@ class LocalExecutor(Executor):
 
     def busy(self) -> bool:
         return bool(self.running or self.queue)
+
+    def close(self) -> None:
+        """Let the launcher go (it exits at end of input); running tasks keep running."""
+        if self.launcher is not None:
+            self.launcher.close()
+
+
+def _has_pidfd() -> bool:
+    """pidfd_open works here (Linux 5.3+): needed to learn when a launched task ends."""
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except (AttributeError, OSError):
+        return False
+    return True
 
 
 def _claim_owner(adir: Path, patience: float = 1.0) -> int | None:

@@ -428,7 +428,9 @@ class Dispatcher:
         free = sum(max(0.0, n.cpus_free) for n in nodes)
         if free < 1e-3:
             return [], []
-        page = min(self.config.submit_limit, max(16, int(free * 8)))
+        # Two per free cpu (and a few more): enough to fill the room with typical tasks
+        # and to skip past one that does not fit; reading far more costs every cycle.
+        page = min(self.config.submit_limit, int(free * 2) + 4)
         acts = self.m.ready_activities(self.wf_id, page, runtime)
         sizes = [(n.cpus, n.memory) for n in nodes]
         if len(nodes) > 1 or policy:

@@ -92,9 +92,15 @@ def render_task_script(launch: TaskLaunch, *, work_dir: str | None = None) -> st
         # Claim the attempt atomically (noclobber = O_EXCL): a second start of the same
         # attempt, e.g. by a dispatcher repairing a crash, exits at once without running.
         'set -C',
-        '{ printf "%s\\n" "$$" > "$_akoflow_dir/pid"; } 2>/dev/null || exit 111',
+        # $BASHPID, not $$: the same in `bash task.sh`, but right when the launcher sources
+        # task.sh in a subshell.
+        '{ printf "%s\\n" "$BASHPID" > "$_akoflow_dir/pid"; } 2>/dev/null || exit 111',
         'set +C',
-        "trap 'printf \"%s\\n\" \"$?\" > \"$_akoflow_dir/exitcode\"' EXIT",
+        # The exit code, then `times` (CPU of the task's shell and its children). Trapping
+        # TERM/INT/HUP makes a signalled task record 128+n instead of nothing.
+        "trap '_akoflow_rc=$?; { printf \"%s\\n\" \"$_akoflow_rc\"; times; }"
+        " > \"$_akoflow_dir/exitcode\"' EXIT",
+        "trap 'exit 143' TERM; trap 'exit 130' INT; trap 'exit 129' HUP",
     ]
     lines += [f"export {k}={shlex.quote(v)}" for k, v in task_env(launch).items()]
     lines += [
@@ -227,10 +233,11 @@ def read_metrics(directory: Path) -> list[MetricSample]:
 
 
 def attach_streams(directory: Path, o: AttemptOutcome) -> None:
-    o.stdout_path = str(directory / STDOUT)
-    o.stderr_path = str(directory / STDERR)
-    o.stdout_tail = tail(directory / STDOUT)
-    o.stderr_tail = tail(directory / STDERR)
+    d = str(directory)  # plain strings: this runs once per task, thousands of times
+    o.stdout_path = f"{d}/{STDOUT}"
+    o.stderr_path = f"{d}/{STDERR}"
+    o.stdout_tail = tail(o.stdout_path)
+    o.stderr_tail = tail(o.stderr_path)
 
 
 def read_int(path: Path) -> int | None:
@@ -239,15 +246,16 @@ def read_int(path: Path) -> int | None:
         text = path.read_text()
     except (FileNotFoundError, IsADirectoryError):
         return None
-    if not text.endswith("\n"):
+    first, newline, _ = text.partition("\n")  # exitcode may carry `times` lines after it
+    if not newline:
         return None
     try:
-        return int(text.strip())
+        return int(first)
     except ValueError:
         return None
 
 
-def tail(path: Path, limit: int = TAIL_BYTES) -> str:
+def tail(path: str | Path, limit: int = TAIL_BYTES) -> str:
     try:
         if os.stat(path).st_size == 0:
             return ""

@@ -8,6 +8,7 @@ Used in-process by the local executor (fast path: no Python process per task) an
 from __future__ import annotations
 
 import os
+import re
 import resource
 import shutil
 import signal
@@ -15,6 +16,7 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Protocol
 
 import psutil
 
@@ -29,6 +31,15 @@ BASH = shutil.which("bash") or "/bin/bash"
 HOST = (os.environ.get("SLURMD_NODENAME") or os.environ.get("FLUX_NODE_NAME")
         or socket.gethostname())
 KILL_GRACE = 2.0
+# What a task's EXIT trap appends after its exit code: bash `times` (the shell's user and
+# system time, then its children's), so a task started by the launcher still reports CPU.
+_TIMES = re.compile(r"(\d+)m([\d.]+)s")
+
+
+class Starter(Protocol):
+    """Starts `bash task.sh`-equivalents elsewhere and reports their pids later."""
+
+    def send(self, directory: str) -> None: ...
 
 
 class TaskProcess:
@@ -45,6 +56,7 @@ class TaskProcess:
         argv: list[str] | None = None,
         snapshotter: Callable[[Path], snapshot.Snapshot] = snapshot.take,
         env: Mapping[str, str] | None = None,
+        starter: Starter | None = None,
     ) -> None:
         self.attempt_dir = attempt_dir
         self.work_dir = work_dir
@@ -54,9 +66,12 @@ class TaskProcess:
         self.snapshotter = snapshotter
         self.env = env  # a plain dict is much cheaper to hand to posix_spawn than os.environ
         self.argv = argv or [BASH, str(attempt_dir / protocol.TASK_SH)]
+        self.starter = starter
         self.pid = 0
         self.pidfd = -1
         self.child = False
+        self.launched = False  # started by `starter`: the pid arrives later (`attach`)
+        self.exited = False  # set by the owner when the pidfd of a launched task fires
         self.started_at = 0.0
         self.next_sample = 0.0
         self.metrics: list[MetricSample] = []
@@ -71,6 +86,12 @@ class TaskProcess:
         if self.snapshots:
             self.before = self.snapshotter(self.work_dir)
         d = str(self.attempt_dir)
+        if self.starter is not None:
+            self.started_at = time.time()
+            self.starter.send(d)
+            self.launched = True
+            self.next_sample = self.started_at + min(self.sample_interval, 1.0)
+            return
         actions = [
             (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
             (os.POSIX_SPAWN_OPEN, 1, f"{d}/{protocol.STDOUT}",
@@ -87,9 +108,21 @@ class TaskProcess:
         self.child = True
         self._open_pidfd()
         self._sampler = TreeSampler(self.pid)
-        # The first sample is due at once: the next tick, after ended tasks were reaped (a
-        # task already over is described by the kernel's accounting at exit instead).
-        self.next_sample = self.started_at
+        # The first sample is due one interval after start, like every later one: a task
+        # that ends sooner is described by the kernel's accounting at exit (cpu, peak RSS,
+        # io), which is exact, and sampling thousands of short tasks at birth is pure cost.
+        self.next_sample = self.started_at + self.sample_interval
+
+    def attach(self, pid: int) -> None:
+        """The launcher's answer: the pid of this (launched) task, which may be over already."""
+        self.pid = pid
+        try:
+            self._open_pidfd()
+        except ProcessLookupError:
+            self.exited = True
+        if self.pidfd < 0:
+            self.exited = self.exited or not _alive(pid)
+        self._sampler = TreeSampler(pid)
 
     def adopt(self, pid: int, started_at: float) -> bool:
         """Watch a task started by another (dead) dispatcher; False if it is already gone."""
@@ -113,7 +146,7 @@ class TaskProcess:
             self.pidfd = -1  # no pidfd support: callers fall back to polling
 
     def sample(self, *, tree: bool = True) -> None:
-        if self._sampler is not None:
+        if self._sampler is not None and self.pid > 0:
             s = self._sampler.sample() if tree else self._sampler.first_sample()
             if s is not None:
                 self.metrics.append(s)
@@ -140,6 +173,8 @@ class TaskProcess:
         self.kill(signal.SIGTERM)
 
     def kill(self, sig: int) -> None:
+        if self.pid <= 0:  # not known yet: killpg(0) would signal our own group
+            return
         try:
             os.killpg(self.pid, sig)
         except (ProcessLookupError, PermissionError):
@@ -148,6 +183,10 @@ class TaskProcess:
     def reap(self) -> AttemptOutcome | None:
         """The outcome (files not yet added: see `add_files`) if the process has ended, else
         None. Never blocks."""
+        if self.launched:
+            if not self.exited and self.pidfd < 0 and self.pid > 0:
+                self.exited = not _alive(self.pid)  # no pidfd support: look
+            return self._launched_outcome() if self.exited else None
         if self.child:
             try:
                 pid, status, usage = os.wait4(self.pid, os.WNOHANG)
@@ -166,6 +205,26 @@ class TaskProcess:
         if rc is None:
             o.reason = o.reason or Reason.LOST.value
             o.message = o.message or "task ended without recording its exit code"
+        return o
+
+    def _launched_outcome(self) -> AttemptOutcome:
+        """A launched task is not our child: its exit code and CPU time come from the file
+        its EXIT trap wrote, its memory from the samples."""
+        rc, cpu = read_exit(f"{self.attempt_dir}/{protocol.EXITCODE}")
+        if rc is None and protocol.read_int(self.attempt_dir / protocol.PID) != self.pid:
+            # Its claim failed: another start owns the attempt (or it never got that far).
+            # (With an exit code present, the attempt ran once and this is its result.)
+            return self._outcome(protocol.DUPLICATE_EXIT, None)
+        o = self._outcome(rc, None)
+        if rc is None:
+            o.reason = o.reason or Reason.EXIT.value
+            o.message = o.message or "killed by a signal before it could record its exit code"
+        if cpu is not None:
+            o.cpu_time = cpu
+            end = o.finished_at or time.time()
+            wall = max(end - self.started_at, 1e-6)
+            o.metrics.append(MetricSample(end, 100.0 * cpu / wall, o.peak_rss or 0,
+                                          0, 0, 0, 0, 0))
         return o
 
     def _outcome(self, rc: int | None, usage: resource.struct_rusage | None) -> AttemptOutcome:
@@ -206,6 +265,28 @@ class TaskProcess:
             o.files = generated + present
 
 
+def read_exit(path: str) -> tuple[int | None, float | None]:
+    """Exit code and CPU seconds (from `times`, when the trap appended it) of a task."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except (FileNotFoundError, IsADirectoryError):
+        return None, None
+    try:
+        text = os.read(fd, 4096).decode(errors="replace")
+    finally:
+        os.close(fd)
+    lines = text.split("\n")
+    if len(lines) < 2:
+        return None, None
+    try:
+        rc = int(lines[0])
+    except ValueError:
+        return None, None
+    found = _TIMES.findall(" ".join(lines[1:3])) if len(lines) >= 4 else []
+    cpu = sum(int(m) * 60 + float(s) for m, s in found) if len(found) == 4 else None
+    return rc, cpu
+
+
 _RSS_CACHE: list[float] = [0.0, 0.0]  # [rss, measured at]
 
 
@@ -226,9 +307,27 @@ def _alive(pid: int) -> bool:
 
 
 def pid_owner_matches(pid: int, attempt_dir: Path) -> bool:
-    """True if `pid` is (still) the task.sh of this attempt, guarding against pid reuse."""
+    """True if `pid` is (still) the task of this attempt, guarding against pid reuse.
+
+    `bash task.sh` names the attempt in its command line. A task forked by the launcher
+    carries the launcher's command line instead, but its stdout/stderr are the attempt's
+    files, and it was born when it wrote its pid file (a reused pid would be younger)."""
     try:
-        cmd = psutil.Process(pid).cmdline()
+        proc = psutil.Process(pid)
+        cmd = proc.cmdline()
     except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
         return False
-    return any(str(attempt_dir) in part for part in cmd)
+    d = str(attempt_dir)
+    if any(d in part for part in cmd):
+        return True
+    for fd in (1, 2):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith(d + "/"):
+                return True
+        except OSError:
+            pass
+    try:
+        claimed = os.stat(attempt_dir / protocol.PID).st_mtime
+        return abs(proc.create_time() - claimed) < 2.0 and "akoflow-launcher" in cmd
+    except (OSError, psutil.Error):
+        return False

@@ -1,0 +1,165 @@
+"""The local executor's task launcher: a long-lived bash that forks tasks.
+
+Real processes throughout: the launcher, its forked tasks, and the executor that watches
+them through pidfds. What must hold is what held for `bash task.sh` started directly:
+one process group per task, exact exit codes, CPU time recorded, each attempt run once even
+when the launcher itself is killed mid-run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from akoflow.dispatch import protocol
+from akoflow.executor import JobRef, JobState, TaskLaunch
+from akoflow.executors.launcher import Launcher
+from akoflow.executors.local import LocalExecutor
+from akoflow.worker.monitor import pid_owner_matches, read_exit
+
+
+def _launch(run: Path, name: str, script: str, cpu: float = 0.5) -> TaskLaunch:
+    ln = TaskLaunch(
+        workflow_id=1, workflow="lw", activity_id=1, activity=name, attempt=1,
+        job_name=protocol.job_name(1, name, 1),
+        attempt_dir=protocol.attempt_dir(run, name, 1), work_dir=run / "work",
+        run_dir=run, script=script, resources={"cpu": cpu, "memory": 0},
+        sample_interval=0.2)
+    protocol.prepare_attempt(ln)
+    (run / "work").mkdir(exist_ok=True)
+    return ln
+
+
+def _finish(ex: LocalExecutor, timeout: float = 30) -> dict[str, int | None]:
+    """Run the executor until nothing is left; exit code per attempt directory."""
+    codes: dict[str, int | None] = {}
+    end = time.time() + timeout
+    while ex.busy() and time.time() < end:
+        ex.wait(0.5)
+        codes.update({job: o.exit_code for job, o in ex.collect_reports().items()})
+    codes.update({job: o.exit_code for job, o in ex.collect_reports().items()})
+    assert not ex.busy(), "tasks still running"
+    return codes
+
+
+def test_launcher_reports_pid_of_a_task_in_its_own_group(tmp_path: Path) -> None:
+    ln = _launch(tmp_path, "a", "echo out; echo err >&2; sleep 0.3")
+    starter = Launcher(dict(os.environ))
+    try:
+        starter.send(str(ln.attempt_dir))
+        heard: list[tuple[int, str]] = []
+        end = time.time() + 10
+        while not heard and time.time() < end:
+            heard = starter.receive()
+            time.sleep(0.01)
+        assert heard and heard[0][1] == str(ln.attempt_dir)
+        pid = heard[0][0]
+        assert os.getpgid(pid) == pid  # its own process group: a cancel reaches all of it
+        assert pid_owner_matches(pid, ln.attempt_dir)  # found again by a later dispatcher
+        assert not pid_owner_matches(pid, tmp_path / "elsewhere")
+        psutil.Process(pid).wait(10)
+    finally:
+        starter.close()
+    assert protocol.read_int(ln.attempt_dir / protocol.PID) == pid
+    rc, cpu = read_exit(str(ln.attempt_dir / protocol.EXITCODE))
+    assert rc == 0 and cpu is not None
+    assert (ln.attempt_dir / protocol.STDOUT).read_text() == "out\n"
+    assert (ln.attempt_dir / protocol.STDERR).read_text() == "err\n"
+
+
+def test_exit_codes_cpu_time_and_time_limit(tmp_path: Path) -> None:
+    ex = LocalExecutor("local", {"cpus": 4})
+    assert ex.launcher is not None, "this kernel has pidfd_open; the launcher must be used"
+    ok = _launch(tmp_path, "ok", "i=0; while (( i < 200000 )); do i=$((i+1)); done")
+    bad = _launch(tmp_path, "bad", "exit 7")
+    slow = _launch(tmp_path, "slow", "sleep 30")
+    slow.resources["time_limit"] = 0.5
+    ex.submit([ok, bad, slow])
+    try:
+        reports: dict[str, object] = {}
+        end = time.time() + 30
+        while ex.busy() and time.time() < end:
+            ex.wait(0.5)
+            reports.update(ex.collect_reports())
+    finally:
+        ex.close()
+    o_ok, o_bad, o_slow = (reports[str(x.attempt_dir)] for x in (ok, bad, slow))
+    assert o_ok.exit_code == 0 and o_ok.cpu_time is not None and o_ok.cpu_time > 0.05  # type: ignore[attr-defined]
+    assert o_bad.exit_code == 7 and o_bad.reason == "EXIT"  # type: ignore[attr-defined]
+    assert o_slow.reason == "TIMEOUT" and o_slow.exit_code == 143  # type: ignore[attr-defined]
+
+
+def test_killed_launcher_loses_and_repeats_nothing(tmp_path: Path) -> None:
+    """Kill the launcher while tasks are queued in its pipe and running: every task still
+    runs exactly once (re-sent ones that had started are refused by the pid claim)."""
+    ex = LocalExecutor("local", {"cpus": 8})
+    launches = [_launch(tmp_path, f"t{i}", f"echo x >> ran-t{i}; sleep 0.2", cpu=0.5)
+                for i in range(24)]
+    ex.submit(launches)
+    assert ex.launcher is not None and ex.launcher.pid
+    os.kill(ex.launcher.pid, signal.SIGKILL)
+    try:
+        codes = _finish(ex)
+    finally:
+        ex.close()
+    assert sorted(codes) == sorted(str(ln.attempt_dir) for ln in launches)
+    for ln in launches:
+        assert (tmp_path / "work" / f"ran-{ln.activity}").read_text() == "x\n"
+
+
+def test_cancel_stops_launched_task_and_its_children(tmp_path: Path) -> None:
+    marker = f"{os.getpid()}.{int(time.time() * 1000) % 100000}"
+    ln = _launch(tmp_path, "c", f"sleep {marker} & sleep {marker}")
+    ex = LocalExecutor("local", {"cpus": 2})
+    ex.submit([ln])
+    try:
+        end = time.time() + 10
+        while len(_procs(marker)) < 2 and time.time() < end:
+            ex.wait(0.1)
+        assert len(_procs(marker)) == 2
+        ex.cancel([JobRef(str(ln.attempt_dir), ln.job_name, str(ln.attempt_dir), 0.0)])
+        end = time.time() + 10
+        while _procs(marker) and time.time() < end:
+            time.sleep(0.1)
+        assert _procs(marker) == []
+        assert not ex.busy()
+    finally:
+        ex.close()
+
+
+def test_site_can_turn_the_launcher_off(tmp_path: Path) -> None:
+    ex = LocalExecutor("local", {"cpus": 2, "launcher": False})
+    assert ex.launcher is None
+    ln = _launch(tmp_path, "d", "exit 3")
+    ex.submit([ln])
+    assert _finish(ex) == {str(ln.attempt_dir): 3}
+    status = ex.poll([JobRef(str(ln.attempt_dir), ln.job_name, str(ln.attempt_dir), 0.0)])
+    assert status[ln.job_name].state is JobState.FAILED
+
+
+def _procs(marker: str) -> list[psutil.Process]:
+    out = []
+    for p in psutil.process_iter(["cmdline"]):
+        try:
+            if marker in " ".join(p.info["cmdline"] or []) and p.status() != "zombie":
+                out.append(p)
+        except psutil.NoSuchProcess:
+            continue
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_launchers() -> Iterator[None]:
+    """Each test closes its executor; its launcher must then exit (end of input)."""
+    before = {p.pid for p in _procs("akoflow-launcher")}
+    yield
+    end = time.time() + 5
+    while {p.pid for p in _procs("akoflow-launcher")} - before and time.time() < end:
+        time.sleep(0.05)
+    assert not {p.pid for p in _procs("akoflow-launcher")} - before
