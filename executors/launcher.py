@@ -18,6 +18,8 @@ import os
 import select
 import shutil
 
+from akoflow.worker.monitor import DEFAULT_SIGNALS
+
 BASH = shutil.which("bash") or "/bin/bash"
 
 # `set -m` gives every background subshell its own process group (killpg reaches all its
@@ -64,7 +66,8 @@ class Launcher:
         ]
         try:
             self.pid = os.posix_spawn(BASH, [BASH, "-c", SCRIPT, "akoflow-launcher"],
-                                      self.env, file_actions=actions)
+                                      self.env, file_actions=actions,
+                                      setsigdef=DEFAULT_SIGNALS)
         finally:
             os.close(cmd_r)
             os.close(out_w)

@@ -31,6 +31,9 @@ BASH = shutil.which("bash") or "/bin/bash"
 HOST = (os.environ.get("SLURMD_NODENAME") or os.environ.get("FLUX_NODE_NAME")
         or socket.gethostname())
 KILL_GRACE = 2.0
+# Python ignores SIGPIPE (and SIGXFSZ); a child must not inherit that, or `yes | head -1`
+# fails under `set -o pipefail` (subprocess resets the same signals).
+DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
 # What a task's EXIT trap appends after its exit code: bash `times` (the shell's user and
 # system time, then its children's), so a task started by the launcher still reports CPU.
 _TIMES = re.compile(r"(\d+)m([\d.]+)s")
@@ -90,7 +93,7 @@ class TaskProcess:
             self.started_at = time.time()
             self.starter.send(d)
             self.launched = True
-            self.next_sample = self.started_at + min(self.sample_interval, 1.0)
+            self.next_sample = self.started_at + self.sample_interval  # first one: attach
             return
         actions = [
             (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
@@ -104,14 +107,13 @@ class TaskProcess:
         # the child keeps that: remember ours, so an inherited figure is not reported.
         self.parent_rss = _own_rss()
         self.pid = os.posix_spawn(self.argv[0], self.argv, self.env or os.environ,
-                                  file_actions=actions, setsid=True)
+                                  file_actions=actions, setsid=True, setsigdef=DEFAULT_SIGNALS)
         self.child = True
         self._open_pidfd()
         self._sampler = TreeSampler(self.pid)
-        # The first sample is due one interval after start, like every later one: a task
-        # that ends sooner is described by the kernel's accounting at exit (cpu, peak RSS,
-        # io), which is exact, and sampling thousands of short tasks at birth is pure cost.
-        self.next_sample = self.started_at + self.sample_interval
+        # The first sample is due at once: the next tick, after ended tasks were reaped (a
+        # task already over is described by the kernel's accounting at exit instead).
+        self.next_sample = self.started_at
 
     def attach(self, pid: int) -> None:
         """The launcher's answer: the pid of this (launched) task, which may be over already."""
@@ -123,6 +125,9 @@ class TaskProcess:
         if self.pidfd < 0:
             self.exited = self.exited or not _alive(pid)
         self._sampler = TreeSampler(pid)
+        if not self.exited:
+            self.sample(tree=False)  # the cheap first sample (one /proc read), at birth
+            self.next_sample = time.time() + self.sample_interval
 
     def adopt(self, pid: int, started_at: float) -> bool:
         """Watch a task started by another (dead) dispatcher; False if it is already gone."""

@@ -38,7 +38,10 @@ class TreeSampler:
         if fields[0] == b"Z":
             return None
         threads, vsize, rss_pages = int(fields[17]), int(fields[20]), int(fields[21])
-        self._proc(self.pid)  # prime cpu_percent for the samples that follow
+        try:
+            self._proc(self.pid)  # prime cpu_percent for the samples that follow
+        except psutil.Error:  # it ended just now: what was read above still stands
+            pass
         return MetricSample(time.time(), 0.0, rss_pages * PAGE_SIZE, vsize, 0, 0, threads, 1)
 
     def sample(self, *, tree: bool = True) -> MetricSample | None:

@@ -163,3 +163,21 @@ def _no_stray_launchers() -> Iterator[None]:
     while {p.pid for p in _procs("akoflow-launcher")} - before and time.time() < end:
         time.sleep(0.05)
     assert not {p.pid for p in _procs("akoflow-launcher")} - before
+
+
+@pytest.mark.parametrize("launcher", [True, False])
+def test_tasks_get_default_sigpipe(tmp_path: Path, launcher: bool) -> None:
+    """Python ignores SIGPIPE; its children must not, or `yes | head -1` makes `yes` fail
+    with "Broken pipe" instead of ending quietly, as in a terminal."""
+    ln = _launch(tmp_path, "p", "set +o pipefail; yes | head -1; echo \"${PIPESTATUS[0]}\"; "
+                                "awk '/^SigIgn/ {print $2}' /proc/self/status")
+    ex = LocalExecutor("local", {"cpus": 2, "launcher": launcher})
+    ex.submit([ln])
+    try:
+        assert _finish(ex) == {str(ln.attempt_dir): 0}
+    finally:
+        ex.close()
+    out = (ln.attempt_dir / protocol.STDOUT).read_text().split()
+    assert out[:2] == ["y", str(128 + signal.SIGPIPE)]  # killed by SIGPIPE, not an error
+    assert not int(out[2], 16) & (1 << (signal.SIGPIPE - 1))  # not ignored in the task
+    assert (ln.attempt_dir / protocol.STDERR).read_text() == ""
