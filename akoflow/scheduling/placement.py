@@ -11,7 +11,7 @@ it stays READY and is reconsidered next cycle. The dispatcher and the simulator 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from akoflow.executor import Node
@@ -126,13 +126,14 @@ def place(
     policy: str | Policy = "akoscore",
     history: History = NO_HISTORY,
 ) -> list[Decision]:
-    """Decide a node (or None = wait) for each task, in order, deducting room as it goes.
+    """Decide a node (or None = wait) for each task, deducting room as it goes; tasks are
+    taken longest expected time first, the answer is in the order given.
 
     `policy` is a name or `module:function` (resolved by `policies.load_policy`) or the
     policy function itself. Rooms only shrink within a call, so a request shape that found
     no candidate is not tried again: a long ready queue costs O(shapes), not O(queue x nodes).
     """
-    from akoflow.scheduling.policies import call_policy, load_policy
+    from akoflow.scheduling.policies import call_policy, expected_time, load_policy
 
     if isinstance(policy, str):
         name, fn = policy, load_policy(policy)
@@ -140,15 +141,21 @@ def place(
         name, fn = str(getattr(policy, "__name__", policy)), policy
     rooms = [Room(n, n.cpus_free, n.memory_free) for n in nodes]
     hopeless: set[tuple[float, int, tuple[tuple[str, str], ...]]] = set()
-    out: list[Decision] = []
-    for task in tasks:
+    decided: dict[int, Decision] = {}
+    # Longest expected time first (LPT; ties keep workflow order): long tasks get the pick
+    # of the nodes, and short ones fill in what is left.
+    order = sorted(range(len(tasks)), key=lambda i: -expected_time(tasks[i], history))
+    for i in order:
+        task = tasks[i]
         shape = _shape(task)
         cands = [] if shape in hopeless else [r for r in rooms if fits_task(r, task)]
         if not cands:
             hopeless.add(shape)
-            out.append(Decision(task.name, None, {}, _no_room(task)))
+            decided[i] = Decision(task.name, None, {}, _no_room(task))
             continue
-        scores = call_policy(fn, name, task, [r.node for r in cands], history)
+        # The policy sees each candidate as it is now, after this round's earlier picks.
+        views = [replace(r.node, cpus_free=r.cpus, memory_free=r.memory) for r in cands]
+        scores = call_policy(fn, name, task, views, history)
         best: Room | None = None
         best_score = 0.0
         for room, score in zip(cands, scores):
@@ -156,13 +163,13 @@ def place(
                 best, best_score = room, score
         named = {r.node.name: s for r, s in zip(cands, scores)}
         if best is None:
-            out.append(Decision(task.name, None, named, "the policy accepted no candidate",
-                                name))
+            decided[i] = Decision(task.name, None, named, "the policy accepted no candidate",
+                                  name)
             continue
         best.cpus -= task.cpu
         best.memory -= task.memory
-        out.append(Decision(task.name, best.node.name, named, policy=name))
-    return out
+        decided[i] = Decision(task.name, best.node.name, named, policy=name)
+    return [decided[i] for i in range(len(tasks))]
 
 
 def _no_room(task: TaskView) -> str:

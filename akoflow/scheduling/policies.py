@@ -5,16 +5,28 @@ per candidate node (every one already has room and matches the selector), higher
 None = unsuitable. `spec.schedule: NAME` names an entry point in the group `akoflow.policies`
 (ours: akoscore, first-fit, round-robin, cost) or a `module:function` path.
 
-AkôScore (the default):  score = alpha * memfit + (1 - alpha) * speed, where
-  memfit = 1 - (free_memory - request) / largest_node_memory   (best fit; 1 = exact fit)
+AkôScore (the default):  score = alpha * memfit + (1 - alpha) * speed, over the candidates:
+  held   = max(node_memory * dominant_share, request) * expected_time_on_node
+           (+ 1 % of the leftover free memory * time, which only breaks ties: best fit)
+  memfit = (held_max - held) / (held_max - held_min)   (1 = least memory held, 0 = most)
   speed  = fastest_expected_time / expected_time_on_this_node   (1 = the fastest candidate)
+and the ready tasks of one placement round are offered longest expected time first.
 Where this differs from AkôFlow's docs (seed 000), and why:
-- The docs ask for a fit that avoids "both under- and over-utilization". A node with less free
-  memory than the request is never a candidate here (feasibility comes first), so only
-  over-provisioning is left to penalise and the fit is one-sided.
-- Both terms are normalised to [0, 1] (memory by the largest node, time by the fastest
-  candidate) so alpha means the same trade-off on any cluster; raw seconds and bytes would let
-  whichever unit is larger drown the other.
+- The docs' memory fit is the node's free memory against the request, to avoid "both under-
+  and over-utilization". A node with less free memory than the request is never a candidate
+  here (feasibility comes first), so only over-provisioning is left to penalise. And what a
+  placement wastes is not just the gap on one node: a task holds its dominant share of the
+  node (one cpu of an 8-cpu, 128 GiB node ties up 16 GiB that no other task can use with that
+  cpu) for as long as it runs there, which a slow node makes longer. So the memory term
+  measures memory held x time, and the free-memory best fit only breaks ties.
+- Both terms are normalised over the candidates (memory held from least to most, time by the
+  fastest candidate), so alpha means the same trade-off on any cluster; raw seconds and bytes
+  would let whichever unit is larger drown the other, and normalising memory by the largest
+  node (as the issue sketches) squeezed the memory term so much that alpha = 0.5 placed
+  exactly like alpha = 0 on every WfCommons trace.
+- Longest-expected-first (the LPT rule) is how the round is ordered for every policy: the
+  long tasks claim the fast or lean nodes while there is a choice, and what is left over for
+  a memory-heavy node is short, so it is held for less time.
 - Expected time comes from provenance (the same activity, by cache identity or name, in earlier
   runs, normalised to speed 1.0), then the declared `estimate`, then `timeLimit`, then 1 s;
   divided by the node's `speed`. With no knowledge at all only the speed ratio matters, which
@@ -36,7 +48,7 @@ from akoflow.scheduling.placement import History, Policy, TaskView
 GROUP = "akoflow.policies"
 DEFAULT_POLICY = "akoscore"
 _loaded: dict[str, Policy] = {}
-TIGHTNESS = 0.01  # weight of best fit among nodes already in use (it only breaks near-ties)
+TIGHTNESS = 0.01  # weight of the free-memory best fit (it only breaks near-ties)
 
 
 class PolicyError(Exception):
@@ -63,33 +75,28 @@ def _speed(node: Node) -> float:
 
 def akoscore(task: TaskView, nodes: Sequence[Node], alpha: float,
              history: History) -> list[float | None]:
-    """alpha * best memory fit + (1 - alpha) * relative speed (see the module docstring)."""
+    """alpha * memory fit + (1 - alpha) * relative speed (see the module docstring)."""
     base = expected_time(task, history)
     times = [base / _speed(n) for n in nodes]
-    fastest, slowest = min(times), max(times)
-    largest = max((n.memory for n in nodes), default=0) or 1
+    fastest = min(times, default=1.0)
+    held = [memory_held(task, n, t) for n, t in zip(nodes, times)]
+    least, most = min(held, default=0.0), max(held, default=0.0)
     out: list[float | None] = []
-    for node, t in zip(nodes, times):
-        out.append(alpha * memory_fit(task, node, t, largest * slowest)
-                   + (1.0 - alpha) * (fastest / t))
+    for t, h in zip(times, held):
+        fit = (most - h) / (most - least) if most > least else 1.0
+        out.append(alpha * fit + (1.0 - alpha) * (fastest / t))
     return out
 
 
-def idle(node: Node) -> bool:
-    return node.cpus_free >= node.cpus - 1e-9 and node.memory_free >= node.memory
-
-
-def memory_fit(task: TaskView, node: Node, seconds: float, worst: float) -> float:
-    """1 = the placement wastes no memory, 0 = it holds the largest node idle for the slowest
-    time. Starting an idle node holds all of its memory for the task's run; a node already
-    in use is held anyway, so there only the tightness of the fit counts (best fit)."""
-    if idle(node):
-        # The node's memory is held for the task's run, shared by as many such tasks as it
-        # can host: the task's part is its dominant share of the node (cpu or memory).
-        share = max(task.cpu / node.cpus if node.cpus > 0 else 1.0,
-                    task.memory / node.memory if node.memory > 0 else 1.0)
-        return 1.0 - max(0.0, node.memory * min(1.0, share) - task.memory) * seconds / worst
-    return 1.0 - TIGHTNESS * max(0, node.memory_free - task.memory) / (worst / seconds)
+def memory_held(task: TaskView, node: Node, seconds: float) -> float:
+    """Byte-seconds of memory the task ties up on `node`: its dominant share of the node
+    (cpu or memory, whichever it takes more of) for its run there, plus a 1 % best-fit
+    term (the free memory it leaves) so that equal shares go to the tightest node."""
+    share = max(task.cpu / node.cpus if node.cpus > 0 else 1.0,
+                task.memory / node.memory if node.memory > 0 else 1.0)
+    held = max(node.memory * min(1.0, share), float(task.memory))
+    gap = max(0, node.memory_free - task.memory)
+    return (held + TIGHTNESS * gap) * seconds
 
 
 def first_fit(task: TaskView, nodes: Sequence[Node], alpha: float,

@@ -2,7 +2,7 @@
 
 The rules are the dispatcher's: an activity becomes READY when its count of unfinished parents
 reaches 0 (failures are not modelled); at every moment something changes, the READY ones are
-offered in workflow order to the same `place()` with the same policy code; what gets no node
+offered to the same `place()` (longest expected first) with the same policy code; what gets no node
 waits for the next change. A task holds its cpu and memory request on its node for
 runtime / node.speed seconds. The simulator assumes the workflow ran before: its history
 holds each task's run time at speed 1.0 (that is what AkôScore's speed term is fed in a rerun).

@@ -52,8 +52,9 @@ def test_alpha_zero_picks_the_fastest_feasible_node() -> None:
 
 
 def test_alpha_one_picks_the_tightest_memory_fit() -> None:
-    # All nodes in use (a task already runs on each): only the fit of free memory counts.
-    nodes = [node("roomy", free_cpu=3, free_mem=30 * GiB, mem=32 * GiB, speed=3.0),
+    # Nodes of one shape, partly used: the task holds the same share of each, so the fit
+    # of free memory decides.
+    nodes = [node("roomy", free_cpu=3, free_mem=30 * GiB, mem=32 * GiB),
              node("tight", free_cpu=3, free_mem=5 * GiB, mem=32 * GiB),
              node("loose", free_cpu=3, free_mem=12 * GiB, mem=32 * GiB)]
     [d] = place([TaskView("t", memory=4 * GiB, alpha=1.0)], nodes)
@@ -62,6 +63,24 @@ def test_alpha_one_picks_the_tightest_memory_fit() -> None:
     idle = [node("n64", mem=64 * GiB), node("n8", mem=8 * GiB), node("n16", mem=16 * GiB)]
     [d] = place([TaskView("t", memory=4 * GiB, alpha=1.0)], idle)
     assert d.node == "n8"
+
+
+def test_memory_is_weighed_by_how_long_it_is_held() -> None:
+    # One cpu of a 4-cpu, 32 GiB node ties up 8 GiB; of a 4-cpu, 8 GiB node, 2 GiB. The lean
+    # node wins at alpha 1 unless the other frees its share much sooner (8 GiB x 1/8 of the
+    # time < 2 GiB x 1): memory waste is memory held x time.
+    lean, big = node("lean", mem=8 * GiB), node("big", mem=32 * GiB, speed=2.0)
+    assert place([TaskView("t", alpha=1.0)], [big, lean])[0].node == "lean"
+    fast_big = node("big", mem=32 * GiB, speed=8.0)
+    assert place([TaskView("t", alpha=1.0)], [lean, fast_big])[0].node == "big"
+
+
+def test_longest_expected_task_is_placed_first() -> None:
+    # One fast slot and one slow one: the long task gets the fast slot wherever it is listed.
+    nodes = [node("fast", cpus=1, speed=2.0), node("slow", cpus=1)]
+    out = place([TaskView("short", alpha=0.0, estimate=1), TaskView("long", alpha=0.0,
+                                                                    estimate=100)], nodes)
+    assert [(d.task, d.node) for d in out] == [("short", "slow"), ("long", "fast")]
 
 
 def test_balanced_alpha_trades_speed_for_fit() -> None:
