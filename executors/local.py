@@ -299,7 +299,7 @@ class LocalExecutor(Executor):
 
     def _foreign(self, job: str, adir: Path) -> JobStatus:
         """A job this process did not start: look at what its files say."""
-        rc = protocol.read_int(adir / protocol.EXITCODE)
+        rc = protocol.read_exit(adir)[0]
         pid = protocol.read_int(adir / protocol.PID)
         if pid is not None and pid_owner_matches(pid, adir) and \
                 self._adopt(job, adir, self._work_dir(adir), pid):

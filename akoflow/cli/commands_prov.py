@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from akoflow import query, service
+from akoflow import service
 from akoflow.cli import render
 from akoflow.spec.units import format_bytes
 
@@ -66,6 +66,8 @@ def crate(workflow_id: str, output: str) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def metrics(workflow_id: str, activity: str | None, samples: bool, as_json: bool) -> None:
     """Resource use: per-activity peak/mean cpu and memory and wall time, or the samples."""
+    from akoflow import query
+
     m = service.open_manifest()
     wf = m.find_workflow(workflow_id)
     if samples:
@@ -98,6 +100,8 @@ def metrics(workflow_id: str, activity: str | None, samples: bool, as_json: bool
 @click.option("--json", "as_json", is_flag=True)
 def files(workflow_id: str, roles: str | None, activity: str | None, as_json: bool) -> None:
     """Files each attempt used and generated (from the before/after snapshots)."""
+    from akoflow import query
+
     m = service.open_manifest()
     records = query.files(m.find_workflow(workflow_id).id, roles, activity, manifest=m)
     if as_json:

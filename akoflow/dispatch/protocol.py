@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,8 @@ from akoflow.manifest.records import AttemptOutcome, FileEntry, MetricSample
 TASK_SH = "task.sh"
 TASK_HEADER = "# akoflow-task: "
 PID = "pid"
-EXITCODE = "exitcode"
+EXITCODE = "exitcode"  # only attempts of older versions have it: now in the pid file
+_TIMES = re.compile(r"(\d+)m([\d.]+)s")  # bash `times`: 0m0.004s
 STDOUT = "stdout"
 STDERR = "stderr"
 METRICS = "metrics.jsonl"
@@ -98,8 +100,9 @@ def render_task_script(launch: TaskLaunch, *, work_dir: str | None = None) -> st
         'set +C',
         # The exit code, then `times` (CPU of the task's shell and its children). Trapping
         # TERM/INT/HUP makes a signalled task record 128+n instead of nothing.
+        # Appended to the pid file: one file per attempt fewer to create.
         "trap '_akoflow_rc=$?; { printf \"%s\\n\" \"$_akoflow_rc\"; times; }"
-        " > \"$_akoflow_dir/exitcode\"' EXIT",
+        " >> \"$_akoflow_dir/pid\"' EXIT",
         "trap 'exit 143' TERM; trap 'exit 130' INT; trap 'exit 129' HUP",
     ]
     lines += [f"export {k}={shlex.quote(v)}" for k, v in task_env(launch).items()]
@@ -253,6 +256,37 @@ def read_int(path: Path) -> int | None:
         return int(first)
     except ValueError:
         return None
+
+
+def read_exit(directory: str | Path) -> tuple[int | None, float | None]:
+    """Exit code and CPU seconds of an attempt's task, or (None, None) while it runs.
+
+    task.sh's EXIT trap appends them to the pid file: line 2 the exit code, lines 3-4 bash
+    `times` (the shell's user/system time, then its children's). Attempts made by older
+    versions wrote the exit code to a file of its own, still read here."""
+    lines = _read_text(f"{directory}/{PID}").split("\n")
+    if len(lines) < 3:
+        lines = ["", *_read_text(f"{directory}/{EXITCODE}").split("\n")]
+        if len(lines) < 3:
+            return None, None
+    try:
+        rc = int(lines[1])
+    except ValueError:
+        return None, None
+    found = _TIMES.findall(" ".join(lines[2:4])) if len(lines) >= 5 else []
+    cpu = sum(int(m) * 60 + float(s) for m, s in found) if len(found) == 4 else None
+    return rc, cpu
+
+
+def _read_text(path: str) -> str:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return ""
+    try:
+        return os.read(fd, 4096).decode(errors="replace")
+    finally:
+        os.close(fd)
 
 
 def tail(path: str | Path, limit: int = TAIL_BYTES) -> str:

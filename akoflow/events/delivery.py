@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from akoflow.events.payloads import ACTIVITY_EVENTS, encode_body, render_payload
-from akoflow.events.transport import post
 from akoflow.manifest import Manifest, ManifestError, OutboxRecord
 
 log = logging.getLogger(__name__)
@@ -117,6 +116,8 @@ class _Run:
         }
         if signer:
             headers["X-Akoflow-Signature"] = sign(signer, body)
+        from akoflow.events.transport import post  # http/ssl: only when there is a hook
+
         error = post(row.url, body, headers, min(self.timeout, remaining))
         if error is None:
             self.m.mark_delivered(row.id)

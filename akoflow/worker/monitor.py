@@ -8,7 +8,6 @@ Used in-process by the local executor (fast path: no Python process per task) an
 from __future__ import annotations
 
 import os
-import re
 import resource
 import shutil
 import signal
@@ -34,9 +33,6 @@ KILL_GRACE = 2.0
 # Python ignores SIGPIPE (and SIGXFSZ); a child must not inherit that, or `yes | head -1`
 # fails under `set -o pipefail` (subprocess resets the same signals).
 DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
-# What a task's EXIT trap appends after its exit code: bash `times` (the shell's user and
-# system time, then its children's), so a task started by the launcher still reports CPU.
-_TIMES = re.compile(r"(\d+)m([\d.]+)s")
 
 
 class Starter(Protocol):
@@ -205,7 +201,7 @@ class TaskProcess:
         return self._ended_elsewhere()
 
     def _ended_elsewhere(self) -> AttemptOutcome:
-        rc = protocol.read_int(self.attempt_dir / protocol.EXITCODE)
+        rc = protocol.read_exit(self.attempt_dir)[0]
         o = self._outcome(rc, None)
         if rc is None:
             o.reason = o.reason or Reason.LOST.value
@@ -215,7 +211,7 @@ class TaskProcess:
     def _launched_outcome(self) -> AttemptOutcome:
         """A launched task is not our child: its exit code and CPU time come from the file
         its EXIT trap wrote, its memory from the samples."""
-        rc, cpu = read_exit(f"{self.attempt_dir}/{protocol.EXITCODE}")
+        rc, cpu = protocol.read_exit(self.attempt_dir)
         if rc is None and protocol.read_int(self.attempt_dir / protocol.PID) != self.pid:
             # Its claim failed: another start owns the attempt (or it never got that far).
             # (With an exit code present, the attempt ran once and this is its result.)
@@ -270,28 +266,6 @@ class TaskProcess:
             o.files = generated + present
 
 
-def read_exit(path: str) -> tuple[int | None, float | None]:
-    """Exit code and CPU seconds (from `times`, when the trap appended it) of a task."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except (FileNotFoundError, IsADirectoryError):
-        return None, None
-    try:
-        text = os.read(fd, 4096).decode(errors="replace")
-    finally:
-        os.close(fd)
-    lines = text.split("\n")
-    if len(lines) < 2:
-        return None, None
-    try:
-        rc = int(lines[0])
-    except ValueError:
-        return None, None
-    found = _TIMES.findall(" ".join(lines[1:3])) if len(lines) >= 4 else []
-    cpu = sum(int(m) * 60 + float(s) for m, s in found) if len(found) == 4 else None
-    return rc, cpu
-
-
 _RSS_CACHE: list[float] = [0.0, 0.0]  # [rss, measured at]
 
 
@@ -332,6 +306,8 @@ def pid_owner_matches(pid: int, attempt_dir: Path) -> bool:
         except OSError:
             pass
     try:
+        if protocol.read_exit(attempt_dir)[0] is not None:
+            return False  # that task has ended (and the pid file's time is its end)
         claimed = os.stat(attempt_dir / protocol.PID).st_mtime
         return abs(proc.create_time() - claimed) < 2.0 and "akoflow-launcher" in cmd
     except (OSError, psutil.Error):

@@ -10,6 +10,7 @@ import psutil
 from akoflow.manifest.records import MetricSample
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class TreeSampler:
@@ -18,6 +19,7 @@ class TreeSampler:
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self._procs: dict[int, psutil.Process] = {}
+        self._first: tuple[float, float] | None = None  # (time, root cpu seconds) at birth
 
     def _proc(self, pid: int) -> psutil.Process:
         p = self._procs.get(pid)
@@ -28,31 +30,47 @@ class TreeSampler:
         return p
 
     def first_sample(self) -> MetricSample | None:
-        """The sample right after start: the root process only, from one /proc read (a full
-        psutil sample costs about as much as a short task's whole bookkeeping)."""
+        """The sample right after start: the root process only, from one /proc read (no
+        psutil object yet: thousands of short tasks end before a second sample)."""
         try:
-            with open(f"/proc/{self.pid}/stat", "rb") as fh:
-                fields = fh.read().rsplit(b")", 1)[1].split()
+            fd = os.open(f"/proc/{self.pid}/stat", os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            fields = os.read(fd, 4096).rsplit(b")", 1)[1].split()
         except (OSError, IndexError):
             return None
+        finally:
+            os.close(fd)
         if fields[0] == b"Z":
             return None
+        now = time.time()
+        self._first = (now, (int(fields[11]) + int(fields[12])) / CLOCK_TICKS)
         threads, vsize, rss_pages = int(fields[17]), int(fields[20]), int(fields[21])
-        try:
-            self._proc(self.pid)  # prime cpu_percent for the samples that follow
-        except psutil.Error:  # it ended just now: what was read above still stands
-            pass
-        return MetricSample(time.time(), 0.0, rss_pages * PAGE_SIZE, vsize, 0, 0, threads, 1)
+        return MetricSample(now, 0.0, rss_pages * PAGE_SIZE, vsize, 0, 0, threads, 1)
+
+    def _root_cpu(self, root: psutil.Process) -> float | None:
+        """The root's cpu % since the first sample, on the call that creates its psutil
+        object (whose own cpu_percent starts at 0 there)."""
+        if self._first is None:
+            return None
+        began, cpu0 = self._first
+        self._first = None
+        t = root.cpu_times()
+        elapsed = time.time() - began
+        return 100.0 * max(0.0, t.user + t.system - cpu0) / elapsed if elapsed > 0 else 0.0
 
     def sample(self, *, tree: bool = True) -> MetricSample | None:
         """One sample of the tree (or of the root alone: the cheap first sample, taken
         before the task could start children), or None if the root process is gone."""
         try:
+            fresh = self.pid not in self._procs
             root = self._proc(self.pid)
+            root_cpu = self._root_cpu(root) if fresh else None
             procs = [root, *root.children(recursive=True)] if tree else [root]
         except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
             return None
-        cpu = 0.0
+        cpu = root_cpu or 0.0
         rss = vms = rd = wr = threads = count = 0
         alive: set[int] = set()
         for p in procs:

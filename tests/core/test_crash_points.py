@@ -73,7 +73,7 @@ def test_killed_after_task_ran_before_anything_recorded(akhome: Path) -> None:
     _m, _wf, launch, _aid = _setup(akhome)
     protocol.prepare_attempt(launch)
     subprocess.run(["bash", str(launch.attempt_dir / protocol.TASK_SH)], check=True)
-    assert protocol.read_int(launch.attempt_dir / protocol.EXITCODE) == 0
+    assert protocol.read_exit(launch.attempt_dir)[0] == 0
     _resume_and_check(akhome, launch.run_dir)
 
 

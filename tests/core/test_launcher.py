@@ -21,7 +21,7 @@ from akoflow.dispatch import protocol
 from akoflow.executor import JobRef, JobState, TaskLaunch
 from akoflow.executors.launcher import Launcher
 from akoflow.executors.local import LocalExecutor
-from akoflow.worker.monitor import pid_owner_matches, read_exit
+from akoflow.worker.monitor import pid_owner_matches
 
 
 def _launch(run: Path, name: str, script: str, cpu: float = 0.5) -> TaskLaunch:
@@ -67,7 +67,7 @@ def test_launcher_reports_pid_of_a_task_in_its_own_group(tmp_path: Path) -> None
     finally:
         starter.close()
     assert protocol.read_int(ln.attempt_dir / protocol.PID) == pid
-    rc, cpu = read_exit(str(ln.attempt_dir / protocol.EXITCODE))
+    rc, cpu = protocol.read_exit(ln.attempt_dir)
     assert rc == 0 and cpu is not None
     assert (ln.attempt_dir / protocol.STDOUT).read_text() == "out\n"
     assert (ln.attempt_dir / protocol.STDERR).read_text() == "err\n"

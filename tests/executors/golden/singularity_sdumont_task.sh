@@ -5,7 +5,7 @@ _akoflow_dir={TMP}/run/activities/infer/1
 set -C
 { printf "%s\n" "$BASHPID" > "$_akoflow_dir/pid"; } 2>/dev/null || exit 111
 set +C
-trap '_akoflow_rc=$?; { printf "%s\n" "$_akoflow_rc"; times; } > "$_akoflow_dir/exitcode"' EXIT
+trap '_akoflow_rc=$?; { printf "%s\n" "$_akoflow_rc"; times; } >> "$_akoflow_dir/pid"' EXIT
 trap 'exit 143' TERM; trap 'exit 130' INT; trap 'exit 129' HUP
 export AKOFLOW_WORKFLOW=nemo
 export AKOFLOW_WORKFLOW_ID=3
