@@ -1,12 +1,18 @@
-"""A long-lived bash that forks local tasks, so the dispatcher never waits for an exec.
+"""A long-lived bash that starts local tasks, so the dispatcher never waits for an exec.
 
 Starting a task with `posix_spawn` blocks the calling process until the child has exec'd
-bash (about a millisecond on a busy 2-core machine, per task), and exec'ing bash costs more
-CPU than forking an already-running one. The launcher is one bash process per local
-executor: the dispatcher writes an attempt directory on a line to its stdin; it forks a
-subshell in its own process group that sources that attempt's task.sh (same protocol as
-`bash task.sh`: pid claim, exit-code trap) with stdin from /dev/null and stdout/stderr into
-the attempt directory, and answers `PID DIR` on its stdout.
+bash (about a millisecond per task on a busy 2-core machine): the dispatcher, which also has
+to record every start and end, spent a third of a 1,000-task run there. The launcher is one
+bash process per local executor, in a session of its own (no controlling terminal, like
+the `setsid` tasks had): the dispatcher writes an attempt directory on a line to its stdin;
+it starts `bash task.sh` there as a background job (own process group, so killpg reaches all
+of the task; stdin /dev/null, stdout/stderr into the attempt directory) and answers
+`PID DIR`. Each task is a fresh bash, exactly as with posix_spawn: `$$`, traps and shell
+state are its own.
+
+The launcher is the tasks' parent, so it also knows how each one ended. task.sh records its
+exit code itself (EXIT trap); for a task whose script replaced that trap or exec'd another
+program, the dispatcher asks `?PID` and the launcher answers `S PID STATUS` (bash `wait`).
 
 If the dispatcher dies, the launcher reads end-of-file and exits; tasks it already started
 run on and are adopted by the next dispatcher through their pid files, as before.
@@ -17,22 +23,25 @@ from __future__ import annotations
 import os
 import select
 import shutil
+import time
 
 from akoflow.worker.monitor import DEFAULT_SIGNALS
 
 BASH = shutil.which("bash") or "/bin/bash"
 
-# `set -m` gives every background subshell its own process group (killpg reaches all its
-# processes); inside it `set +m` keeps the task's own pipelines in that group. `jobs` every
-# 256 tasks lets bash forget ended jobs, so a long run does not grow the launcher.
+# `set -m`: each background job gets its own process group. `jobs` every 256 tasks lets
+# bash forget ended jobs (their exit statuses stay available to `wait PID`), so a long run
+# does not grow the launcher. A task whose files cannot be opened is reported all the same
+# (its pid, then its status 1 on request).
 SCRIPT = r"""set -m
 _akoflow_n=0
 while IFS= read -r _akoflow_line; do
-  ( set +m
-    exec </dev/null >"$_akoflow_line/stdout" 2>"$_akoflow_line/stderr"
-    BASH_ARGV0="$_akoflow_line/task.sh"
-    . "$_akoflow_line/task.sh"
-  ) &
+  if [[ $_akoflow_line == '?'* ]]; then
+    wait "${_akoflow_line#?}" 2>/dev/null
+    printf 'S %s %s\n' "${_akoflow_line#?}" "$?"
+    continue
+  fi
+  "$0" "$_akoflow_line/task.sh" </dev/null >"$_akoflow_line/stdout" 2>"$_akoflow_line/stderr" &
   printf '%s %s\n' "$!" "$_akoflow_line"
   (( ++_akoflow_n % 256 )) || jobs >/dev/null
 done
@@ -49,12 +58,15 @@ class Launcher:
         self.fd = -1  # read end of its stdout: poll it for new pids
         self._buf = b""
         self._heard: list[tuple[int, str]] = []  # answers not yet handed out
+        self._status: dict[int, int] = {}  # answers to `?PID`
+        self._old: list[int] = []  # launchers that exited or were let go, to reap
         self.lost = False  # it exited: what was sent and never answered must be sent again
 
     @staticmethod
     def usable(directory: str) -> bool:
         """A path that fits the line protocol (others use plain spawn)."""
-        return "\n" not in directory and len(directory.encode()) < 4000  # one atomic write
+        raw = os.fsencode(directory)
+        return b"\n" not in raw and not raw.startswith(b"?") and len(raw) < 4000
 
     def _start(self) -> None:
         cmd_r, cmd_w = os.pipe()
@@ -65,8 +77,9 @@ class Launcher:
             (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),  # bash's job notices
         ]
         try:
-            self.pid = os.posix_spawn(BASH, [BASH, "-c", SCRIPT, "akoflow-launcher"],
-                                      self.env, file_actions=actions,
+            # argv[0] is bash itself: the script starts tasks with "$0".
+            self.pid = os.posix_spawn(BASH, [BASH, "-c", SCRIPT, BASH], self.env,
+                                      file_actions=actions, setsid=True,
                                       setsigdef=DEFAULT_SIGNALS)
         finally:
             os.close(cmd_r)
@@ -75,13 +88,15 @@ class Launcher:
         os.set_blocking(self.fd, False)
         os.set_blocking(self._to, False)
         self._buf = b""
-        self.lost = False
 
     def send(self, directory: str) -> None:
-        """Ask for one task to be started; BrokenPipeError if the launcher has gone."""
+        """Ask for one task to be started; BrokenPipeError if the launcher has gone (then
+        `lost` is set: the caller sends again whatever it has not heard back about)."""
+        self._write(os.fsencode(directory) + b"\n")
+
+    def _write(self, line: bytes) -> None:
         if self._to < 0:
             self._start()
-        line = f"{directory}\n".encode()
         while True:
             try:
                 os.write(self._to, line)
@@ -89,15 +104,35 @@ class Launcher:
             except BlockingIOError:
                 # Its input is full because its output is: read answers, then try again.
                 self._read()
-                if self.lost:
-                    raise BrokenPipeError("the task launcher exited") from None
-                select.select([self.fd], [self._to], [], 0.05)
+            except BrokenPipeError:
+                self._read()
+                self.lost = True
+                self.close()
+            if self.lost:
+                raise BrokenPipeError("the task launcher exited")
+            select.select([self.fd], [self._to], [], 0.05)
 
     def receive(self) -> list[tuple[int, str]]:
         """The `(pid, dir)` of tasks started since the last call (check `lost` after)."""
         self._read()
         heard, self._heard = self._heard, []
         return heard
+
+    def status(self, pid: int, patience: float = 2.0) -> int | None:
+        """How task `pid` ended, as its parent saw it (128+n if killed by signal n); None
+        if the launcher cannot say (it is gone, or the pid was not its child)."""
+        if self.fd < 0:
+            return None
+        try:
+            self._write(f"?{pid}\n".encode())
+        except BrokenPipeError:
+            return None
+        end = time.monotonic() + patience
+        while pid not in self._status and not self.lost and time.monotonic() < end:
+            select.select([self.fd], [], [], 0.05)
+            self._read()
+        code = self._status.pop(pid, None)
+        return None if code == 127 else code  # 127: not a child of this launcher
 
     def _read(self) -> None:
         if self.fd < 0:
@@ -116,20 +151,40 @@ class Launcher:
             lines = (self._buf + b"".join(chunks)).split(b"\n")
             self._buf = lines.pop()
             for line in lines:
-                pid, _, directory = line.decode().partition(" ")
-                self._heard.append((int(pid), directory))
+                self._parse(line)
         if self.lost:
             self.close()
 
+    def _parse(self, line: bytes) -> None:
+        head, _, rest = line.partition(b" ")
+        try:
+            if head == b"S":
+                pid, _, code = rest.partition(b" ")
+                self._status[int(pid)] = int(code)
+            else:
+                self._heard.append((int(head), os.fsdecode(rest)))
+        except ValueError:
+            pass  # not a line of ours: nothing to act on
+
     def close(self) -> None:
-        """Close both pipes (the launcher exits at end of input) and reap it if it has."""
+        """Close both pipes (the launcher exits at end of input) and reap it when it has."""
         for fd in (self._to, self.fd):
             if fd >= 0:
                 os.close(fd)
         self._to = self.fd = -1
         if self.pid:
-            try:
-                if os.waitpid(self.pid, os.WNOHANG)[0]:
-                    self.pid = 0
-            except ChildProcessError:
-                self.pid = 0
+            self._old.append(self.pid)
+            self.pid = 0
+        end = time.monotonic() + 0.2
+        while self._old:
+            self._old = [p for p in self._old if not _reaped(p)]
+            if not self._old or time.monotonic() >= end:
+                break
+            time.sleep(0.005)
+
+
+def _reaped(pid: int) -> bool:
+    try:
+        return os.waitpid(pid, os.WNOHANG)[0] != 0
+    except ChildProcessError:
+        return True

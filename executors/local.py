@@ -127,12 +127,12 @@ class LocalExecutor(Executor):
             self._made.add(wdir)
         try:
             task.spawn()
-        except BrokenPipeError:  # the launcher died under us: once more with a new one
-            assert self.launcher is not None
-            self.launcher.close()
-            task.spawn()
+        except BrokenPipeError:  # the launcher died under us: a new one starts it (_hear)
+            pass
         if task.launched:
             self._unheard[job] = task
+            if self.launcher is not None and self.launcher.lost:
+                self._hear()
         self._hold(task, res)
         self.running[job] = task
         self._started.append(job)
@@ -161,16 +161,22 @@ class LocalExecutor(Executor):
     def _hear(self) -> None:
         """Attach the pids the launcher reported; if it died, start again what it never
         confirmed (task.sh's claim makes a second start of a started task harmless)."""
-        if self.launcher is None or (not self._unheard and self.launcher.fd < 0):
+        if self.launcher is None:
             return
-        for pid, job in self.launcher.receive():
-            task = self._unheard.pop(job, None)
-            if task is not None:
-                task.attach(pid)
-        if self.launcher.lost:
+        if self._unheard or self.launcher.fd >= 0:
+            for pid, job in self.launcher.receive():
+                task = self._unheard.pop(job, None)
+                if task is not None:
+                    task.attach(pid)
+        for _ in range(3):  # a launcher that keeps dying: the tasks wait for the next cycle
+            if not self.launcher.lost:
+                return
             self.launcher.lost = False
-            for task in self._unheard.values():
-                self.launcher.send(str(task.attempt_dir))
+            try:
+                for task in self._unheard.values():
+                    self.launcher.send(str(task.attempt_dir))
+            except BrokenPipeError:
+                continue
 
     def _mark_exited(self) -> None:
         """One poll over the pidfds of launched tasks: which of them have ended."""
@@ -207,8 +213,9 @@ class LocalExecutor(Executor):
         if (task.child or task.launched) and outcome.exit_code == protocol.DUPLICATE_EXIT:
             owner = _claim_owner(task.attempt_dir)
             if owner and owner != task.pid:  # another start owns the attempt: watch that one
-                self._adopt(job, task.attempt_dir, task.work_dir, owner)
-                return
+                if pid_owner_matches(owner, task.attempt_dir):
+                    self._adopt(job, task.attempt_dir, task.work_dir, owner)
+                return  # (or it has ended: poll() reads its exit code from the pid file)
         if self.mode == "process":
             return  # `akoflow worker` wrote result.json itself
         task.add_files(outcome)
@@ -340,22 +347,29 @@ class LocalExecutor(Executor):
         targets = {ref.job_id or ref.attempt_dir for ref in jobs}
         self.queue = deque(q for q in self.queue if q[0] not in targets)
         self._await_pids(targets)
+        for job in targets & set(self._unheard):
+            # Sent, never confirmed: take the claim ourselves so that a late start refuses
+            # to run; if the task got there first, its pid is in the file now.
+            unheard = self._unheard.pop(job)
+            pid = _claim_for_cancel(unheard.attempt_dir)
+            if pid is not None and pid_owner_matches(pid, unheard.attempt_dir):
+                unheard.pid = pid
         tasks: list[TaskProcess] = []
         for ref in jobs:
             job = ref.job_id or ref.attempt_dir
-            task = self.running.get(job)
-            if task is None:
+            found = self.running.get(job)
+            if found is None:
                 pid = protocol.read_int(Path(ref.attempt_dir) / protocol.PID)
                 if pid is None or not pid_owner_matches(pid, Path(ref.attempt_dir)):
                     continue
-                task = TaskProcess(Path(ref.attempt_dir), Path(ref.attempt_dir))
-                task.pid = pid
-            task.terminate()
-            tasks.append(task)
+                found = TaskProcess(Path(ref.attempt_dir), Path(ref.attempt_dir))
+                found.pid = pid
+            found.terminate()
+            tasks.append(found)
         _wait_then_kill(tasks)
         for job in targets:
-            task = self.running.pop(job, None)
             self._unheard.pop(job, None)
+            task = self.running.pop(job, None)
             if task is not None:
                 self._release(task)
                 if task.child:
@@ -400,6 +414,22 @@ def _has_pidfd() -> bool:
     return True
 
 
+def _claim_for_cancel(adir: Path) -> int | None:
+    """Write the attempt's pid file as a cancelled claim (exit code 143) unless a task has
+    claimed it already; then that task's pid."""
+    try:
+        fd = os.open(adir / protocol.PID, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return _claim_owner(adir)
+    except OSError:
+        return None
+    try:
+        os.write(fd, b"cancelled\n143\n")
+    finally:
+        os.close(fd)
+    return None
+
+
 def _claim_owner(adir: Path, patience: float = 1.0) -> int | None:
     """The pid that claimed the attempt; the claim file may be caught mid-write."""
     end = time.time() + patience
@@ -429,6 +459,8 @@ def _wait_then_kill(tasks: list[TaskProcess], grace: float = 2.0) -> None:
 
 
 def _group_alive(pgid: int) -> bool:
+    if pgid <= 0:  # never started (killpg(0) would mean our own group)
+        return False
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:

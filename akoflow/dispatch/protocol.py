@@ -28,7 +28,7 @@ TASK_SH = "task.sh"
 TASK_HEADER = "# akoflow-task: "
 PID = "pid"
 EXITCODE = "exitcode"  # only attempts of older versions have it: now in the pid file
-_TIMES = re.compile(r"(\d+)m([\d.]+)s")  # bash `times`: 0m0.004s
+_TIMES = re.compile(r"(\d+)m(\d+[.,]?\d*)s")  # bash `times`: 0m0.004s (0m0,004s in pt_BR)
 STDOUT = "stdout"
 STDERR = "stderr"
 METRICS = "metrics.jsonl"
@@ -274,7 +274,8 @@ def read_exit(directory: str | Path) -> tuple[int | None, float | None]:
     except ValueError:
         return None, None
     found = _TIMES.findall(" ".join(lines[2:4])) if len(lines) >= 5 else []
-    cpu = sum(int(m) * 60 + float(s) for m, s in found) if len(found) == 4 else None
+    cpu = (sum(int(m) * 60 + float(s.replace(",", ".")) for m, s in found)
+           if len(found) == 4 else None)
     return rc, cpu
 
 

@@ -36,9 +36,12 @@ DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
 
 
 class Starter(Protocol):
-    """Starts `bash task.sh`-equivalents elsewhere and reports their pids later."""
+    """Starts `bash task.sh` elsewhere (the local launcher), reports pids later, and can
+    say how a task it started ended."""
 
     def send(self, directory: str) -> None: ...
+
+    def status(self, pid: int, patience: float = 2.0) -> int | None: ...
 
 
 class TaskProcess:
@@ -87,9 +90,9 @@ class TaskProcess:
         d = str(self.attempt_dir)
         if self.starter is not None:
             self.started_at = time.time()
-            self.starter.send(d)
-            self.launched = True
+            self.launched = True  # in flight from here: if the send fails, it is sent again
             self.next_sample = self.started_at + self.sample_interval  # first one: attach
+            self.starter.send(d)
             return
         actions = [
             (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
@@ -209,17 +212,26 @@ class TaskProcess:
         return o
 
     def _launched_outcome(self) -> AttemptOutcome:
-        """A launched task is not our child: its exit code and CPU time come from the file
-        its EXIT trap wrote, its memory from the samples."""
+        """A launched task is not our child: its exit code and CPU time come from what its
+        EXIT trap appended to the pid file, its memory from the samples. A task whose own
+        script replaced that trap (or exec'd) left no code: its parent, the launcher, has it."""
         rc, cpu = protocol.read_exit(self.attempt_dir)
-        if rc is None and protocol.read_int(self.attempt_dir / protocol.PID) != self.pid:
-            # Its claim failed: another start owns the attempt (or it never got that far).
-            # (With an exit code present, the attempt ran once and this is its result.)
-            return self._outcome(protocol.DUPLICATE_EXIT, None)
+        from_parent = rc is None
+        if rc is None:
+            rc = self.starter.status(self.pid) if self.starter is not None else None
+            if rc == protocol.DUPLICATE_EXIT or (
+                    rc is None and protocol.read_int(self.attempt_dir / protocol.PID) != self.pid):
+                # Its claim failed: another start owns the attempt.
+                return self._outcome(protocol.DUPLICATE_EXIT, None)
         o = self._outcome(rc, None)
         if rc is None:
             o.reason = o.reason or Reason.EXIT.value
-            o.message = o.message or "killed by a signal before it could record its exit code"
+            o.message = o.message or "ended without an exit code (killed, or never started)"
+        elif from_parent and rc > 128 and o.message is None:
+            try:
+                o.message = f"killed by {signal.Signals(rc - 128).name}"
+            except ValueError:
+                pass
         if cpu is not None:
             o.cpu_time = cpu
             end = o.finished_at or time.time()

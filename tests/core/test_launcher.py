@@ -104,13 +104,75 @@ def test_killed_launcher_loses_and_repeats_nothing(tmp_path: Path) -> None:
     ex.submit(launches)
     assert ex.launcher is not None and ex.launcher.pid
     os.kill(ex.launcher.pid, signal.SIGKILL)
+    time.sleep(0.2)
+    late = _launch(tmp_path, "late", "echo x >> ran-late", cpu=0.5)
+    ex.submit([late])  # the first send after the death finds the pipe broken
+    launches.append(late)
     try:
         codes = _finish(ex)
     finally:
         ex.close()
     assert sorted(codes) == sorted(str(ln.attempt_dir) for ln in launches)
+    assert set(codes.values()) == {0}
     for ln in launches:
         assert (tmp_path / "work" / f"ran-{ln.activity}").read_text() == "x\n"
+
+
+def test_exit_code_survives_a_replaced_trap_or_exec(tmp_path: Path) -> None:
+    """A script may set its own EXIT trap or exec another program: task.sh's trap does not
+    run then, and the launcher (the task's parent) gives the exit code instead."""
+    own_trap = _launch(tmp_path, "trap", "trap 'echo bye' EXIT; exit 5")
+    execs = _launch(tmp_path, "exec", "exec sh -c 'exit 6'")
+    killed = _launch(tmp_path, "killed", "kill -9 $$")
+    ex = LocalExecutor("local", {"cpus": 4})
+    ex.submit([own_trap, execs, killed])
+    try:
+        reports: dict[str, object] = {}
+        end = time.time() + 30
+        while ex.busy() and time.time() < end:
+            ex.wait(0.5)
+            reports.update(ex.collect_reports())
+    finally:
+        ex.close()
+    assert reports[str(own_trap.attempt_dir)].exit_code == 5  # type: ignore[attr-defined]
+    assert reports[str(execs.attempt_dir)].exit_code == 6  # type: ignore[attr-defined]
+    k = reports[str(killed.attempt_dir)]
+    assert k.exit_code == 137 and "SIGKILL" in (k.message or "")  # type: ignore[attr-defined]
+
+
+def test_each_task_is_its_own_bash(tmp_path: Path) -> None:
+    """`$$` is the task's pid (scripts name temporary files after it), not the launcher's."""
+    lns = [_launch(tmp_path, f"s{i}", "echo $$ > pid-$AKOFLOW_ACTIVITY; sleep 0.2")
+           for i in range(3)]
+    ex = LocalExecutor("local", {"cpus": 4})
+    ex.submit(lns)
+    try:
+        _finish(ex)
+    finally:
+        ex.close()
+    seen = [int((tmp_path / "work" / f"pid-{ln.activity}").read_text()) for ln in lns]
+    assert len(set(seen)) == 3
+    assert seen == [protocol.read_int(ln.attempt_dir / protocol.PID) for ln in lns]
+
+
+def test_cancel_before_the_launcher_answers(tmp_path: Path) -> None:
+    """A task sent but not yet started when it is cancelled never runs."""
+    ex = LocalExecutor("local", {"cpus": 2})
+    warm = _launch(tmp_path, "warm", "true")
+    ex.submit([warm])
+    _finish(ex)
+    assert ex.launcher is not None and ex.launcher.pid
+    os.kill(ex.launcher.pid, signal.SIGSTOP)
+    ln = _launch(tmp_path, "late", "echo ran > ran-late")
+    try:
+        ex.submit([ln])
+        ex.cancel([JobRef(str(ln.attempt_dir), ln.job_name, str(ln.attempt_dir), 0.0)])
+    finally:
+        os.kill(ex.launcher.pid, signal.SIGCONT)
+    time.sleep(0.5)
+    ex.close()
+    assert not (tmp_path / "work" / "ran-late").exists()
+    assert protocol.read_exit(ln.attempt_dir)[0] == 143
 
 
 def test_cancel_stops_launched_task_and_its_children(tmp_path: Path) -> None:
