@@ -4,11 +4,18 @@ Starting a task with `posix_spawn` blocks the calling process until the child ha
 bash (about a millisecond per task on a busy 2-core machine): the dispatcher, which also has
 to record every start and end, spent a third of a 1,000-task run there. The launcher is one
 bash process per local executor, in a session of its own (no controlling terminal, like
-the `setsid` tasks had): the dispatcher writes an attempt directory on a line to its stdin;
-it starts `bash task.sh` there as a background job (own process group, so killpg reaches all
-of the task; stdin /dev/null, stdout/stderr into the attempt directory) and answers
-`PID DIR`. Each task is a fresh bash, exactly as with posix_spawn: `$$`, traps and shell
-state are its own.
+the `setsid` tasks had): the dispatcher writes an attempt directory on a line to its stdin
+and the launcher answers `PID DIR` once the task runs in its own process group (killpg
+reaches all of it), stdin /dev/null, stdout/stderr in the attempt directory.
+
+How it starts the task is make's trick: most task scripts cannot tell a fresh bash from a
+subshell forked from a running one, and forking skips exec'ing bash, its dynamic linking
+and its locale, which is most of what a short task costs. So the launcher forks a subshell
+that sources task.sh (`$0` set as `bash task.sh` would), unless the script reads the shell's
+identity (`$$`, which a subshell shares with the launcher, `$PPID`, ...), returns from the
+top level, or runs code we cannot see (`source`, `.`, `eval`): then, marked `+DIR`, it
+starts a fresh `bash task.sh` (`protocol.needs_fresh_shell`). A task recovered after a crash
+always gets a fresh bash.
 
 The launcher is the tasks' parent, so it also knows how each one ended. task.sh records its
 exit code itself (EXIT trap); for a task whose script replaced that trap or exec'd another
@@ -36,12 +43,22 @@ BASH = shutil.which("bash") or "/bin/bash"
 SCRIPT = r"""set -m
 _akoflow_n=0
 while IFS= read -r _akoflow_line; do
-  if [[ $_akoflow_line == '?'* ]]; then
+  case $_akoflow_line in
+  '?'*)
     wait "${_akoflow_line#?}" 2>/dev/null
     printf 'S %s %s\n' "${_akoflow_line#?}" "$?"
-    continue
-  fi
-  "$0" "$_akoflow_line/task.sh" </dev/null >"$_akoflow_line/stdout" 2>"$_akoflow_line/stderr" &
+    continue ;;
+  '+'*)
+    _akoflow_line=${_akoflow_line#+}
+    "$0" "$_akoflow_line/task.sh" </dev/null >"$_akoflow_line/stdout" \
+      2>"$_akoflow_line/stderr" & ;;
+  *)
+    ( set +m
+      exec </dev/null >"$_akoflow_line/stdout" 2>"$_akoflow_line/stderr" || exit 1
+      BASH_ARGV0="$_akoflow_line/task.sh"
+      . "$_akoflow_line/task.sh"
+    ) & ;;
+  esac
   printf '%s %s\n' "$!" "$_akoflow_line"
   (( ++_akoflow_n % 256 )) || jobs >/dev/null
 done
@@ -66,7 +83,7 @@ class Launcher:
     def usable(directory: str) -> bool:
         """A path that fits the line protocol (others use plain spawn)."""
         raw = os.fsencode(directory)
-        return b"\n" not in raw and not raw.startswith(b"?") and len(raw) < 4000
+        return b"\n" not in raw and raw[:1] not in (b"?", b"+") and len(raw) < 4000
 
     def _start(self) -> None:
         cmd_r, cmd_w = os.pipe()
@@ -89,10 +106,12 @@ class Launcher:
         os.set_blocking(self._to, False)
         self._buf = b""
 
-    def send(self, directory: str) -> None:
-        """Ask for one task to be started; BrokenPipeError if the launcher has gone (then
-        `lost` is set: the caller sends again whatever it has not heard back about)."""
-        self._write(os.fsencode(directory) + b"\n")
+    def send(self, directory: str, fresh: bool = True) -> None:
+        """Ask for one task to be started, in a fresh bash or (`fresh=False`, for a script
+        that cannot tell the difference) a subshell forked from the launcher. Raises
+        BrokenPipeError if the launcher has gone (then `lost` is set: the caller sends
+        again whatever it has not heard back about)."""
+        self._write((b"+" if fresh else b"") + os.fsencode(directory) + b"\n")
 
     def _write(self, line: bytes) -> None:
         if self._to < 0:

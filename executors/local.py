@@ -86,7 +86,8 @@ class LocalExecutor(Executor):
         for ln in launches:
             self._check_fits(ln.resources, ln.activity)
             job = str(ln.attempt_dir)
-            res = {**ln.resources, "sample_interval": ln.sample_interval}
+            res = {**ln.resources, "sample_interval": ln.sample_interval,
+                   "fresh_shell": protocol.needs_fresh_shell(ln.script)}
             self.queue.append((job, ln.attempt_dir, ln.work_dir, res))
             ids.append(job)
         self._start_queued()
@@ -121,7 +122,7 @@ class LocalExecutor(Executor):
         task = TaskProcess(adir, wdir, sample_interval=interval,
                            time_limit=res.get("time_limit"), snapshots=self.snapshots,
                            argv=argv, snapshotter=self._snapshot, env=self._env,
-                           starter=starter)
+                           starter=starter, fresh_shell=bool(res.get("fresh_shell", True)))
         if wdir not in self._made:
             wdir.mkdir(parents=True, exist_ok=True)
             self._made.add(wdir)
@@ -174,7 +175,7 @@ class LocalExecutor(Executor):
             self.launcher.lost = False
             try:
                 for task in self._unheard.values():
-                    self.launcher.send(str(task.attempt_dir))
+                    self.launcher.send(str(task.attempt_dir), task.fresh_shell)
             except BrokenPipeError:
                 continue
 

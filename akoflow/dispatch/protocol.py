@@ -258,6 +258,22 @@ def read_int(path: Path) -> int | None:
         return None
 
 
+# What a script can do that would tell a forked subshell from a fresh bash (see
+# executors/launcher.py): read the shell's identity, return from the top level, or run code
+# we cannot see (source, `.`, eval) that might. Like make's "no shell needed" fast path, any
+# match, however unlikely a false alarm, just takes the slower, exact route.
+_SHELL_IDENTITY = re.compile(
+    r"\$\$|\$\{\$|\$\{#?\$\}|PPID|BASH_SUBSHELL|BASH_EXECUTION_STRING|BASH_ARGV|BASH_ARGC"
+    r"|BASH_LINENO|BASH_COMMAND|\breturn\b|\bsource\b|\beval\b|\bcaller\b"
+    r"|(^|[;&|(){}!]|\bthen|\bdo|\belse)\s*\.\s", re.MULTILINE)
+
+
+def needs_fresh_shell(script: str) -> bool:
+    """True if the task's text could behave differently in a subshell forked from the
+    launcher than in `bash task.sh` (`$$` would be the launcher's pid, and so on)."""
+    return bool(_SHELL_IDENTITY.search(script))
+
+
 def read_exit(directory: str | Path) -> tuple[int | None, float | None]:
     """Exit code and CPU seconds of an attempt's task, or (None, None) while it runs.
 

@@ -39,7 +39,7 @@ class Starter(Protocol):
     """Starts `bash task.sh` elsewhere (the local launcher), reports pids later, and can
     say how a task it started ended."""
 
-    def send(self, directory: str) -> None: ...
+    def send(self, directory: str, fresh: bool = True) -> None: ...
 
     def status(self, pid: int, patience: float = 2.0) -> int | None: ...
 
@@ -59,6 +59,7 @@ class TaskProcess:
         snapshotter: Callable[[Path], snapshot.Snapshot] = snapshot.take,
         env: Mapping[str, str] | None = None,
         starter: Starter | None = None,
+        fresh_shell: bool = True,
     ) -> None:
         self.attempt_dir = attempt_dir
         self.work_dir = work_dir
@@ -69,6 +70,7 @@ class TaskProcess:
         self.env = env  # a plain dict is much cheaper to hand to posix_spawn than os.environ
         self.argv = argv or [BASH, str(attempt_dir / protocol.TASK_SH)]
         self.starter = starter
+        self.fresh_shell = fresh_shell  # the starter must exec a new bash (not fork one)
         self.pid = 0
         self.pidfd = -1
         self.child = False
@@ -92,7 +94,7 @@ class TaskProcess:
             self.started_at = time.time()
             self.launched = True  # in flight from here: if the send fails, it is sent again
             self.next_sample = self.started_at + self.sample_interval  # first one: attach
-            self.starter.send(d)
+            self.starter.send(d, self.fresh_shell)
             return
         actions = [
             (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),

@@ -243,3 +243,26 @@ def test_tasks_get_default_sigpipe(tmp_path: Path, launcher: bool) -> None:
     assert out[:2] == ["y", str(128 + signal.SIGPIPE)]  # killed by SIGPIPE, not an error
     assert not int(out[2], 16) & (1 << (signal.SIGPIPE - 1))  # not ignored in the task
     assert (ln.attempt_dir / protocol.STDERR).read_text() == ""
+
+
+def test_fork_only_for_scripts_that_cannot_tell(tmp_path: Path) -> None:
+    """A plain script is forked from the launcher (make's fast path); one that reads `$$`
+    (or sources code, returns, ...) gets a fresh `bash task.sh`."""
+    assert not protocol.needs_fresh_shell("sort -u in.txt | head -5 > out.txt")
+    assert all(protocol.needs_fresh_shell(t) for t in (
+        "echo $$", "f=${$}.tmp", "kill $PPID", ". ./env.sh", "source env.sh", "eval \"$x\"",
+        "if true; then . x; fi", "return 3"))
+    show = "me=$BASHPID; tr '\\0' ' ' < /proc/$me/cmdline > cmd-$AKOFLOW_ACTIVITY; echo \"$0\""
+    forked = _launch(tmp_path, "forked", show)
+    fresh = _launch(tmp_path, "fresh", show + "; : $$")
+    ex = LocalExecutor("local", {"cpus": 4})
+    ex.submit([forked, fresh])
+    try:
+        assert set(_finish(ex).values()) == {0}
+    finally:
+        ex.close()
+    work = tmp_path / "work"
+    assert (work / "cmd-forked").read_text().split()[1:3] == ["-c", "set"]  # the launcher's
+    assert (work / "cmd-fresh").read_text().split()[-1] == str(fresh.attempt_dir / "task.sh")
+    for ln in (forked, fresh):  # $0 is task.sh either way
+        assert (ln.attempt_dir / protocol.STDOUT).read_text() == f"{ln.attempt_dir}/task.sh\n"
