@@ -40,7 +40,8 @@ BASH = shutil.which("bash") or "/bin/bash"
 # bash forget ended jobs (their exit statuses stay available to `wait PID`), so a long run
 # does not grow the launcher. A task whose files cannot be opened is reported all the same
 # (its pid, then its status 1 on request).
-SCRIPT = r"""set -m
+SCRIPT = r"""# akoflow-launcher (pid_owner_matches and the tests look for this in its command line)
+set -m
 _akoflow_n=0
 while IFS= read -r _akoflow_line; do
   case $_akoflow_line in

@@ -323,6 +323,7 @@ def pid_owner_matches(pid: int, attempt_dir: Path) -> bool:
         if protocol.read_exit(attempt_dir)[0] is not None:
             return False  # that task has ended (and the pid file's time is its end)
         claimed = os.stat(attempt_dir / protocol.PID).st_mtime
-        return abs(proc.create_time() - claimed) < 2.0 and "akoflow-launcher" in cmd
+        forked = any("akoflow-launcher" in part for part in cmd)  # a fork of the launcher
+        return forked and abs(proc.create_time() - claimed) < 2.0
     except (OSError, psutil.Error):
         return False
