@@ -6,7 +6,6 @@ The core never imports an adapter by module name: adapters register in the entry
 
 from __future__ import annotations
 
-import importlib
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -244,46 +243,30 @@ class Executor(ABC):
         """Release resources; running jobs keep running."""
 
 
-# The adapters shipped with akoflow, as in pyproject's `akoflow.executors` entry points (a
-# test keeps the two equal): resolving these needs no scan of every installed distribution's
-# metadata, which costs tens of milliseconds on each command. Other kinds: entry points.
-BUILTIN_EXECUTORS = {
-    "local": "akoflow.executors.local:LocalExecutor",
-    "slurm": "akoflow.executors.slurm_executor:SlurmExecutor",
-    "sge": "akoflow.executors.sge_executor:SgeExecutor",
-    "pbs": "akoflow.executors.pbs_executor:PbsExecutor",
-    "lsf": "akoflow.executors.lsf_executor:LsfExecutor",
-    "flux": "akoflow.executors.flux_executor:FluxExecutor",
-    "docker": "akoflow.executors.docker:DockerExecutor",
-    "singularity": "akoflow.executors.singularity:SingularityExecutor",
-    "kubernetes": "akoflow.executors.kubernetes:KubernetesExecutor",
-}
-
-
 def executor_class(kind: str) -> type[Executor]:
-    """The adapter for `kind`: a shipped one, else the `akoflow.executors` entry point."""
-    from importlib.metadata import entry_points
+    """The adapter registered under `kind` in the `akoflow.executors` entry-point group.
 
-    target = BUILTIN_EXECUTORS.get(kind)
-    if target is not None:
-        module, _, attr = target.partition(":")
-        cls = getattr(importlib.import_module(module), attr)
-        return _checked(cls, target)
-    found = entry_points(group=ENTRY_POINT_GROUP)
-    for ep in found:
-        if ep.name == kind:
-            return _checked(ep.load(), ep.value)
-    known = ", ".join(sorted({*BUILTIN_EXECUTORS, *(ep.name for ep in found)}))
-    raise ExecutorError(f"no executor {kind!r} is installed; known: {known}")
+    akoflow's own entry points are read first (one distribution's metadata, under a
+    millisecond); only a kind they lack costs the scan of every installed distribution
+    (tens of milliseconds, on every command)."""
+    from importlib.metadata import PackageNotFoundError, distribution, entry_points
 
-
-def _checked(cls: Any, where: str) -> type[Executor]:
+    try:
+        own = [ep for ep in distribution("akoflow").entry_points
+               if ep.group == ENTRY_POINT_GROUP and ep.name == kind]
+    except PackageNotFoundError:
+        own = []
+    found = own or [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == kind]
+    if not found:
+        known = ", ".join(available_executors()) or "none (is akoflow installed?)"
+        raise ExecutorError(f"no executor {kind!r} is installed; known: {known}")
+    cls = found[0].load()
     if not (isinstance(cls, type) and issubclass(cls, Executor)):
-        raise ExecutorError(f"entry point {where!r} is not an akoflow Executor")
+        raise ExecutorError(f"entry point {found[0].value!r} is not an akoflow Executor")
     return cls
 
 
 def available_executors() -> list[str]:
     from importlib.metadata import entry_points
 
-    return sorted({*BUILTIN_EXECUTORS, *(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))})
+    return sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))

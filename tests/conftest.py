@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 pytest_plugins = ["tests.infra.fixtures"]
@@ -39,3 +40,15 @@ def ak(*args: str, home: Path, timeout: float = 300, check: bool = False,
         raise AssertionError(f"akoflow {' '.join(args)} failed ({proc.returncode}):\n"
                              f"{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def procs_with(marker: str) -> list[psutil.Process]:
+    """Live (non-zombie) processes whose command line contains `marker`."""
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        try:
+            if marker in " ".join(p.info["cmdline"] or []) and p.status() != "zombie":
+                found.append(p)
+        except psutil.NoSuchProcess:
+            continue
+    return found

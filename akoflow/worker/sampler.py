@@ -50,8 +50,8 @@ class TreeSampler:
         return MetricSample(now, 0.0, rss_pages * PAGE_SIZE, vsize, 0, 0, threads, 1)
 
     def _root_cpu(self, root: psutil.Process) -> float | None:
-        """The root's cpu % since the first sample, on the call that creates its psutil
-        object (whose own cpu_percent starts at 0 there)."""
+        """The root's cpu % since the first sample, on the first call after it: the call
+        that creates the root's psutil object (whose own cpu_percent starts at 0 there)."""
         if self._first is None:
             return None
         began, cpu0 = self._first
@@ -64,9 +64,8 @@ class TreeSampler:
         """One sample of the tree (or of the root alone: the cheap first sample, taken
         before the task could start children), or None if the root process is gone."""
         try:
-            fresh = self.pid not in self._procs
             root = self._proc(self.pid)
-            root_cpu = self._root_cpu(root) if fresh else None
+            root_cpu = self._root_cpu(root)
             procs = [root, *root.children(recursive=True)] if tree else [root]
         except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
             return None

@@ -21,7 +21,9 @@ from akoflow.dispatch import protocol
 from akoflow.executor import JobRef, JobState, TaskLaunch
 from akoflow.executors.launcher import Launcher
 from akoflow.executors.local import LocalExecutor
+from akoflow.manifest.records import AttemptOutcome
 from akoflow.worker.monitor import pid_owner_matches
+from tests.conftest import procs_with
 
 
 def _launch(run: Path, name: str, script: str, cpu: float = 0.5) -> TaskLaunch:
@@ -36,16 +38,21 @@ def _launch(run: Path, name: str, script: str, cpu: float = 0.5) -> TaskLaunch:
     return ln
 
 
-def _finish(ex: LocalExecutor, timeout: float = 30) -> dict[str, int | None]:
-    """Run the executor until nothing is left; exit code per attempt directory."""
-    codes: dict[str, int | None] = {}
+def _outcomes(ex: LocalExecutor, timeout: float = 30) -> dict[str, AttemptOutcome]:
+    """Run the executor until nothing is left; the outcome per attempt directory."""
+    reports: dict[str, AttemptOutcome] = {}
     end = time.time() + timeout
     while ex.busy() and time.time() < end:
         ex.wait(0.5)
-        codes.update({job: o.exit_code for job, o in ex.collect_reports().items()})
-    codes.update({job: o.exit_code for job, o in ex.collect_reports().items()})
+        reports.update(ex.collect_reports())
+    reports.update(ex.collect_reports())
     assert not ex.busy(), "tasks still running"
-    return codes
+    return reports
+
+
+def _finish(ex: LocalExecutor, timeout: float = 30) -> dict[str, int | None]:
+    """Run the executor until nothing is left; exit code per attempt directory."""
+    return {job: o.exit_code for job, o in _outcomes(ex, timeout).items()}
 
 
 def test_launcher_reports_pid_of_a_task_in_its_own_group(tmp_path: Path) -> None:
@@ -59,7 +66,7 @@ def test_launcher_reports_pid_of_a_task_in_its_own_group(tmp_path: Path) -> None
             heard = starter.receive()
             time.sleep(0.01)
         assert heard and heard[0][1] == str(ln.attempt_dir)
-        assert starter.pid in {p.pid for p in _procs("akoflow-launcher")}
+        assert starter.pid in {p.pid for p in procs_with("akoflow-launcher")}
         pid = heard[0][0]
         assert os.getpgid(pid) == pid  # its own process group: a cancel reaches all of it
         assert pid_owner_matches(pid, ln.attempt_dir)  # found again by a later dispatcher
@@ -104,17 +111,13 @@ def test_exit_codes_cpu_time_and_time_limit(tmp_path: Path) -> None:
     slow.resources["time_limit"] = 0.5
     ex.submit([ok, bad, slow])
     try:
-        reports: dict[str, object] = {}
-        end = time.time() + 30
-        while ex.busy() and time.time() < end:
-            ex.wait(0.5)
-            reports.update(ex.collect_reports())
+        reports = _outcomes(ex)
     finally:
         ex.close()
     o_ok, o_bad, o_slow = (reports[str(x.attempt_dir)] for x in (ok, bad, slow))
-    assert o_ok.exit_code == 0 and o_ok.cpu_time is not None and o_ok.cpu_time > 0.05  # type: ignore[attr-defined]
-    assert o_bad.exit_code == 7 and o_bad.reason == "EXIT"  # type: ignore[attr-defined]
-    assert o_slow.reason == "TIMEOUT" and o_slow.exit_code == 143  # type: ignore[attr-defined]
+    assert o_ok.exit_code == 0 and o_ok.cpu_time is not None and o_ok.cpu_time > 0.05
+    assert o_bad.exit_code == 7 and o_bad.reason == "EXIT"
+    assert o_slow.reason == "TIMEOUT" and o_slow.exit_code == 143
 
 
 def test_killed_launcher_loses_and_repeats_nothing(tmp_path: Path) -> None:
@@ -149,17 +152,13 @@ def test_exit_code_survives_a_replaced_trap_or_exec(tmp_path: Path) -> None:
     ex = LocalExecutor("local", {"cpus": 4})
     ex.submit([own_trap, execs, killed])
     try:
-        reports: dict[str, object] = {}
-        end = time.time() + 30
-        while ex.busy() and time.time() < end:
-            ex.wait(0.5)
-            reports.update(ex.collect_reports())
+        reports = _outcomes(ex)
     finally:
         ex.close()
-    assert reports[str(own_trap.attempt_dir)].exit_code == 5  # type: ignore[attr-defined]
-    assert reports[str(execs.attempt_dir)].exit_code == 6  # type: ignore[attr-defined]
+    assert reports[str(own_trap.attempt_dir)].exit_code == 5
+    assert reports[str(execs.attempt_dir)].exit_code == 6
     k = reports[str(killed.attempt_dir)]
-    assert k.exit_code == 137 and "SIGKILL" in (k.message or "")  # type: ignore[attr-defined]
+    assert k.exit_code == 137 and "SIGKILL" in (k.message or "")
 
 
 def test_each_task_is_its_own_bash(tmp_path: Path) -> None:
@@ -204,14 +203,14 @@ def test_cancel_stops_launched_task_and_its_children(tmp_path: Path) -> None:
     ex.submit([ln])
     try:
         end = time.time() + 10
-        while len(_procs(marker)) < 2 and time.time() < end:
+        while len(procs_with(marker)) < 2 and time.time() < end:
             ex.wait(0.1)
-        assert len(_procs(marker)) == 2
+        assert len(procs_with(marker)) == 2
         ex.cancel([JobRef(str(ln.attempt_dir), ln.job_name, str(ln.attempt_dir), 0.0)])
         end = time.time() + 10
-        while _procs(marker) and time.time() < end:
+        while procs_with(marker) and time.time() < end:
             time.sleep(0.1)
-        assert _procs(marker) == []
+        assert procs_with(marker) == []
         assert not ex.busy()
     finally:
         ex.close()
@@ -227,26 +226,15 @@ def test_site_can_turn_the_launcher_off(tmp_path: Path) -> None:
     assert status[ln.job_name].state is JobState.FAILED
 
 
-def _procs(marker: str) -> list[psutil.Process]:
-    out = []
-    for p in psutil.process_iter(["cmdline"]):
-        try:
-            if marker in " ".join(p.info["cmdline"] or []) and p.status() != "zombie":
-                out.append(p)
-        except psutil.NoSuchProcess:
-            continue
-    return out
-
-
 @pytest.fixture(autouse=True)
 def _no_stray_launchers() -> Iterator[None]:
     """Each test closes its executor; its launcher must then exit (end of input)."""
-    before = {p.pid for p in _procs("akoflow-launcher")}
+    before = {p.pid for p in procs_with("akoflow-launcher")}
     yield
     end = time.time() + 5
-    while {p.pid for p in _procs("akoflow-launcher")} - before and time.time() < end:
+    while {p.pid for p in procs_with("akoflow-launcher")} - before and time.time() < end:
         time.sleep(0.05)
-    assert not {p.pid for p in _procs("akoflow-launcher")} - before
+    assert not {p.pid for p in procs_with("akoflow-launcher")} - before
 
 
 @pytest.mark.parametrize("launcher", [True, False])

@@ -12,10 +12,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import psutil
 import pytest
 
-from tests.conftest import ak
+from tests.conftest import ak, procs_with
 
 
 def _chains_yaml(path: Path, chains: int, length: int, sleep: str = "0.01") -> Path:
@@ -118,17 +117,6 @@ def test_two_dispatchers_at_once(akhome: Path, tmp_path: Path) -> None:
     _assert_exactly_once(akhome, 100)
 
 
-def _marker_procs(marker: str) -> list[psutil.Process]:
-    found = []
-    for p in psutil.process_iter(["cmdline"]):
-        try:
-            if marker in " ".join(p.info["cmdline"] or []) and p.status() != "zombie":
-                found.append(p)
-        except psutil.NoSuchProcess:
-            continue
-    return found
-
-
 @pytest.mark.parametrize("mode", ["submit", "run"])
 def test_cancel_kills_process_groups(akhome: Path, tmp_path: Path, mode: str) -> None:
     marker = f"{random.randint(1000, 9999)}.{random.randint(100, 999)}"
@@ -144,15 +132,15 @@ def test_cancel_kills_process_groups(akhome: Path, tmp_path: Path, mode: str) ->
     else:
         runner = _popen(akhome, "run", str(wf))
     deadline = time.time() + 30
-    while len(_marker_procs(marker)) < 8 and time.time() < deadline:
+    while len(procs_with(marker)) < 8 and time.time() < deadline:
         time.sleep(0.1)
-    assert len(_marker_procs(marker)) == 8  # 4 tasks x (sleep + background sleep)
+    assert len(procs_with(marker)) == 8  # 4 tasks x (sleep + background sleep)
     out = ak("cancel", "1", home=akhome, check=True)
     assert "cancelled" in out.stdout
     deadline = time.time() + 10
-    while _marker_procs(marker) and time.time() < deadline:
+    while procs_with(marker) and time.time() < deadline:
         time.sleep(0.1)
-    assert _marker_procs(marker) == []  # no orphans, background children included
+    assert procs_with(marker) == []  # no orphans, background children included
     if runner is not None:
         assert runner.wait(timeout=30) == 1
     st = json.loads(ak("status", "1", "--json", home=akhome, check=True).stdout)
