@@ -81,6 +81,15 @@ class Launcher:
         self.lost = False  # it exited: what was sent and never answered must be sent again
 
     @staticmethod
+    def supported() -> bool:
+        """pidfd_open works here (Linux 5.3+): needed to learn when a launched task ends."""
+        try:
+            os.close(os.pidfd_open(os.getpid()))
+        except (AttributeError, OSError):
+            return False
+        return True
+
+    @staticmethod
     def usable(directory: str) -> bool:
         """A path that fits the line protocol (others use plain spawn)."""
         raw = os.fsencode(directory)

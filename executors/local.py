@@ -4,7 +4,8 @@ By default the worker logic runs inside the dispatcher process (`mode: inline`):
 interpreter per task, which is what makes thousands of short tasks cheap. `mode: process`
 runs `akoflow worker` per task instead, exactly as a batch job would.
 
-A task's state lives in its attempt directory (pid and exitcode files written by task.sh), so
+A task's state lives in its attempt directory (the pid file task.sh claims, with its exit code
+appended at the end), so
 a dispatcher that dies mid-run leaves nothing that the next one cannot pick up: tasks it
 started are adopted, tasks it only queued are started, none is started twice.
 """
@@ -32,6 +33,7 @@ from akoflow.worker.snapshot import Snapshot
 from akoflow.worker.snapshot import take as take_snapshot
 
 from .launcher import Launcher
+from .local_groups import claim_for_cancel, claim_owner, wait_then_kill
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +66,7 @@ class LocalExecutor(Executor):
         self._vm_at = -1.0
         # Inline tasks are forked by one long-lived bash (see launcher.py) unless the site
         # says `launcher: false` or the kernel has no pidfd (we could not watch them).
-        use = self.mode == "inline" and bool(config.get("launcher", True)) and _has_pidfd()
+        use = self.mode == "inline" and bool(config.get("launcher", True)) and Launcher.supported()
         self.launcher: Launcher | None = Launcher(self._env) if use else None
         self._unheard: dict[str, TaskProcess] = {}  # launched, pid not reported yet
 
@@ -212,7 +214,7 @@ class LocalExecutor(Executor):
         self._unheard.pop(job, None)
         self._release(task)
         if (task.child or task.launched) and outcome.exit_code == protocol.DUPLICATE_EXIT:
-            owner = _claim_owner(task.attempt_dir)
+            owner = claim_owner(task.attempt_dir)
             if owner and owner != task.pid:  # another start owns the attempt: watch that one
                 if pid_owner_matches(owner, task.attempt_dir):
                     self._adopt(job, task.attempt_dir, task.work_dir, owner)
@@ -352,7 +354,7 @@ class LocalExecutor(Executor):
             # Sent, never confirmed: take the claim ourselves so that a late start refuses
             # to run; if the task got there first, its pid is in the file now.
             unheard = self._unheard.pop(job)
-            pid = _claim_for_cancel(unheard.attempt_dir)
+            pid = claim_for_cancel(unheard.attempt_dir)
             if pid is not None and pid_owner_matches(pid, unheard.attempt_dir):
                 unheard.pid = pid
         tasks: list[TaskProcess] = []
@@ -367,7 +369,7 @@ class LocalExecutor(Executor):
                 found.pid = pid
             found.terminate()
             tasks.append(found)
-        _wait_then_kill(tasks)
+        wait_then_kill(tasks)
         for job in targets:
             self._unheard.pop(job, None)
             task = self.running.pop(job, None)
@@ -404,74 +406,3 @@ class LocalExecutor(Executor):
         """Let the launcher go (it exits at end of input); running tasks keep running."""
         if self.launcher is not None:
             self.launcher.close()
-
-
-def _has_pidfd() -> bool:
-    """pidfd_open works here (Linux 5.3+): needed to learn when a launched task ends."""
-    try:
-        os.close(os.pidfd_open(os.getpid()))
-    except (AttributeError, OSError):
-        return False
-    return True
-
-
-def _claim_for_cancel(adir: Path) -> int | None:
-    """Write the attempt's pid file as a cancelled claim (exit code 143) unless a task has
-    claimed it already; then that task's pid."""
-    try:
-        fd = os.open(adir / protocol.PID, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except FileExistsError:
-        return _claim_owner(adir)
-    except OSError:
-        return None
-    try:
-        os.write(fd, b"cancelled\n143\n")
-    finally:
-        os.close(fd)
-    return None
-
-
-def _claim_owner(adir: Path, patience: float = 1.0) -> int | None:
-    """The pid that claimed the attempt; the claim file may be caught mid-write."""
-    end = time.time() + patience
-    while True:
-        owner = protocol.read_int(adir / protocol.PID)
-        if owner is not None or time.time() >= end:
-            return owner
-        time.sleep(0.01)
-
-
-def _wait_then_kill(tasks: list[TaskProcess], grace: float = 2.0) -> None:
-    """SIGTERM was sent; give process groups `grace` seconds, then SIGKILL what is left."""
-    end = time.time() + grace
-    pending = list(tasks)
-    while pending and time.time() < end:
-        pending = [t for t in pending if _group_alive(t.pid)]
-        if pending:
-            for t in pending:
-                if t.child:
-                    try:
-                        os.waitpid(t.pid, os.WNOHANG)
-                    except ChildProcessError:
-                        pass
-            time.sleep(0.05)
-    for t in pending:
-        t.kill(9)
-
-
-def _group_alive(pgid: int) -> bool:
-    if pgid <= 0:  # never started (killpg(0) would mean our own group)
-        return False
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    for p in psutil.process_iter(["pid"]):
-        try:
-            if os.getpgid(p.pid) == pgid and p.status() != psutil.STATUS_ZOMBIE:
-                return True
-        except (ProcessLookupError, psutil.NoSuchProcess):
-            continue
-    return False
