@@ -356,11 +356,11 @@ def test_cli_run_against_fake_cluster(fake: FakeK8s, akhome: Path, tmp_path: Pat
     assert by_name["crunch"]["status"] == "FAILED"
     assert by_name["report"]["status"] == "SKIPPED"
     run_dir = Path(st["run_dir"])
-    assert (run_dir / "activities" / "prepare" / "1" / "stdout").read_text() \
+    assert (run_dir / "activities" / "prepare.1" / "stdout").read_text() \
         == "ran akoflow-1-prepare-1\n"
-    assert (run_dir / "activities" / "crunch" / "1" / "stdout").read_text() \
+    assert (run_dir / "activities" / "crunch.1" / "stdout").read_text() \
         == "crunching\nboom\n"
-    assert json.loads((run_dir / "activities" / "crunch" / "1" / "result.json")
+    assert json.loads((run_dir / "activities" / "crunch.1" / "result.json")
                       .read_text())["exit_code"] == 3
     jobs = [r.body for r in fake.calls("POST", "/namespaces/science/jobs$")]
     assert sorted(j["metadata"]["labels"]["akoflow.activity"] for j in jobs) \

@@ -275,7 +275,7 @@ spec:
         images[needle] = call["image"]
     assert images == {"numbers.txt": str(sif), "squares.txt": "docker://alpine:3.19",
                       "total.txt": "docker://ubuntu:22.04"}
-    out = (Path(st["run_dir"]) / "activities" / "produce" / "1" / "stdout").read_text()
+    out = (Path(st["run_dir"]) / "activities" / "produce.1" / "stdout").read_text()
     assert out.strip() == f"container={sif}"  # the fake's env reached the command
     metrics = json.loads(ak("metrics", "contained", "--json", home=akhome, check=True).stdout)
     assert {m["activity"] for m in metrics} == {"produce", "square", "total"}

@@ -94,8 +94,8 @@ def test_retry_with_more_memory(slurm_cluster: object, akhome: Path, tmp_path: P
     proc = ak("run", str(wf), home=akhome, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     run_dir = Path(_status(akhome)["run_dir"])
-    first = (run_dir / "activities" / "hungry" / "1" / "job.sh").read_text()
-    second = (run_dir / "activities" / "hungry" / "2" / "job.sh").read_text()
+    first = (run_dir / "activities" / "hungry.1" / "job.sh").read_text()
+    second = (run_dir / "activities" / "hungry.2" / "job.sh").read_text()
     assert "#SBATCH --mem=100M" in first
     assert "#SBATCH --mem=200M" in second  # resubmitted with twice the memory
     assert (run_dir / "work" / "mem.txt").read_text().strip() == str(200 * 2**20)

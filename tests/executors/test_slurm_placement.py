@@ -60,7 +60,7 @@ spec:
     # alpha 0 goes where it runs fastest (big).
     assert ran_on == {"huge": "big", "tight": "small", "fast": "big"}
     for name, node in ran_on.items():
-        script = (run_dir / "activities" / name / "1" / "job.sh").read_text()
+        script = (run_dir / "activities" / f"{name}.1" / "job.sh").read_text()
         assert f"#SBATCH --nodelist={node}" in script
     why = json.loads(ak("explain", "1", "tight", "--json", home=akhome, env=env,
                         check=True).stdout)
