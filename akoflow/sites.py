@@ -6,6 +6,7 @@ Search order, later wins: packaged `site-configs/`, `~/.config/akoflow/sites/`,
 
 from __future__ import annotations
 
+import copy
 import os
 from importlib import resources
 from pathlib import Path
@@ -16,6 +17,11 @@ import yaml
 from akoflow.executor import Executor, executor_class
 
 MAX_EXTENDS_DEPTH = 10
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# Parsed profiles by file, reused while the file is unchanged: every `akoflow` command
+# looks a site up at least twice (check, then the resolver), and parsing all the packaged
+# profiles each time cost tens of milliseconds per command.
+_parsed: dict[Path, tuple[tuple[int, int], Any]] = {}
 
 
 class SiteError(Exception):
@@ -40,15 +46,26 @@ def _raw_profiles() -> dict[str, tuple[dict[str, Any], Path]]:
         if not d.is_dir():
             continue
         for f in sorted(d.glob("*.yaml")):
-            try:
-                data = yaml.safe_load(f.read_text())
-            except (OSError, yaml.YAMLError) as exc:
-                raise SiteError(f"{f}: cannot read site profile: {exc}") from None
+            data = _parse(f)
             if not isinstance(data, dict):
                 raise SiteError(f"{f}: a site profile must be a mapping")
             name = str(data.get("name") or f.stem)
             found[name] = (data, f)
     return found
+
+
+def _parse(f: Path) -> Any:
+    try:
+        st = f.stat()
+        stamp = (st.st_mtime_ns, st.st_size)
+        hit = _parsed.get(f)
+        if hit is not None and hit[0] == stamp:
+            return copy.deepcopy(hit[1])  # callers may change what they get
+        data = yaml.load(f.read_text(), Loader=_Loader)
+    except (OSError, yaml.YAMLError) as exc:
+        raise SiteError(f"{f}: cannot read site profile: {exc}") from None
+    _parsed[f] = (stamp, copy.deepcopy(data))
+    return data
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

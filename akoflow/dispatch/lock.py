@@ -2,30 +2,49 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import time
 from pathlib import Path
-
-from filelock import FileLock, Timeout
 
 
 class DispatchLock:
-    """A non-blocking file lock under `$AKOFLOW_HOME/locks/`."""
+    """A non-blocking `flock` on `$AKOFLOW_HOME/locks/workflow-<id>.lock`.
+
+    The kernel drops it when the holder dies, however it dies, so a killed dispatcher never
+    leaves a stale lock behind. Locks taken through separate opens exclude each other even
+    within one process (flock locks belong to the open file, not the process).
+    """
 
     def __init__(self, home: Path, wf_id: int) -> None:
         locks = home / "locks"
         locks.mkdir(parents=True, exist_ok=True)
-        self._lock = FileLock(str(locks / f"workflow-{wf_id}.lock"))
+        self._path = str(locks / f"workflow-{wf_id}.lock")
+        self._fd: int | None = None
 
     def acquire(self, timeout: float = 0.0) -> bool:
-        try:
-            self._lock.acquire(timeout=timeout)
-        except Timeout:
-            return False
-        return True
+        """Take the lock, waiting up to `timeout` seconds; False if another holder keeps it."""
+        if self._fd is not None:
+            return True
+        fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    return False
+                time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+                continue
+            self._fd = fd
+            return True
 
     def release(self) -> None:
-        if self._lock.is_locked:
-            self._lock.release()
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)  # closing the only descriptor of the open file drops the lock
 
     @property
     def held(self) -> bool:
-        return bool(self._lock.is_locked)
+        return self._fd is not None

@@ -93,9 +93,13 @@ def _policy(p: StoragePolicy) -> dict[str, Any]:
     return out
 
 
+# Field defaults of a workflow (its required fields filled with placeholders).
+_DEFAULTS = WorkflowSpec(name="defaults", activities=[ActivitySpec(name="a", run="true")])
+
+
 def to_document(spec: WorkflowSpec) -> dict[str, Any]:
     """The plain-data form of the YAML document (for JSON output or further editing)."""
-    default = WorkflowSpec.model_construct()  # field defaults, without validation
+    default = _DEFAULTS
     body: dict[str, Any] = {"runtime": spec.runtime}
     for key, val, dflt in (
         ("schedule", spec.schedule, None),

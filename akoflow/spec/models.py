@@ -1,18 +1,31 @@
 """Validated workflow model: what every front end (YAML, Python API, importers) compiles to.
 
-Field names are snake_case in Python and camelCase in YAML (AkôFlow's style), through aliases.
-Units are normalised here (cpu as float cores, memory and storage as bytes, time as seconds) so
-nothing downstream parses strings again.
+Field names are snake_case in Python and camelCase in YAML (AkôFlow's style). Plain dataclasses
+whose fields are converted and checked on construction (`checked.py`). Units are normalised here
+(cpu as float cores, memory and storage as bytes, time as seconds) so nothing downstream parses
+strings again.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-from pydantic.alias_generators import to_camel
-
+from akoflow.spec.checked import (
+    Checked,
+    Conv,
+    nested,
+    nested_list,
+    one_of,
+    optional,
+    str_dict,
+    str_list,
+    to_bool,
+    to_float,
+    to_int,
+    to_str,
+)
 from akoflow.spec.units import parse_cpu, parse_duration, parse_memory
 
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
@@ -42,32 +55,55 @@ def _check_values(values: dict[str, str], what: str) -> dict[str, str]:
     return values
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=False
-    )
+def _name_of(what: str) -> Conv:
+    return lambda v: check_name(to_str(v), what)
 
 
-class Resources(_Model):
+def _unit_interval(v: Any) -> float:
+    x = to_float(v)
+    if not 0.0 <= x <= 1.0:
+        raise ValueError("alpha must be between 0 and 1")
+    return x
+
+
+def _not_negative(v: Any) -> int:
+    n = to_int(v)
+    if n < 0:
+        raise ValueError("retries must be >= 0")
+    return n
+
+
+def _single_lines(v: Any) -> dict[str, str]:
+    return _check_values(str_dict(v), "resource")
+
+
+_opt_str = optional(to_str)
+
+
+@dataclass(kw_only=True)
+class Resources(Checked):
     """Scheduler-agnostic resource request of one activity."""
 
     cpu: float = 1.0
     memory: int | None = None  # bytes
     time_limit: float | None = None  # seconds
     gpus: int = 0
-    node_selector: dict[str, str] = Field(default_factory=dict)
+    node_selector: dict[str, str] = field(default_factory=dict)
     # partition/queue/account/qos and namespaced passthrough keys (`slurm.constraint`).
-    extra: dict[str, str] = Field(default_factory=dict)
+    extra: dict[str, str] = field(default_factory=dict)
 
-    @field_validator("node_selector", "extra")
-    @classmethod
-    def _single_line(cls, v: dict[str, str]) -> dict[str, str]:
-        return _check_values(v, "resource")
+    _conv: ClassVar[dict[str, Conv]] = {
+        "cpu": to_float, "memory": optional(to_int), "time_limit": optional(to_float),
+        "gpus": to_int, "node_selector": _single_lines, "extra": _single_lines,
+    }
 
 
-class Volume(_Model):
+@dataclass(kw_only=True)
+class Volume(Checked):
     host: str
     container: str
+
+    _conv: ClassVar[dict[str, Conv]] = {"host": to_str, "container": to_str}
 
     @classmethod
     def parse(cls, text: str) -> Volume:
@@ -79,91 +115,86 @@ class Volume(_Model):
         return cls(host=host.rstrip("/") or "/", container=(container or host).rstrip("/") or "/")
 
 
-class StoragePolicy(_Model):
-    type: Literal["default", "distributed", "standalone"] = "default"
+@dataclass(kw_only=True)
+class StoragePolicy(Checked):
+    type: str = "default"  # default | distributed | standalone
     storage_class_name: str | None = None
     storage_size: int | None = None  # bytes
-    access_modes: list[str] = Field(default_factory=list)
+    access_modes: list[str] = field(default_factory=list)
     akoflow_policy: str | None = None
     nfs_server: str | None = None
 
+    _conv: ClassVar[dict[str, Conv]] = {
+        "type": one_of("default", "distributed", "standalone"),
+        "storage_class_name": _opt_str, "storage_size": optional(to_int),
+        "access_modes": str_list, "akoflow_policy": _opt_str, "nfs_server": _opt_str,
+    }
 
-class Webhook(_Model):
+
+@dataclass(kw_only=True)
+class Webhook(Checked):
     name: str
     url: str
     secret: str | None = None
 
+    _conv: ClassVar[dict[str, Conv]] = {"name": to_str, "url": to_str, "secret": _opt_str}
 
-class ActivitySpec(_Model):
+
+@dataclass(kw_only=True)
+class ActivitySpec(Checked):
     name: str
     run: str
     image: str | None = None
     runtime: str | None = None
-    resources: Resources = Field(default_factory=Resources)
-    depends_on: list[str] = Field(default_factory=list)
+    resources: Resources = field(default_factory=Resources)
+    depends_on: list[str] = field(default_factory=list)
     keep_disk: bool = False
     mount_path: str | None = None
     alpha: float | None = None
     retries: int = 0
     retry_memory_factor: float = 1.0
-    env: dict[str, str] = Field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
     cache: bool = False
     estimate: float | None = None  # declared run time (seconds) for placement, before history
     # Line in the source file, for error messages after loading (None for Python-built specs).
-    line: int | None = Field(default=None, exclude=True)
+    line: int | None = None
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        return check_name(v, "activity")
-
-    @field_validator("alpha")
-    @classmethod
-    def _alpha(cls, v: float | None) -> float | None:
-        if v is not None and not 0.0 <= v <= 1.0:
-            raise ValueError("alpha must be between 0 and 1")
-        return v
-
-    @field_validator("retries")
-    @classmethod
-    def _retries(cls, v: int) -> int:
-        if v < 0:
-            raise ValueError("retries must be >= 0")
-        return v
+    _hidden: ClassVar[frozenset[str]] = frozenset({"line"})
+    _conv: ClassVar[dict[str, Conv]] = {
+        "name": _name_of("activity"), "run": to_str, "image": _opt_str, "runtime": _opt_str,
+        "resources": nested(Resources), "depends_on": str_list, "keep_disk": to_bool,
+        "mount_path": _opt_str, "alpha": optional(_unit_interval), "retries": _not_negative,
+        "retry_memory_factor": to_float, "env": str_dict, "cache": to_bool,
+        "estimate": optional(to_float),
+    }
 
 
-class WorkflowSpec(_Model):
+@dataclass(kw_only=True)
+class WorkflowSpec(Checked):
     name: str
     runtime: str = "local"
     schedule: str | None = None
     image: str | None = None
     namespace: str = "akoflow"
     mount_path: str | None = None
-    volumes: list[Volume] = Field(default_factory=list)
-    storage_policy: StoragePolicy = Field(default_factory=StoragePolicy)
-    webhooks: list[Webhook] = Field(default_factory=list)
+    volumes: list[Volume] = field(default_factory=list)
+    storage_policy: StoragePolicy = field(default_factory=StoragePolicy)
+    webhooks: list[Webhook] = field(default_factory=list)
     alpha: float = 0.5
-    activities: list[ActivitySpec] = Field(min_length=1)
+    activities: list[ActivitySpec]
     # The original text the spec came from (YAML), kept for provenance and webhooks.
-    raw: str = Field(default="", exclude=True)
-    source: str | None = Field(default=None, exclude=True)
+    raw: str = ""
+    source: str | None = None
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        return check_name(v, "workflow")
-
-    @field_validator("runtime", "namespace")
-    @classmethod
-    def _safe(cls, v: str) -> str:
-        return check_name(v, "runtime/namespace")
-
-    @field_validator("alpha")
-    @classmethod
-    def _alpha(cls, v: float) -> float:
-        if not 0.0 <= v <= 1.0:
-            raise ValueError("alpha must be between 0 and 1")
-        return v
+    _hidden: ClassVar[frozenset[str]] = frozenset({"raw", "source"})
+    _conv: ClassVar[dict[str, Conv]] = {
+        "name": _name_of("workflow"), "activities": nested_list(ActivitySpec, min_length=1),
+        "runtime": _name_of("runtime/namespace"), "schedule": _opt_str, "image": _opt_str,
+        "namespace": _name_of("runtime/namespace"), "mount_path": _opt_str,
+        "volumes": nested_list(Volume), "storage_policy": nested(StoragePolicy),
+        "webhooks": nested_list(Webhook), "alpha": _unit_interval, "raw": to_str,
+        "source": _opt_str,
+    }
 
     def activity(self, name: str) -> ActivitySpec:
         for a in self.activities:

@@ -130,7 +130,7 @@ def test_rundir_forms_and_bad_names() -> None:
 def test_workflow_level_validation() -> None:
     wf = Workflow("w", alpha=1.5)
     wf.job(name="x")(lambda: "echo")
-    with pytest.raises(SpecError, match="alpha: Value error, alpha must be between 0 and 1"):
+    with pytest.raises(SpecError, match="alpha: alpha must be between 0 and 1"):
         wf.to_spec()
     with pytest.raises(SpecError, match="jobs: the workflow has no jobs"):
         Workflow("empty").to_spec()

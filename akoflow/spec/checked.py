@@ -1,0 +1,206 @@
+"""Checked dataclasses: the little of pydantic the spec models need, without its start-up cost.
+
+Every `akoflow` command builds a spec or reads one, and importing pydantic and building its
+model schemas took ~0.15 s per process: a tenth of running 1,000 no-op tasks. The YAML loader
+already checks every field with its line (`_fields.py`); what is left here is the safety net
+for specs built in Python (the decorator API, importers, tests): per-field converters run in
+`__post_init__`, and every problem of a model is raised at once as `ValidationError`, whose
+`errors()` keeps pydantic's shape (`loc`, `msg`) so callers report the field path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+Conv = Callable[[Any], Any]
+
+
+class ValidationError(ValueError):
+    """Every field problem of one model; `errors()` lists `{"loc": (...), "msg": ...}`."""
+
+    def __init__(self, model: str, errors: list[dict[str, Any]]) -> None:
+        self._errors = errors
+        lines = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
+        super().__init__(f"invalid {model}: {lines}")
+
+    def errors(self) -> list[dict[str, Any]]:
+        return list(self._errors)
+
+
+@functools.cache
+def camel(name: str) -> str:
+    """`time_limit` → `timeLimit`: the YAML spelling of a field."""
+    head, *rest = name.split("_")
+    return head + "".join(p[:1].upper() + p[1:] for p in rest)
+
+
+def to_str(v: Any) -> str:
+    if isinstance(v, str):
+        return v
+    raise ValueError(f"must be a string, not {type(v).__name__}")
+
+
+def to_float(v: Any) -> float:
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        x = float(v)
+    elif isinstance(v, str):
+        try:
+            x = float(v)
+        except ValueError:
+            raise ValueError(f"must be a number, not {v!r}") from None
+    else:
+        raise ValueError(f"must be a number, not {type(v).__name__}")
+    if not math.isfinite(x):
+        raise ValueError(f"must be a finite number, not {v!r}")
+    return x
+
+
+def to_int(v: Any) -> int:
+    if isinstance(v, int) and not isinstance(v, bool):
+        return v
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    if isinstance(v, str) and v.strip().lstrip("+-").isdigit():
+        return int(v)
+    raise ValueError(f"must be a whole number, not {v!r}")
+
+
+def to_bool(v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    raise ValueError(f"must be true or false, not {v!r}")
+
+
+def optional(conv: Conv) -> Conv:
+    return lambda v: None if v is None else conv(v)
+
+
+def str_dict(v: Any) -> dict[str, str]:
+    if not isinstance(v, dict):
+        raise ValueError(f"must be a mapping of strings, not {type(v).__name__}")
+    for key, val in v.items():
+        if not isinstance(key, str) or not isinstance(val, str):
+            raise ValueError(f"must be a mapping of strings ({key!r}: {val!r})")
+    return dict(v)
+
+
+def str_list(v: Any) -> list[str]:
+    if not isinstance(v, (list, tuple)) or not all(isinstance(x, str) for x in v):
+        raise ValueError("must be a list of strings")
+    return list(v)
+
+
+def one_of(*choices: str) -> Conv:
+    def conv(v: Any) -> str:
+        if v not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}, not {v!r}")
+        return str(v)
+
+    return conv
+
+
+def nested(cls: type[Checked]) -> Conv:
+    """An instance of `cls`, or a mapping of its fields."""
+
+    def conv(v: Any) -> Checked:
+        if isinstance(v, cls):
+            return v
+        if isinstance(v, dict):
+            names = {camel(f.name): f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+            try:
+                return cls(**{names.get(str(k), str(k)): x for k, x in v.items()})
+            except TypeError as e:  # an unknown or missing field
+                raise ValueError(str(e).split(".", 1)[-1].strip()) from None
+        raise ValueError(f"must be a {cls.__name__} or a mapping, not {type(v).__name__}")
+
+    return conv
+
+
+def nested_list(cls: type[Checked], *, min_length: int = 0) -> Conv:
+    one = nested(cls)
+
+    def conv(v: Any) -> list[Any]:
+        if not isinstance(v, (list, tuple)):
+            raise ValueError(f"must be a list, not {type(v).__name__}")
+        if len(v) < min_length:
+            raise ValueError(f"must have at least {min_length} item(s)")
+        out: list[Any] = []
+        errors: list[dict[str, Any]] = []
+        for i, item in enumerate(v):
+            try:
+                out.append(one(item))
+            except ValidationError as e:
+                errors += [{"loc": (i, *err["loc"]), "msg": err["msg"]} for err in e.errors()]
+            except ValueError as e:
+                errors.append({"loc": (i,), "msg": str(e)})
+        if errors:
+            raise ValidationError(cls.__name__, errors)
+        return out
+
+    return conv
+
+
+class Checked:
+    """Base of the spec dataclasses: `_conv` converts/checks fields, `_hidden` stay out of dumps."""
+
+    _conv: ClassVar[dict[str, Conv]] = {}
+    _hidden: ClassVar[frozenset[str]] = frozenset()
+
+    def __post_init__(self) -> None:
+        errors: list[dict[str, Any]] = []
+        for name, conv, default in _plan(type(self)):
+            value = getattr(self, name)
+            if value is default:  # the field's own (valid) default: nothing to convert
+                continue
+            try:
+                setattr(self, name, conv(value))
+            except ValidationError as e:
+                errors += [{"loc": (camel(name), *err["loc"]), "msg": err["msg"]}
+                           for err in e.errors()]
+            except ValueError as e:
+                errors.append({"loc": (camel(name),), "msg": str(e)})
+        if errors:
+            raise ValidationError(type(self).__name__, errors)
+
+    def model_dump(self, *, by_alias: bool = False) -> dict[str, Any]:
+        """Plain data (nested models as dicts); camelCase keys with `by_alias`."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            if f.name not in self._hidden:
+                key = camel(f.name) if by_alias else f.name
+                out[key] = _plain(getattr(self, f.name), by_alias)
+        return out
+
+    def model_dump_json(self, *, by_alias: bool = False) -> str:
+        return json.dumps(self.model_dump(by_alias=by_alias), separators=(",", ":"),
+                          ensure_ascii=False)
+
+
+_NO_DEFAULT = object()
+_plans: dict[type, list[tuple[str, Conv, Any]]] = {}
+
+
+def _plan(cls: type[Checked]) -> list[tuple[str, Conv, Any]]:
+    """(field, converter, plain default) per checked field; built once per class."""
+    plan = _plans.get(cls)
+    if plan is None:
+        defaults = {f.name: f.default for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        plan = _plans[cls] = [
+            (name, conv, defaults.get(name, _NO_DEFAULT)) for name, conv in cls._conv.items()
+        ]
+    return plan
+
+
+def _plain(v: Any, by_alias: bool) -> Any:
+    if isinstance(v, Checked):
+        return v.model_dump(by_alias=by_alias)
+    if isinstance(v, list):
+        return [_plain(x, by_alias) for x in v]
+    if isinstance(v, dict):
+        return {k: _plain(x, by_alias) for k, x in v.items()}
+    return v

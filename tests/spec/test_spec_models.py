@@ -1,0 +1,50 @@
+"""The checked spec dataclasses: what a spec built in Python (not from YAML) is held to."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from akoflow.spec.checked import ValidationError
+from akoflow.spec.models import ActivitySpec, Resources, WorkflowSpec
+
+
+def test_values_are_converted_and_nested_mappings_become_models() -> None:
+    act = ActivitySpec(name="a", run="true", retries="2", resources={"cpu": "0.5", "timeLimit": 60})
+    assert act.retries == 2
+    assert act.resources == Resources(cpu=0.5, time_limit=60.0)
+
+
+def test_every_problem_is_reported_with_its_field_path() -> None:
+    with pytest.raises(ValidationError) as info:
+        WorkflowSpec(name="wf", alpha=2, activities=[
+            ActivitySpec(name="ok", run="true"),
+            {"name": "../x", "run": 3, "retries": -1},
+        ])
+    found = {(".".join(map(str, e["loc"])), e["msg"]) for e in info.value.errors()}
+    assert ("alpha", "alpha must be between 0 and 1") in found
+    paths = {p for p, _ in found}
+    assert {"activities.1.name", "activities.1.run", "activities.1.retries"} <= paths
+
+
+def test_a_workflow_needs_an_activity_and_safe_names() -> None:
+    with pytest.raises(ValidationError, match="activities: must have at least 1"):
+        WorkflowSpec(name="wf", activities=[])
+    with pytest.raises(ValidationError, match="may only contain"):
+        WorkflowSpec(name="a;rm -rf /", activities=[ActivitySpec(name="a", run="x")])
+    with pytest.raises(ValidationError, match="newline"):
+        Resources(extra={"partition": "short\n#SBATCH --x"})
+
+
+def test_dump_uses_yaml_spelling_and_leaves_out_bookkeeping() -> None:
+    spec = WorkflowSpec(name="wf", raw="name: wf", activities=[
+        ActivitySpec(name="a", run="true", line=3),
+        ActivitySpec(name="b", run="true", depends_on=["a"], resources=Resources(memory=1024)),
+    ])
+    doc = json.loads(spec.model_dump_json(by_alias=True))
+    assert "raw" not in doc and "line" not in doc["activities"][0]
+    assert doc["activities"][1]["dependsOn"] == ["a"]
+    assert doc["storagePolicy"]["storageClassName"] is None
+    assert doc["activities"][1]["resources"]["timeLimit"] is None
+    assert spec.model_dump()["activities"][1]["depends_on"] == ["a"]
