@@ -14,6 +14,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from akoflow import plugins
 from akoflow.manifest.records import AttemptOutcome
 
 log = logging.getLogger(__name__)
@@ -244,29 +245,16 @@ class Executor(ABC):
 
 
 def executor_class(kind: str) -> type[Executor]:
-    """The adapter registered under `kind` in the `akoflow.executors` entry-point group.
-
-    akoflow's own entry points are read first (one distribution's metadata, under a
-    millisecond); only a kind they lack costs the scan of every installed distribution
-    (tens of milliseconds, on every command)."""
-    from importlib.metadata import PackageNotFoundError, distribution, entry_points
-
-    try:
-        own = [ep for ep in distribution("akoflow").entry_points
-               if ep.group == ENTRY_POINT_GROUP and ep.name == kind]
-    except PackageNotFoundError:
-        own = []
-    found = own or [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == kind]
-    if not found:
+    """The adapter registered under `kind` in the `akoflow.executors` entry-point group."""
+    ep = plugins.find(ENTRY_POINT_GROUP, kind)
+    if ep is None:
         known = ", ".join(available_executors()) or "none (is akoflow installed?)"
         raise ExecutorError(f"no executor {kind!r} is installed; known: {known}")
-    cls = found[0].load()
+    cls = ep.load()
     if not (isinstance(cls, type) and issubclass(cls, Executor)):
-        raise ExecutorError(f"entry point {found[0].value!r} is not an akoflow Executor")
+        raise ExecutorError(f"entry point {ep.value!r} is not an akoflow Executor")
     return cls
 
 
 def available_executors() -> list[str]:
-    from importlib.metadata import entry_points
-
-    return sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
+    return plugins.names(ENTRY_POINT_GROUP)

@@ -72,10 +72,13 @@ class LocalExecutor(Executor):
 
     def task_wrapper(self, launch: TaskLaunch) -> list[str]:
         """Run the task in Singularity/Apptainer when the site profile says `container:
-        singularity` (or apptainer) and the activity has an image."""
+        singularity` (or apptainer) and the activity has an image (only then is the
+        Singularity adapter, and spython with it, imported)."""
+        if not (launch.image and self.config.get("container")):
+            return []
         from . import singularity
 
-        if launch.image and singularity.is_container_runtime(self.config):
+        if singularity.is_container_runtime(self.config):
             return singularity.wrapper_argv(self.config, launch)
         return []
 

@@ -39,9 +39,9 @@ from __future__ import annotations
 import importlib
 import math
 from collections.abc import Sequence
-from importlib.metadata import entry_points
 from typing import Any
 
+from akoflow import plugins
 from akoflow.executor import Node
 from akoflow.scheduling.placement import History, Policy, TaskView
 
@@ -135,16 +135,14 @@ def _resolve(name: str) -> Any:
         except Exception as exc:  # any import-time failure of the plugin is its fault
             raise PolicyError(name, f"cannot import: {type(exc).__name__}: {exc}") from None
         return obj
-    found = entry_points(group=GROUP)
-    for ep in found:
-        if ep.name == name:
-            try:
-                return ep.load()
-            except Exception as exc:
-                raise PolicyError(name, f"cannot import {ep.value}: "
-                                        f"{type(exc).__name__}: {exc}") from None
-    known = ", ".join(sorted(ep.name for ep in found)) or "none"
-    raise PolicyError(name, f"no such policy (known: {known}; or give module:function)")
+    ep = plugins.find(GROUP, name)
+    if ep is None:
+        known = ", ".join(available_policies()) or "none"
+        raise PolicyError(name, f"no such policy (known: {known}; or give module:function)")
+    try:
+        return ep.load()
+    except Exception as exc:
+        raise PolicyError(name, f"cannot import {ep.value}: {type(exc).__name__}: {exc}") from None
 
 
 def load_policy(name: str | None) -> Policy:
@@ -161,7 +159,7 @@ def load_policy(name: str | None) -> Policy:
 
 
 def available_policies() -> list[str]:
-    return sorted(ep.name for ep in entry_points(group=GROUP))
+    return plugins.names(GROUP)
 
 
 def call_policy(fn: Policy, name: str, task: TaskView, nodes: Sequence[Node],
