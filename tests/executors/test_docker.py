@@ -257,7 +257,7 @@ spec:
     proc = ak("run", str(wf), "--site", "docker", home=dhome, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     b = attempts(dhome)["b"][0]
-    vol = Path(b.attempt_dir).parents[2] / "volumes"
+    vol = Path(b.attempt_dir).parents[1] / "volumes"  # <run_dir>/activities/b.1
     assert (vol / "b" / "b.txt").read_text() == "one\n"
     assert not (vol / "a" / "b.txt").exists()  # each activity its own volume
     files = json.loads(ak("files", "1", "--json", home=dhome, check=True).stdout)
