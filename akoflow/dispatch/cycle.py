@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from akoflow.dispatch import cache, protocol
+from akoflow.dispatch.ahead import LookaheadMixin
 from akoflow.dispatch.ingest import Lineage, ingest
+from akoflow.dispatch.placing import Placer
 from akoflow.dispatch.types import (
     ACTIVE,
     Claim,
@@ -33,7 +35,6 @@ from akoflow.executor import (
     JobRef,
     JobState,
     JobStatus,
-    Node,
     SpecError,
     SubmitError,
     TaskLaunch,
@@ -50,9 +51,7 @@ from akoflow.manifest import (
     WorkflowRecord,
     WorkflowStatus,
 )
-from akoflow.scheduling.history import LazyHistory
-from akoflow.scheduling.inventory import site_nodes
-from akoflow.scheduling.placement import Decision, first_fit, place, request_of, task_view
+from akoflow.scheduling.placement import Decision
 
 log = logging.getLogger(__name__)
 MAX_SUBMIT_BACKOFF = 60.0  # seconds
@@ -60,7 +59,7 @@ Resolver = Callable[[str], Executor]
 Notifier = Callable[[Manifest, int, float], object]
 
 
-class Dispatcher:
+class Dispatcher(LookaheadMixin):
     """Acts on one workflow. Its in-memory view of live attempts is an optimisation that
     is reloaded from the manifest every `reload_every` seconds, never the truth."""
 
@@ -85,7 +84,7 @@ class Dispatcher:
         self._loaded_at = 0.0
         self._last_poll: dict[str, float] = {}
         self._found: dict[str, dict[str, str]] = {}  # per cycle: executor -> lookup result
-        self._history = LazyHistory(manifest)  # run times of earlier runs, read on first use
+        self.placer = Placer(manifest, wf_id, self.config.submit_limit)
         self._check_ahead = True  # look for stale `afterok` jobs (first cycle, failures)
         # runtime -> (no submission before, current delay): transient submit failures back
         # off exponentially instead of creating an abandoned attempt every cycle
@@ -164,65 +163,6 @@ class Dispatcher:
         if self._uses_cache:
             self._reuse_cached(wf, report)
         return self._claim(wf)
-
-    # -- scheduler chaining: children queued ahead with `afterok` --------------------------
-    def _submit_ahead(self, wf: WorkflowRecord) -> int:
-        """Queue PENDING children of queued/running parents on schedulers that hold them
-        (`afterok`), a bounded number of levels per cycle: the scheduler starts them the
-        moment their parents succeed, without waiting for the next dispatcher."""
-        # Placement by a policy needs each node's free room at submission: such sites get
-        # no lookahead (a child queued ahead could not be placed by the policy).
-        runtimes = [rt for rt, ex in self.executors.items() if ex.chains_after_ok
-                    and int(ex.config.get("lookahead", 1)) > 0
-                    and not (wf.schedule or ex.config.get("placement"))]
-        if not runtimes or self.config.lookahead <= 0:
-            return 0
-        total = 0
-        for _ in range(self.config.lookahead):
-            budget = self.config.ahead_limit - self.m.count_ahead(self.wf_id)
-            with self.m.transaction():
-                found = self.m.ahead_candidates(self.wf_id, runtimes,
-                                                min(budget, self.config.submit_limit))
-                by_runtime: dict[str, list[Claim]] = defaultdict(list)
-                for act, parents in found:
-                    ln = self._launch(wf, act)
-                    ln.after_ok = parents
-                    [aid] = self.m.begin_attempts(self.wf_id, [Intent(
-                        act.id, act.attempts + 1, act.runtime, ln.job_name,
-                        str(ln.attempt_dir), ln.resources, None, None, ahead=True)])
-                    if aid is not None:
-                        by_runtime[act.runtime].append(Claim(aid, ln, None))
-            if not by_runtime:
-                break
-            total += sum(self._launch_batch(self.executor(rt), claims)
-                         for rt, claims in by_runtime.items())
-        return total
-
-    def _withdraw_stale_ahead(self) -> None:
-        """Cancel jobs queued ahead whose dependencies can no longer be met (a parent
-        failed or is being retried, or they were skipped, or the scheduler reports them
-        never satisfiable). Skipped ones stay SKIPPED; others wait for their parents again."""
-        self._check_ahead = False
-        stale = {la.attempt_id: la for la in self.m.stale_ahead(self.wf_id)}
-        for aid in self._never_satisfied:
-            la = self._live.get(aid)
-            if la is not None:
-                stale.setdefault(aid, la)
-        self._never_satisfied.clear()
-        by_exec: dict[str, list[LiveAttempt]] = defaultdict(list)
-        for la in stale.values():
-            by_exec[la.executor].append(la)
-        for name, group in by_exec.items():
-            self.executor(name).cancel([JobRef(la.job_id, la.job_name, la.attempt_dir,
-                                               la.submitted_at) for la in group])
-            for la in group:
-                self._live.pop(la.attempt_id, None)
-                if la.activity_status == Status.SKIPPED.value:
-                    self.m.cancel_attempt(self.wf_id, la.attempt_id,
-                                          "skipped: a parent failed")
-                else:
-                    self.m.withdraw_attempt(self.wf_id, la.attempt_id,
-                                            "withdrawn: its dependencies cannot be met now")
 
     def _reuse_cached(self, wf: WorkflowRecord, report: CycleReport) -> None:
         """Finish ready activities from the cache; a reuse can make children ready that are
@@ -375,7 +315,7 @@ class Dispatcher:
             decisions: list[Decision | None]
             try:
                 ex: Executor | None = self.executor(runtime)
-                acts, decisions = self._placeable(ex, runtime, wf)  # type: ignore[arg-type]
+                acts, decisions = self.placer.placeable(ex, runtime, wf)  # type: ignore[arg-type]
                 why = ""
             except ExecutorError as exc:
                 ex, why = None, str(exc)
@@ -404,71 +344,6 @@ class Dispatcher:
             elif claimed:
                 batches.append((ex, claimed))
         return batches
-
-    def _placeable(self, ex: Executor, runtime: str, wf: WorkflowRecord
-                   ) -> tuple[list[ActivityRecord], list[Decision | None]]:
-        """Ready activities of `runtime` to submit now, with their placement.
-
-        Bounded executors (this machine) take only what has room now; the rest stay READY.
-        A batch scheduler takes everything and places it itself, unless the workflow names
-        a policy (`spec.schedule`) or the site sets `placement:`: then each activity goes
-        to the node the policy picks among those with free room now (`--nodelist`), and one
-        that fits no node now stays READY for a later cycle."""
-        policy = wf.schedule or ex.config.get("placement")
-        if not ex.bounded:
-            acts = self.m.ready_activities(self.wf_id, self.config.submit_limit, runtime)
-            nodes = self._inventory(ex) if policy and acts else []
-            if not nodes:
-                return acts, [None] * len(acts)
-            return self._decide(acts, nodes, str(policy), [(n.cpus, n.memory) for n in nodes])
-        inventory = ex.nodes() if not ex.config.get("nodes") else self._inventory(ex)
-        nodes = [replace(n, cpus_free=n.cpus_free + ex.prefetch * n.cpus,
-                         memory_free=n.memory_free + int(ex.prefetch * n.memory))
-                 for n in inventory]
-        free = sum(max(0.0, n.cpus_free) for n in nodes)
-        if free < 1e-3:
-            return [], []
-        # Two per free cpu (and a few more): enough to fill the room with typical tasks
-        # and to skip past one that does not fit; reading far more costs every cycle.
-        page = min(self.config.submit_limit, int(free * 2) + 4)
-        acts = self.m.ready_activities(self.wf_id, page, runtime)
-        sizes = [(n.cpus, n.memory) for n in nodes]
-        if len(nodes) > 1 or policy:
-            return self._decide(acts, nodes, str(policy or "akoscore"), sizes)
-        # One node and no policy asked for: nothing to choose, so plain first fit (cheap).
-        out = []
-        requests = [a.resources_dict() for a in acts]
-        for act, res, node in zip(acts, requests, first_fit(requests, nodes)):
-            if node is not None or _never_fits(res, sizes):
-                out.append(act)
-        return out, [None] * len(out)
-
-    def _inventory(self, ex: Executor) -> list[Node]:
-        """The executor's nodes (one call) with the profile's static entries (speed, cost),
-        kept in the manifest so run times can be scaled by node speed later."""
-        nodes = site_nodes(ex.config, ex.nodes())
-        if nodes:
-            self.m.record_nodes(ex.site, nodes)
-        return nodes
-
-    def _decide(self, acts: list[ActivityRecord], nodes: list[Node], policy: str,
-                sizes: list[tuple[float, int]]
-                ) -> tuple[list[ActivityRecord], list[Decision | None]]:
-        views = [task_view(a.name, a.resources_dict(), alpha=a.alpha, identity=a.identity,
-                           estimate=a.estimate, seq=a.seq) for a in acts]
-        out: list[ActivityRecord] = []
-        chosen: list[Decision | None] = []
-        waiting: list[tuple[int, str]] = []
-        for act, d in zip(acts, place(views, nodes, policy, self._history)):
-            # Never fits anywhere: hand it over so the executor refuses it with its reason.
-            if d.node is not None or _never_fits(act.resources_dict(), sizes):
-                out.append(act)
-                chosen.append(d if d.node is not None else None)
-            else:
-                waiting.append((act.id, f"waiting for a node with room ({d.reason})"))
-        if waiting:
-            self.m.note_waiting(waiting)
-        return out, chosen
 
     def _launch_batch(self, ex: Executor, claims: list[Claim]) -> int:
         try:
@@ -565,8 +440,3 @@ class Dispatcher:
         for ex in self.executors.values():
             ex.close()
 
-
-def _never_fits(res: dict[str, Any], sizes: list[tuple[float, int]]) -> bool:
-    """True when no node is big enough even when empty."""
-    cpu, mem = request_of(res)
-    return not any(cpu <= c + 1e-9 and mem <= m for c, m in sizes)

@@ -1,0 +1,94 @@
+"""Which ready activities a cycle submits to a site, and where (step 5's placement half).
+
+Bounded executors (this machine) take only what has room now; the rest stay READY. A batch
+scheduler takes everything and places it itself, unless the workflow names a policy
+(`spec.schedule`) or the site sets `placement:`: then each activity goes to the node the
+policy picks among those with free room now (`--nodelist`), and one that fits no node now
+stays READY for a later cycle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from akoflow.executor import Executor, Node
+from akoflow.manifest import ActivityRecord, Manifest, WorkflowRecord
+from akoflow.scheduling.history import LazyHistory
+from akoflow.scheduling.inventory import site_nodes
+from akoflow.scheduling.placement import Decision, first_fit, place, request_of, task_view
+
+Placed = tuple[list[ActivityRecord], list["Decision | None"]]
+
+
+class Placer:
+    """Placement for one workflow's dispatcher; run-time history is read on first use."""
+
+    def __init__(self, manifest: Manifest, wf_id: int, submit_limit: int) -> None:
+        self.m = manifest
+        self.wf_id = wf_id
+        self.submit_limit = submit_limit
+        self.history = LazyHistory(manifest)
+
+    def placeable(self, ex: Executor, runtime: str, wf: WorkflowRecord) -> Placed:
+        """Ready activities of `runtime` to submit now, each with its placement (or None)."""
+        policy = wf.schedule or ex.config.get("placement")
+        if not ex.bounded:
+            acts = self.m.ready_activities(self.wf_id, self.submit_limit, runtime)
+            nodes = self._inventory(ex) if policy and acts else []
+            if not nodes:
+                return acts, [None] * len(acts)
+            return self._decide(acts, nodes, str(policy), [(n.cpus, n.memory) for n in nodes])
+        inventory = ex.nodes() if not ex.config.get("nodes") else self._inventory(ex)
+        nodes = [replace(n, cpus_free=n.cpus_free + ex.prefetch * n.cpus,
+                         memory_free=n.memory_free + int(ex.prefetch * n.memory))
+                 for n in inventory]
+        free = sum(max(0.0, n.cpus_free) for n in nodes)
+        if free < 1e-3:
+            return [], []
+        # Two per free cpu (and a few more): enough to fill the room with typical tasks
+        # and to skip past one that does not fit; reading far more costs every cycle.
+        page = min(self.submit_limit, int(free * 2) + 4)
+        acts = self.m.ready_activities(self.wf_id, page, runtime)
+        sizes = [(n.cpus, n.memory) for n in nodes]
+        if len(nodes) > 1 or policy:
+            return self._decide(acts, nodes, str(policy or "akoscore"), sizes)
+        # One node and no policy asked for: nothing to choose, so plain first fit (cheap).
+        out = []
+        requests = [a.resources_dict() for a in acts]
+        for act, res, node in zip(acts, requests, first_fit(requests, nodes)):
+            if node is not None or never_fits(res, sizes):
+                out.append(act)
+        return out, [None] * len(out)
+
+    def _inventory(self, ex: Executor) -> list[Node]:
+        """The executor's nodes (one call) with the profile's static entries (speed, cost),
+        kept in the manifest so run times can be scaled by node speed later."""
+        nodes = site_nodes(ex.config, ex.nodes())
+        if nodes:
+            self.m.record_nodes(ex.site, nodes)
+        return nodes
+
+    def _decide(self, acts: list[ActivityRecord], nodes: list[Node], policy: str,
+                sizes: list[tuple[float, int]]) -> Placed:
+        views = [task_view(a.name, a.resources_dict(), alpha=a.alpha, identity=a.identity,
+                           estimate=a.estimate, seq=a.seq) for a in acts]
+        out: list[ActivityRecord] = []
+        chosen: list[Decision | None] = []
+        waiting: list[tuple[int, str]] = []
+        for act, d in zip(acts, place(views, nodes, policy, self.history)):
+            # Never fits anywhere: hand it over so the executor refuses it with its reason.
+            if d.node is not None or never_fits(act.resources_dict(), sizes):
+                out.append(act)
+                chosen.append(d if d.node is not None else None)
+            else:
+                waiting.append((act.id, f"waiting for a node with room ({d.reason})"))
+        if waiting:
+            self.m.note_waiting(waiting)
+        return out, chosen
+
+
+def never_fits(res: dict[str, Any], sizes: list[tuple[float, int]]) -> bool:
+    """True when no node is big enough even when empty."""
+    cpu, mem = request_of(res)
+    return not any(cpu <= c + 1e-9 and mem <= m for c, m in sizes)
