@@ -169,12 +169,8 @@ class Checked:
 
     def model_dump(self, *, by_alias: bool = False) -> dict[str, Any]:
         """Plain data (nested models as dicts); camelCase keys with `by_alias`."""
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            if f.name not in self._hidden:
-                key = camel(f.name) if by_alias else f.name
-                out[key] = _plain(getattr(self, f.name), by_alias)
-        return out
+        return {key: _plain(getattr(self, name), by_alias)
+                for name, key in _keys(type(self), by_alias)}
 
     def model_dump_json(self, *, by_alias: bool = False) -> str:
         return json.dumps(self.model_dump(by_alias=by_alias), separators=(",", ":"),
@@ -196,7 +192,24 @@ def _plan(cls: type[Checked]) -> list[tuple[str, Conv, Any]]:
     return plan
 
 
+_key_lists: dict[tuple[type, bool], list[tuple[str, str]]] = {}
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _keys(cls: type[Checked], by_alias: bool) -> list[tuple[str, str]]:
+    """(field, dump key) of the fields a dump shows, once per class and spelling."""
+    keys = _key_lists.get((cls, by_alias))
+    if keys is None:
+        keys = _key_lists[cls, by_alias] = [
+            (f.name, camel(f.name) if by_alias else f.name)
+            for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+            if f.name not in cls._hidden]
+    return keys
+
+
 def _plain(v: Any, by_alias: bool) -> Any:
+    if type(v) in _SCALARS:
+        return v
     if isinstance(v, Checked):
         return v.model_dump(by_alias=by_alias)
     if isinstance(v, list):
