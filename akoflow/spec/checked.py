@@ -169,8 +169,11 @@ class Checked:
 
     def model_dump(self, *, by_alias: bool = False) -> dict[str, Any]:
         """Plain data (nested models as dicts); camelCase keys with `by_alias`."""
-        return {key: _plain(getattr(self, name), by_alias)
-                for name, key in _keys(type(self), by_alias)}
+        out: dict[str, Any] = {}
+        for name, key in _keys(type(self), by_alias):
+            v = getattr(self, name)
+            out[key] = v if type(v) in _SCALARS else _plain(v, by_alias)
+        return out
 
     def model_dump_json(self, *, by_alias: bool = False) -> str:
         return json.dumps(self.model_dump(by_alias=by_alias), separators=(",", ":"),
@@ -208,12 +211,10 @@ def _keys(cls: type[Checked], by_alias: bool) -> list[tuple[str, str]]:
 
 
 def _plain(v: Any, by_alias: bool) -> Any:
-    if type(v) in _SCALARS:
-        return v
     if isinstance(v, Checked):
         return v.model_dump(by_alias=by_alias)
     if isinstance(v, list):
-        return [_plain(x, by_alias) for x in v]
+        return [x if type(x) in _SCALARS else _plain(x, by_alias) for x in v]
     if isinstance(v, dict):
-        return {k: _plain(x, by_alias) for k, x in v.items()}
+        return {k: x if type(x) in _SCALARS else _plain(x, by_alias) for k, x in v.items()}
     return v
