@@ -39,7 +39,8 @@ BASH = shutil.which("bash") or "/bin/bash"
 # `set -m`: each background job gets its own process group. `jobs` every 256 tasks lets
 # bash forget ended jobs (their exit statuses stay available to `wait PID`), so a long run
 # does not grow the launcher. A task whose files cannot be opened is reported all the same
-# (its pid, then its status 1 on request).
+# (its pid, then its status 1 on request). Output files are opened for appending: a second
+# start of a running attempt (refused by the pid claim) must not truncate the first's output.
 SCRIPT = r"""# akoflow-launcher (pid_owner_matches and the tests look for this in its command line)
 set -m
 _akoflow_n=0
@@ -51,11 +52,11 @@ while IFS= read -r _akoflow_line; do
     continue ;;
   '+'*)
     _akoflow_line=${_akoflow_line#+}
-    "$0" "$_akoflow_line/task.sh" </dev/null >"$_akoflow_line/stdout" \
-      2>"$_akoflow_line/stderr" & ;;
+    "$0" "$_akoflow_line/task.sh" </dev/null >>"$_akoflow_line/stdout" \
+      2>>"$_akoflow_line/stderr" & ;;
   *)
     ( set +m
-      exec </dev/null >"$_akoflow_line/stdout" 2>"$_akoflow_line/stderr" || exit 1
+      exec </dev/null >>"$_akoflow_line/stdout" 2>>"$_akoflow_line/stderr" || exit 1
       BASH_ARGV0="$_akoflow_line/task.sh"
       . "$_akoflow_line/task.sh"
     ) & ;;

@@ -96,12 +96,13 @@ class TaskProcess:
             self.next_sample = self.started_at + self.sample_interval  # first one: attach
             self.starter.send(d, self.fresh_shell)
             return
+        # Appending, not truncating: a second start of a running attempt (refused by the
+        # pid claim) must leave the first one's output alone.
+        append = os.O_WRONLY | os.O_CREAT | os.O_APPEND
         actions = [
             (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-            (os.POSIX_SPAWN_OPEN, 1, f"{d}/{protocol.STDOUT}",
-             os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644),
-            (os.POSIX_SPAWN_OPEN, 2, f"{d}/{protocol.STDERR}",
-             os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644),
+            (os.POSIX_SPAWN_OPEN, 1, f"{d}/{protocol.STDOUT}", append, 0o644),
+            (os.POSIX_SPAWN_OPEN, 2, f"{d}/{protocol.STDERR}", append, 0o644),
         ]
         self.started_at = time.time()
         # A vfork'd child starts out sharing our memory, and the kernel's peak-RSS figure of

@@ -276,3 +276,28 @@ def test_fork_only_for_scripts_that_cannot_tell(tmp_path: Path) -> None:
     assert (work / "cmd-fresh").read_text().split()[-1] == str(fresh.attempt_dir / "task.sh")
     for ln in (forked, fresh):  # $0 is task.sh either way
         assert (ln.attempt_dir / protocol.STDOUT).read_text() == f"{ln.attempt_dir}/task.sh\n"
+
+
+@pytest.mark.parametrize("fresh", [False, True])
+def test_a_refused_second_start_leaves_the_running_tasks_output_alone(
+        tmp_path: Path, fresh: bool) -> None:
+    """A second start of a running attempt (a crash-recovery race) is refused by the pid
+    claim, and must not truncate the stdout/stderr the first start is writing."""
+    ln = _launch(tmp_path, "a", "echo first; echo warn >&2; sleep 0.6; echo second")
+    out = ln.attempt_dir / protocol.STDOUT
+    first, second = Launcher(dict(os.environ)), Launcher(dict(os.environ))
+    try:
+        first.send(str(ln.attempt_dir))
+        end = time.time() + 10
+        while not (out.exists() and out.read_bytes() == b"first\n") and time.time() < end:
+            time.sleep(0.01)
+        second.send(str(ln.attempt_dir), fresh=fresh)
+        time.sleep(0.3)  # the second start ran its redirections and was refused
+        pid = protocol.read_int(ln.attempt_dir / protocol.PID)
+        assert pid is not None
+        psutil.Process(pid).wait(10)
+    finally:
+        first.close()
+        second.close()
+    assert out.read_text() == "first\nsecond\n"
+    assert (ln.attempt_dir / protocol.STDERR).read_text() == "warn\n"
