@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import math
 import os
 import time
 from pathlib import Path
@@ -12,8 +13,12 @@ class DispatchLock:
     """A non-blocking `flock` on `$AKOFLOW_HOME/locks/workflow-<id>.lock`.
 
     The kernel drops it when the holder dies, however it dies, so a killed dispatcher never
-    leaves a stale lock behind. Locks taken through separate opens exclude each other even
-    within one process (flock locks belong to the open file, not the process).
+    leaves a stale lock behind; a lock object that is dropped without `release()` lets go
+    when it is collected. On local file systems two opens exclude each other even within one
+    process (a flock belongs to the open file); on NFS, where Linux emulates flock with
+    per-process POSIX locks, only other processes are excluded, which is all akoflow needs
+    (one dispatcher per process). Not re-entrant: acquiring a held lock is a no-op, and one
+    `release()` lets it go.
     """
 
     def __init__(self, home: Path, wf_id: int) -> None:
@@ -23,11 +28,12 @@ class DispatchLock:
         self._fd: int | None = None
 
     def acquire(self, timeout: float = 0.0) -> bool:
-        """Take the lock, waiting up to `timeout` seconds; False if another holder keeps it."""
+        """Take the lock, waiting up to `timeout` seconds (forever if negative); False if
+        another holder keeps it. A file system without locks raises OSError."""
         if self._fd is not None:
             return True
         fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        deadline = time.monotonic() + timeout
+        deadline = math.inf if timeout < 0 else time.monotonic() + timeout
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -37,6 +43,9 @@ class DispatchLock:
                     return False
                 time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
                 continue
+            except OSError:
+                os.close(fd)
+                raise
             self._fd = fd
             return True
 
@@ -48,3 +57,9 @@ class DispatchLock:
     @property
     def held(self) -> bool:
         return self._fd is not None
+
+    def __del__(self) -> None:
+        try:
+            self.release()
+        except Exception:  # interpreter shutdown: the process exit drops it anyway
+            pass

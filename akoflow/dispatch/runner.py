@@ -29,17 +29,19 @@ def dispatch_once(
     if not lock.acquire():
         log.info("workflow %d: another dispatcher is active; nothing to do", wf_id)
         return None
-    d = Dispatcher(m, wf_id, resolve, config, notifier)
-    host = _dispatcher_host(m, wf_id, resolve)
-    log_dir = Path(m.get_workflow(wf_id, texts=False).run_dir) / "dispatcher"
     try:
-        report = d.cycle(force_poll=True)
-        if host is not None and chain.current_job() is not None:
-            chain.queue_successor(m, wf_id, host, log_dir, spacing=(config or DispatchConfig())
-                                  .chain_spacing, finished=report.finished)
-        return report
+        d = Dispatcher(m, wf_id, resolve, config, notifier)
+        try:
+            host = _dispatcher_host(m, wf_id, resolve)
+            log_dir = Path(m.get_workflow(wf_id, texts=False).run_dir) / "dispatcher"
+            report = d.cycle(force_poll=True)
+            if host is not None and chain.current_job() is not None:
+                chain.queue_successor(m, wf_id, host, log_dir, spacing=(
+                    config or DispatchConfig()).chain_spacing, finished=report.finished)
+            return report
+        finally:
+            d.close()
     finally:
-        d.close()
         lock.release()
 
 
@@ -79,19 +81,21 @@ def run_loop(
         if progress is not None:
             progress(None)
         time.sleep(idle_wait)
-    d = Dispatcher(m, wf_id, resolve, config, notifier)
     try:
-        report = d.cycle(force_poll=True)
-        while not report.finished:
+        d = Dispatcher(m, wf_id, resolve, config, notifier)
+        try:
+            report = d.cycle(force_poll=True)
+            while not report.finished:
+                if progress is not None:
+                    progress(report)
+                _wait(d, idle_wait)
+                report = d.cycle(force_poll=False)
             if progress is not None:
                 progress(report)
-            _wait(d, idle_wait)
-            report = d.cycle(force_poll=False)
-        if progress is not None:
-            progress(report)
-        return report.workflow_status
+            return report.workflow_status
+        finally:
+            d.close()
     finally:
-        d.close()
         lock.release()
 
 

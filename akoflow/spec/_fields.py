@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from akoflow.spec.models import Volume, Webhook, check_name
+from akoflow.spec.models import MAX_GPUS, MAX_RETRIES, Volume, Webhook, check_name
 from akoflow.spec.units import parse_cpu, parse_duration, parse_memory
 
 
@@ -162,12 +162,15 @@ def _bool(ctx: Ctx, kv: KV, path: str) -> bool | None:
     return _typed(ctx, kv, path, (bool,), "true or false")  # type: ignore[no-any-return]
 
 
-def _count(ctx: Ctx, kv: KV, path: str) -> int | None:
-    val = _typed(ctx, kv, path, (int,), "a whole number")
-    if val is not None and val < 0:
-        ctx.err(kv[0], path, f"{val} must not be negative")
-        return None
-    return None if val is None else int(val)
+def _count(most: int) -> Reader:
+    def read(ctx: Ctx, kv: KV, path: str) -> int | None:
+        val = _typed(ctx, kv, path, (int,), "a whole number")
+        if val is not None and not 0 <= val <= most:
+            ctx.err(kv[0], path, f"{val} must be between 0 and {most}")
+            return None
+        return None if val is None else int(val)
+
+    return read
 
 
 def _ranged(lo: float, hi: float) -> Reader:
@@ -292,13 +295,13 @@ ACT_FIELDS: dict[str, tuple[str, Reader]] = {
     "memoryLimit": ("res.memory", _unit(parse_memory, positive=True)),
     "timeLimit": ("res.time_limit", _unit(parse_duration)),
     "estimate": ("estimate", _unit(parse_duration)),
-    "gpus": ("res.gpus", _count),
+    "gpus": ("res.gpus", _count(MAX_GPUS)),
     "nodeSelector": ("res.node_selector", _selector),
     "resources": ("res.extra", _extra),
     "keepDisk": ("keep_disk", _bool),
     "cache": ("cache", _bool),
     "alpha": ("alpha", _ranged(0, 1)),
-    "retries": ("retries", _count),
+    "retries": ("retries", _count(MAX_RETRIES)),
     "retryMemoryFactor": ("retry_memory_factor", _ranged(1, 100)),
     "env": ("env", lambda c, kv, p: _str_map(c, kv, p, _ENV_RE, ctrl_ok=True)),
 }

@@ -14,7 +14,8 @@ import dataclasses
 import functools
 import json
 import math
-from collections.abc import Callable
+import numbers
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
 Conv = Callable[[Any], Any]
@@ -41,38 +42,50 @@ def camel(name: str) -> str:
 
 def to_str(v: Any) -> str:
     if isinstance(v, str):
-        return v
+        return str.__str__(v)  # a str subclass (an Enum member, markup): its plain text
     raise ValueError(f"must be a string, not {type(v).__name__}")
 
 
 def to_float(v: Any) -> float:
-    if isinstance(v, (int, float)) and not isinstance(v, bool):
-        x = float(v)
-    elif isinstance(v, str):
-        try:
-            x = float(v)
-        except ValueError:
-            raise ValueError(f"must be a number, not {v!r}") from None
-    else:
+    if isinstance(v, bool) or not isinstance(v, (numbers.Real, str)):
         raise ValueError(f"must be a number, not {type(v).__name__}")
+    try:
+        x = float(v)
+    except (ValueError, OverflowError):
+        raise ValueError(f"must be a finite number, not {v!r}") from None
     if not math.isfinite(x):
         raise ValueError(f"must be a finite number, not {v!r}")
     return x
 
 
 def to_int(v: Any) -> int:
-    if isinstance(v, int) and not isinstance(v, bool):
-        return v
-    if isinstance(v, float) and v.is_integer():
+    """A whole number: an int (numpy's too), or a float or numeric string with no fraction."""
+    if isinstance(v, numbers.Integral) and not isinstance(v, bool):
         return int(v)
-    if isinstance(v, str) and v.strip().lstrip("+-").isdigit():
-        return int(v)
+    x: Any = v
+    if isinstance(v, str) and v.strip().lstrip("+-").replace(".", "", 1).isdigit():
+        x = float(v)
+    if isinstance(x, numbers.Real) and not isinstance(x, bool):
+        try:
+            f = float(x)
+        except OverflowError:
+            f = math.inf
+        if math.isfinite(f) and f.is_integer():
+            return int(f)
     raise ValueError(f"must be a whole number, not {v!r}")
+
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
 
 
 def to_bool(v: Any) -> bool:
     if isinstance(v, bool):
         return v
+    if isinstance(v, int) and v in (0, 1):
+        return bool(v)
+    if isinstance(v, str) and v.strip().lower() in _TRUE | _FALSE:
+        return v.strip().lower() in _TRUE
     raise ValueError(f"must be true or false, not {v!r}")
 
 
@@ -81,18 +94,22 @@ def optional(conv: Conv) -> Conv:
 
 
 def str_dict(v: Any) -> dict[str, str]:
-    if not isinstance(v, dict):
+    if not isinstance(v, Mapping):
         raise ValueError(f"must be a mapping of strings, not {type(v).__name__}")
     for key, val in v.items():
         if not isinstance(key, str) or not isinstance(val, str):
             raise ValueError(f"must be a mapping of strings ({key!r}: {val!r})")
-    return dict(v)
+    return {str(k): str(x) for k, x in v.items()}
 
 
 def str_list(v: Any) -> list[str]:
-    if not isinstance(v, (list, tuple)) or not all(isinstance(x, str) for x in v):
+    """A list of strings; any other iterable of strings (tuple, set, generator) is listed."""
+    if isinstance(v, (str, bytes, Mapping)) or not isinstance(v, Iterable):
         raise ValueError("must be a list of strings")
-    return list(v)
+    out = list(v)
+    if not all(isinstance(x, str) for x in out):
+        raise ValueError("must be a list of strings")
+    return [str(x) for x in out]
 
 
 def one_of(*choices: str) -> Conv:

@@ -299,6 +299,10 @@ def _activity(ctx: _Ctx, node: Node, path: str) -> dict[str, Any]:
     if "dependsOn" in f:
         a["_deps"] = F.str_list(ctx, f["dependsOn"], f"{path}.dependsOn") or []
     vals = F.read_fields(ctx, f, F.ACT_FIELDS, path)
-    a["resources"] = Resources(**{k[4:]: v for k, v in vals.items() if k.startswith("res.")})
+    try:
+        a["resources"] = Resources(**{k[4:]: v for k, v in vals.items() if k.startswith("res.")})
+    except ValidationError as e:
+        for err in e.errors():
+            ctx.err(node, f"{path}.{'.'.join(str(p) for p in err['loc'])}", err["msg"])
     a.update((k, v) for k, v in vals.items() if not k.startswith("res."))
     return {k: v for k, v in a.items() if v is not None}

@@ -30,6 +30,8 @@ from akoflow.spec.units import parse_cpu, parse_duration, parse_memory
 
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
 MAX_NAME_LEN = 100
+MAX_RETRIES = 1000
+MAX_GPUS = 1024
 
 
 def check_name(value: str, what: str) -> str:
@@ -66,11 +68,14 @@ def _unit_interval(v: Any) -> float:
     return x
 
 
-def _not_negative(v: Any) -> int:
-    n = to_int(v)
-    if n < 0:
-        raise ValueError("retries must be >= 0")
-    return n
+def _at_most(most: int, what: str) -> Conv:
+    def conv(v: Any) -> int:
+        n = to_int(v)
+        if not 0 <= n <= most:
+            raise ValueError(f"{what} must be between 0 and {most}")
+        return n
+
+    return conv
 
 
 def _single_lines(v: Any) -> dict[str, str]:
@@ -94,7 +99,8 @@ class Resources(Checked):
 
     _conv: ClassVar[dict[str, Conv]] = {
         "cpu": to_float, "memory": optional(to_int), "time_limit": optional(to_float),
-        "gpus": to_int, "node_selector": _single_lines, "extra": _single_lines,
+        "gpus": _at_most(MAX_GPUS, "gpus"), "node_selector": _single_lines,
+        "extra": _single_lines,
     }
 
 
@@ -163,9 +169,10 @@ class ActivitySpec(Checked):
     _conv: ClassVar[dict[str, Conv]] = {
         "name": _name_of("activity"), "run": to_str, "image": _opt_str, "runtime": _opt_str,
         "resources": nested(Resources), "depends_on": str_list, "keep_disk": to_bool,
-        "mount_path": _opt_str, "alpha": optional(_unit_interval), "retries": _not_negative,
-        "retry_memory_factor": to_float, "env": str_dict, "cache": to_bool,
-        "estimate": optional(to_float),
+        "mount_path": _opt_str, "alpha": optional(_unit_interval),
+        "retries": _at_most(MAX_RETRIES, "retries"), "retry_memory_factor": to_float,
+        "env": str_dict, "cache": to_bool,
+        "estimate": optional(to_float), "line": optional(to_int),
     }
 
 

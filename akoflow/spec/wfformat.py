@@ -15,6 +15,7 @@ import shlex
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from akoflow.spec.checked import ValidationError
 from akoflow.spec.dag import graph_problems
 from akoflow.spec.errors import SpecError, SpecIssue
 from akoflow.spec.models import MAX_NAME_LEN, ActivitySpec, Resources, WorkflowSpec, check_name
@@ -171,4 +172,8 @@ def import_wfformat(
             SpecIssue(src, None, f"workflow.tasks[{p.index}]", p.message) for p in problems
         )
     wf_name = wf_name or sanitize_name(str(doc.get("name") or Path(path).stem), "workflow")
-    return WorkflowSpec(name=wf_name, activities=acts, source=src)
+    try:
+        return WorkflowSpec(name=wf_name, activities=acts, source=src)
+    except ValidationError as e:
+        raise SpecError(SpecIssue(src, None, "workflow." + ".".join(map(str, err["loc"])),
+                                  err["msg"]) for err in e.errors()) from None

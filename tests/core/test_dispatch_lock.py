@@ -18,6 +18,13 @@ def test_one_holder_at_a_time_even_within_a_process(tmp_path: Path) -> None:
     assert second.acquire()
 
 
+def test_a_dropped_lock_object_lets_go(tmp_path: Path) -> None:
+    held = DispatchLock(tmp_path, 3)
+    assert held.acquire()
+    del held  # e.g. a dispatcher that raised before its `finally`
+    assert DispatchLock(tmp_path, 3).acquire()
+
+
 def test_a_killed_holder_leaves_no_stale_lock(tmp_path: Path) -> None:
     code = ("import sys, time; from pathlib import Path; from akoflow.dispatch.lock import "
             "DispatchLock; lock = DispatchLock(Path(sys.argv[1]), 1); assert lock.acquire(); "

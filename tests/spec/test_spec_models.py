@@ -48,3 +48,26 @@ def test_dump_uses_yaml_spelling_and_leaves_out_bookkeeping() -> None:
     assert doc["storagePolicy"]["storageClassName"] is None
     assert doc["activities"][1]["resources"]["timeLimit"] is None
     assert spec.model_dump()["activities"][1]["depends_on"] == ["a"]
+
+
+def test_python_values_are_taken_as_a_user_would_expect() -> None:
+    """Specs built in Python get the values they meant: numbers of any numeric type,
+    iterables of names, text-like strings become plain str."""
+    import enum
+    from fractions import Fraction
+
+    class Step(str, enum.Enum):
+        A = "a"
+
+    act = ActivitySpec(name=Step.A, run="true", depends_on={"x"}, cache="true",
+                       resources={"cpu": Fraction(1, 2), "gpus": 2.0})
+    assert type(act.name) is str and act.name == "a"
+    assert act.depends_on == ["x"] and act.cache is True
+    assert act.resources.cpu == 0.5 and act.resources.gpus == 2
+
+
+def test_absurd_numbers_are_field_errors_not_crashes() -> None:
+    for bad in ({"alpha": 10**400}, {"estimate": 10**400}, {"retries": 10**400},
+                {"retries": 1001}, {"retry_memory_factor": float("inf")}):
+        with pytest.raises(ValidationError):
+            ActivitySpec(name="a", run="true", **bad)
