@@ -44,7 +44,7 @@ def _launch(tmp: Path, activity: str = "split", attempt: int = 1, **kw: Any) -> 
     base: dict[str, Any] = dict(
         workflow_id=7, workflow="wf", activity_id=1, activity=activity, attempt=attempt,
         job_name=protocol.job_name(7, activity, attempt),
-        attempt_dir=tmp / "activities" / activity / str(attempt), work_dir=tmp / "work",
+        attempt_dir=protocol.attempt_dir(tmp, activity, attempt), work_dir=tmp / "work",
         run_dir=tmp, script="echo hello\n", image="busybox:1.36",
         resources={"cpu": 0.5, "memory": 64 << 20, "time_limit": 90.5,
                    "node_selector": {"disk": "ssd"}})

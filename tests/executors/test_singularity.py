@@ -69,7 +69,7 @@ def launch(tmp_path: Path, **over: Any) -> TaskLaunch:
     run = tmp_path / "run"
     base: dict[str, Any] = dict(
         workflow_id=3, workflow="nemo", activity_id=9, activity="infer", attempt=1,
-        job_name="akoflow.3.infer.1", attempt_dir=run / "activities" / "infer" / "1",
+        job_name="akoflow.3.infer.1", attempt_dir=protocol.attempt_dir(run, "infer", 1),
         work_dir=run / "work", run_dir=run, script="python infer.py > out.txt\necho done",
         resources={"cpu": 2.0, "memory": 2**30, "time_limit": 600, "gpus": 0,
                    "node_selector": {}, "extra": {}},
