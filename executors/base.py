@@ -13,13 +13,15 @@ import logging
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from akoflow.executor import Executor, JobRef, SubmitError, TaskLaunch
+from akoflow.executor import Executor, JobRef, JobState, JobStatus, SubmitError, TaskLaunch
 
 log = logging.getLogger(__name__)
+Queue = Mapping[str, tuple[str, JobStatus]]  # a queue listing: job id -> (job name, state)
 
 # Texts with which Slurm, PBS, LSF and SGE clients report a controller that is busy, restarting
 # or unreachable: worth another try, never a reason to fail a task.
@@ -127,6 +129,47 @@ class BatchExecutor(Executor):
             time.sleep(delay)
             delay = min(delay * 2, 30.0)
         raise AssertionError("unreachable")
+
+    def dispatcher_launch(self, name: str, log_dir: Path, *, memory: bool = True,
+                          extra: Mapping[str, str] | None = None) -> TaskLaunch:
+        """The dispatcher job as a launch, its log directory created: resources from the
+        site's `dispatcher:` (1 cpu and 10 minutes unless it says otherwise) under the
+        site's defaults; `memory=False` for schedulers that take no memory request."""
+        res = dict(self.config.get("dispatcher") or {})
+        resources: dict[str, Any] = {"cpu": float(res.get("cpu", 1))}
+        if memory:
+            resources["memory"] = res.get("memory")
+        resources["time_limit"] = res.get("time_limit", 600)
+        resources["extra"] = {**{str(k): str(v) for k, v in (res.get("extra") or {}).items()},
+                              **(extra or {})}
+        log_dir.mkdir(parents=True, exist_ok=True)
+        return TaskLaunch(
+            workflow_id=0, workflow="", activity_id=0, activity="", attempt=0, job_name=name,
+            attempt_dir=log_dir, work_dir=log_dir, run_dir=log_dir, script="",
+            resources=self.with_defaults(resources))
+
+    def poll_listing(self, jobs: Sequence[JobRef], listing: Callable[[], Queue],
+                     tool: str) -> dict[str, JobStatus]:
+        """States from one queue listing (job id → (name, state)). A job missing from it is
+        GONE (the dispatcher judges it by its result.json); an unreadable listing leaves
+        every state UNKNOWN rather than guessing."""
+        try:
+            queue = listing()
+        except (SubmitError, ValueError) as exc:
+            log.warning("%s failed; every job's state is unknown: %s", tool, exc)
+            return {ref.job_name: JobStatus(JobState.UNKNOWN, message=str(exc)[:200])
+                    for ref in jobs}
+        out: dict[str, JobStatus] = {}
+        for ref in jobs:
+            found = queue.get(ref.job_id or "")
+            out[ref.job_name] = found[1] if found else JobStatus(JobState.GONE)
+        return out
+
+    @staticmethod
+    def ids_by_name(queue: Queue, job_names: Sequence[str]) -> dict[str, str]:
+        """The job id of each wanted name found in a queue listing (crash-repair lookups)."""
+        wanted = set(job_names)
+        return {name: jid for jid, (name, _) in queue.items() if name in wanted}
 
     def with_defaults(self, resources: Mapping[str, Any]) -> dict[str, Any]:
         """The site's default partition/account/qos/... under the activity's own keys."""

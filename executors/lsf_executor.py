@@ -60,18 +60,8 @@ class LsfExecutor(BatchExecutor):
         return lsf.parse_status(out, NAME_PREFIX)
 
     def poll(self, jobs: Sequence[JobRef]) -> dict[str, JobStatus]:
-        try:
-            queue = self._queue()
-        except (SubmitError, ValueError) as exc:  # unreadable answer: nobody's state is known
-            log.warning("bjobs failed; every job's state is unknown: %s", exc)
-            return {ref.job_name: JobStatus(JobState.UNKNOWN, message=str(exc)[:200])
-                    for ref in jobs}
-        out: dict[str, JobStatus] = {}
-        for ref in jobs:
-            found = queue.get(ref.job_id or "")
-            # Cleaned from mbatchd (CLEAN_PERIOD passed): the dispatcher judges by result.json.
-            out[ref.job_name] = found[1] if found else JobStatus(JobState.GONE)
-        return out
+        # Cleaned from mbatchd (CLEAN_PERIOD passed): GONE, judged by result.json.
+        return self.poll_listing(jobs, self._queue, "bjobs")
 
     def cancel(self, jobs: Sequence[JobRef]) -> None:
         ids = [j.job_id for j in jobs if j.job_id]
@@ -80,22 +70,13 @@ class LsfExecutor(BatchExecutor):
         self.cancel_ids(lsf.cancel_argv(ids))
 
     def lookup(self, job_names: Sequence[str]) -> dict[str, str]:
-        wanted = set(job_names)
-        return {name: jid for jid, (name, _) in self._queue().items() if name in wanted}
+        return self.ids_by_name(self._queue(), job_names)
 
     def submit_dispatcher(self, name: str, argv: Sequence[str], *, after_any: Sequence[str],
                           delay: float, log_dir: Path) -> str:
         """The dispatcher as a small batch job waiting for the first in-flight job to end.
         `-b` has minute granularity, so a spacing under a minute is a `sleep` in the job."""
-        res = dict(self.config.get("dispatcher") or {})
-        resources = {"cpu": float(res.get("cpu", 1)), "memory": res.get("memory"),
-                     "time_limit": res.get("time_limit", 600),
-                     "extra": {str(k): str(v) for k, v in (res.get("extra") or {}).items()}}
-        launch = TaskLaunch(
-            workflow_id=0, workflow="", activity_id=0, activity="", attempt=0, job_name=name,
-            attempt_dir=log_dir, work_dir=log_dir, run_dir=log_dir, script="",
-            resources=self.with_defaults(resources))
-        log_dir.mkdir(parents=True, exist_ok=True)
+        launch = self.dispatcher_launch(name, log_dir)
         short = 0 < delay < 60
         path = log_dir / "dispatcher.sh"
         options = self._write(launch, path, list(argv), log_dir,

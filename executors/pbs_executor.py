@@ -46,18 +46,8 @@ class PbsExecutor(BatchExecutor):
                                 NAME_PREFIX)
 
     def poll(self, jobs: Sequence[JobRef]) -> dict[str, JobStatus]:
-        try:
-            queue = self._queue()
-        except (SubmitError, ValueError) as exc:  # unreadable answer: nobody's state is known
-            log.warning("qstat failed; every job's state is unknown: %s", exc)
-            return {ref.job_name: JobStatus(JobState.UNKNOWN, message=str(exc)[:200])
-                    for ref in jobs}
-        out: dict[str, JobStatus] = {}
-        for ref in jobs:
-            found = queue.get(ref.job_id or "")
-            # Gone from qstat (history off or expired): the dispatcher judges by result.json.
-            out[ref.job_name] = found[1] if found else JobStatus(JobState.GONE)
-        return out
+        # Gone from qstat (history off or expired): GONE, judged by result.json.
+        return self.poll_listing(jobs, self._queue, "qstat")
 
     def cancel(self, jobs: Sequence[JobRef]) -> None:
         ids = [j.job_id for j in jobs if j.job_id]
@@ -66,22 +56,13 @@ class PbsExecutor(BatchExecutor):
         self.cancel_ids(pbs.cancel_argv(ids))
 
     def lookup(self, job_names: Sequence[str]) -> dict[str, str]:
-        wanted = set(job_names)
-        return {name: jid for jid, (name, _) in self._queue().items() if name in wanted}
+        return self.ids_by_name(self._queue(), job_names)
 
     def submit_dispatcher(self, name: str, argv: Sequence[str], *, after_any: Sequence[str],
                           delay: float, log_dir: Path) -> str:
         """The dispatcher as a small batch job. PBS cannot wait for the first of several jobs:
         it waits for the earliest-submitted in-flight job (see pbs.dependency_first_to_end)."""
-        res = dict(self.config.get("dispatcher") or {})
-        resources = {"cpu": float(res.get("cpu", 1)), "memory": res.get("memory"),
-                     "time_limit": res.get("time_limit", 600),
-                     "extra": {str(k): str(v) for k, v in (res.get("extra") or {}).items()}}
-        launch = TaskLaunch(
-            workflow_id=0, workflow="", activity_id=0, activity="", attempt=0, job_name=name,
-            attempt_dir=log_dir, work_dir=log_dir, run_dir=log_dir, script="",
-            resources=self.with_defaults(resources))
-        log_dir.mkdir(parents=True, exist_ok=True)
+        launch = self.dispatcher_launch(name, log_dir)
         script = pbs.render_script(launch, flavor=self.flavor, worker_argv=list(argv),
                                    modules=self.modules, env=self.env, log_dir=str(log_dir),
                                    array_size=None)

@@ -193,15 +193,7 @@ class SgeExecutor(BatchExecutor):
     def submit_dispatcher(self, name: str, argv: Sequence[str], *, after_any: Sequence[str],
                           delay: float, log_dir: Path) -> str:
         """Queue a dispatcher group (see the module docstring); returns the leader's id."""
-        res = dict(self.config.get("dispatcher") or {})
-        resources = {"cpu": float(res.get("cpu", 1)), "memory": res.get("memory"),
-                     "time_limit": res.get("time_limit", 600),
-                     "extra": {str(k): str(v) for k, v in (res.get("extra") or {}).items()}}
-        launch = TaskLaunch(
-            workflow_id=0, workflow="", activity_id=0, activity="", attempt=0, job_name=name,
-            attempt_dir=log_dir, work_dir=log_dir, run_dir=log_dir, script="",
-            resources=self.with_defaults(resources))
-        log_dir.mkdir(parents=True, exist_ok=True)
+        launch = self.dispatcher_launch(name, log_dir)
         path = log_dir / "dispatcher.sh"
         path.write_text(self._render(launch, list(argv), log_dir, watchdog=False))
         start = time.time() + delay if delay > 0 else None

@@ -208,17 +208,8 @@ class SlurmExecutor(BatchExecutor):
     def submit_dispatcher(self, name: str, argv: Sequence[str], *, after_any: Sequence[str],
                           delay: float, log_dir: Path) -> str:
         """The dispatcher as a small batch job (resources from the site's `dispatcher:`)."""
-        res = dict(self.config.get("dispatcher") or {})
-        extra = {str(k): str(v) for k, v in (res.get("extra") or {}).items()}
-        if delay > 0:
-            extra["slurm.begin"] = f"now+{max(1, int(delay))}"
-        resources = {"cpu": float(res.get("cpu", 1)), "memory": res.get("memory"),
-                     "time_limit": res.get("time_limit", 600), "extra": extra}
-        launch = TaskLaunch(
-            workflow_id=0, workflow="", activity_id=0, activity="", attempt=0, job_name=name,
-            attempt_dir=log_dir, work_dir=log_dir, run_dir=log_dir, script="",
-            resources=self.with_defaults(resources))
-        log_dir.mkdir(parents=True, exist_ok=True)
+        begin = {"slurm.begin": f"now+{max(1, int(delay))}"} if delay > 0 else None
+        launch = self.dispatcher_launch(name, log_dir, extra=begin)
         script = slurm.render_script(launch, worker_argv=list(argv), modules=self.modules,
                                      env=self.env, log_dir=str(log_dir), array_size=None)
         path = log_dir / "dispatcher.sh"

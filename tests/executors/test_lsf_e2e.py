@@ -49,11 +49,12 @@ def test_diamond_and_failure(cluster: FakeCluster, akhome: Path) -> None:
 
 def test_walltime_is_a_timeout(cluster: FakeCluster, akhome: Path, tmp_path: Path) -> None:
     wf = tmp_path / "wf.yaml"
-    # LSF kills at its run limit (-W 1; one fake minute = 15 s of job time), a little before
-    # the worker's own limit (15 s of task time): the worker sees the scheduler's SIGTERM
-    # past 90 % of its limit → TIMEOUT
+    # LSF kills at its run limit (-W 1, minutes rounded up; one fake minute = 15 s of job
+    # time), a second before the worker's own limit (16 s of task time), so the scheduler
+    # wins even on a loaded machine: the worker sees its SIGTERM past 90 % of its limit →
+    # TIMEOUT
     wf.write_text("name: slow\nspec:\n  runtime: fakelsf\n  activities:\n"
-                  "    - name: a\n      run: sleep 60\n      timeLimit: 15\n"
+                  "    - name: a\n      run: sleep 60\n      timeLimit: 16\n"
                   "    - name: b\n      run: echo b\n      dependsOn: [a]\n")
     proc = ak("run", str(wf), home=akhome, env=cluster.env, timeout=180)
     assert proc.returncode == 1
