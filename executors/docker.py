@@ -14,8 +14,6 @@ result.json is written through the worker protocol before a finished container i
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import select
@@ -23,8 +21,6 @@ import shutil
 import socket
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +39,21 @@ from akoflow.executor import (
     TaskLaunch,
 )
 from akoflow.manifest import akoflow_home
-from akoflow.manifest.records import AttemptOutcome, MetricSample
+from akoflow.manifest.records import AttemptOutcome
 from akoflow.manifest.states import Reason
 from akoflow.worker import snapshot
 from akoflow.worker.sampler import TreeSampler
+
+from .docker_boxes import (
+    Box,
+    binds_of,
+    container_name,
+    labels_of,
+    load_before,
+    request_of,
+    save_before,
+    timestamp,
+)
 
 
 class _Absent(Exception):
@@ -66,40 +73,7 @@ except ImportError:  # the optional extra is missing: say so when the site is us
 
 log = logging.getLogger(__name__)
 ERRORS = (DockerException, RequestException)
-BEFORE = "files.before.json"  # the before-snapshot, kept so an adopting dispatcher has it
 DEFAULT_SHELL = ("sh", "-e", "-c")
-
-
-@dataclass
-class Box:
-    """A container this executor watches."""
-
-    name: str
-    attempt_dir: Path
-    work_dir: Path
-    cpu: float
-    memory: int
-    keep: bool
-    time_limit: float | None
-    interval: float
-    started_at: float
-    image_id: str | None = None
-    pid: int = 0
-    pidfd: int = -1
-    sampler: TreeSampler | None = None
-    metrics: list[MetricSample] = field(default_factory=list)
-    before: snapshot.Snapshot | None = None
-    reason: str | None = None
-    message: str | None = None
-    next_sample: float = 0.0
-    term_sent: float = 0.0
-    retry_at: float = 0.0
-
-
-def container_name(job_name: str, attempt_dir: str | Path) -> str:
-    """Unique per attempt and per manifest: two homes may both have `akoflow.1.a.1`."""
-    digest = hashlib.sha1(str(attempt_dir).encode()).hexdigest()[:8]
-    return f"{job_name}.{digest}"
 
 
 class DockerExecutor(Executor):
@@ -178,7 +152,7 @@ class DockerExecutor(Executor):
         except ExecutorError as exc:
             raise SubmitError(str(exc), transient=True) from None
         for ln in launches:
-            cpu, need = _request(ln.resources)
+            cpu, need = request_of(ln.resources)
             if cpu > cpus or need > mem:
                 raise SpecError(f"{ln.activity} asks for {cpu:g} cpus and {need} bytes; the "
                                 f"Docker host has {cpus:g} cpus and {mem} bytes")
@@ -236,13 +210,13 @@ class DockerExecutor(Executor):
         for src in ln.inputs:  # standalone storage: parents' volumes, copied host side
             if src.is_dir():
                 shutil.copytree(src, ln.work_dir, symlinks=True, dirs_exist_ok=True)
-        cpu, mem = _request(ln.resources)
+        cpu, mem = request_of(ln.resources)
         box = Box(job, ln.attempt_dir, ln.work_dir, cpu, mem, ln.keep_disk or self.keep_all,
                   ln.resources.get("time_limit"), ln.sample_interval or self.sample_interval,
                   time.time(), image_id=self._images.get(ln.image or self.default_image or ""))
         if self.snapshots:
             box.before = self._snapshot(ln.work_dir)
-            _save_before(ln.attempt_dir, box.before)
+            save_before(ln.attempt_dir, box.before)
         try:
             self.api.create_container(**self._create_args(job, ln, cpu, mem))
         except NotFound as exc:  # the image went away since it was checked
@@ -265,14 +239,9 @@ class DockerExecutor(Executor):
 
     def _create_args(self, job: str, ln: TaskLaunch, cpu: float, mem: int) -> dict[str, Any]:
         mount = ln.mount_path or self.mount_path
-        binds = [f"{ln.work_dir}:{mount}:rw"]
-        for host, target in ln.volumes:
-            path, _, mode = target.partition(":")
-            if path.rstrip("/") != mount.rstrip("/"):
-                binds.append(f"{host}:{path}:{mode or 'rw'}")
         gpus = int(ln.resources.get("gpus") or 0)
         hc = self.api.create_host_config(
-            binds=binds, network_mode=self.network,
+            binds=binds_of(ln, mount), network_mode=self.network,
             nano_cpus=int(cpu * 1e9) if cpu else None,
             mem_limit=mem or None, memswap_limit=mem or None,  # equal: no swap to escape to
             device_requests=[DeviceRequest(count=gpus, capabilities=[["gpu"]])] if gpus
@@ -281,16 +250,9 @@ class DockerExecutor(Executor):
         env = {**protocol.task_env(ln), **self.extra_env, **ln.env,
                "AKOFLOW_WORKDIR": mount, "AKOFLOW_MOUNT_PATH": mount,
                "AKOFLOW_HOST_WORKDIR": str(ln.work_dir)}
-        labels = {
-            "akoflow.job": ln.job_name, "akoflow.workflow": ln.workflow,
-            "akoflow.workflow_id": str(ln.workflow_id), "akoflow.activity": ln.activity,
-            "akoflow.attempt": str(ln.attempt), "akoflow.attempt_dir": str(ln.attempt_dir),
-            "akoflow.work_dir": str(ln.work_dir), "akoflow.site": self.site,
-            "akoflow.home": self.home, "akoflow.cpu": str(cpu), "akoflow.memory": str(mem),
-            "akoflow.time_limit": str(ln.resources.get("time_limit") or ""),
-            "akoflow.keep": "1" if ln.keep_disk or self.keep_all else "0",
-            "akoflow.sample_interval": str(ln.sample_interval or self.sample_interval),
-        }
+        labels = labels_of(ln, site=self.site, home=self.home, cpu=cpu, mem=mem,
+                           keep=ln.keep_disk or self.keep_all,
+                           interval=ln.sample_interval or self.sample_interval)
         return dict(image=ln.image or self.default_image, command=[*self.shell, ln.script],
                     name=job, labels=labels, environment=env, working_dir=mount,
                     user=self.user or None, host_config=hc, detach=True)
@@ -314,7 +276,7 @@ class DockerExecutor(Executor):
     def _watch(self, box: Box, st: Mapping[str, Any]) -> None:
         state = st["State"]
         box.image_id = str(st.get("Image") or box.image_id or "") or None
-        box.started_at = _ts(state.get("StartedAt")) or box.started_at
+        box.started_at = timestamp(state.get("StartedAt")) or box.started_at
         box.pid = int(state.get("Pid") or 0) if state.get("Running") else 0
         if box.pid:
             try:
@@ -398,7 +360,7 @@ class DockerExecutor(Executor):
                 box.message = f"out of memory: the container's limit is {box.memory} bytes"
         o = AttemptOutcome(
             exit_code=rc, reason=reason, started_at=box.started_at,
-            finished_at=_ts(state.get("FinishedAt")) or time.time(), node=self._host()[0],
+            finished_at=timestamp(state.get("FinishedAt")) or time.time(), node=self._host()[0],
             peak_rss=max((m.rss for m in box.metrics), default=0) or None,
             image_id=box.image_id, message=box.message, metrics=box.metrics)
         if self.snapshots and box.before is not None:
@@ -553,7 +515,7 @@ class DockerExecutor(Executor):
                   float(labels["akoflow.time_limit"]) if labels.get("akoflow.time_limit")
                   else None, float(labels.get("akoflow.sample_interval")
                                    or self.sample_interval), time.time())
-        box.before = _load_before(adir) if self.snapshots else None
+        box.before = load_before(adir) if self.snapshots else None
         try:
             self._run(box)
         except SubmitError as exc:
@@ -615,34 +577,3 @@ class DockerExecutor(Executor):
         if self._client is not None:
             self._client.close()
             self._client = None
-
-
-def _request(res: Mapping[str, Any]) -> tuple[float, int]:
-    return float(res.get("cpu") or 0.0), int(res.get("memory") or 0)
-
-
-def _ts(text: object) -> float | None:
-    """dockerd's RFC 3339 times (nanoseconds; year 1 = never) as epoch seconds."""
-    if not isinstance(text, str) or not text or text.startswith("0001-"):
-        return None
-    main, _, frac = text.rstrip("Z").partition(".")
-    try:
-        base = datetime.fromisoformat(main + "+00:00").timestamp()
-    except ValueError:
-        return None
-    digits = "".join(c for c in frac if c.isdigit())[:6]
-    return base + (int(digits) / 10 ** len(digits) if digits else 0.0)
-
-
-def _save_before(adir: Path, snap: snapshot.Snapshot) -> None:
-    tmp = adir / f".{BEFORE}.tmp"
-    tmp.write_text(json.dumps(snap, separators=(",", ":")))
-    os.replace(tmp, adir / BEFORE)
-
-
-def _load_before(adir: Path) -> snapshot.Snapshot | None:
-    try:
-        data = json.loads((adir / BEFORE).read_text())
-    except (OSError, ValueError):
-        return None
-    return {str(k): (int(v[0]), float(v[1])) for k, v in data.items()}
