@@ -47,6 +47,7 @@ from akoflow.worker.sampler import TreeSampler
 from .docker_boxes import (
     Box,
     binds_of,
+    box_from_labels,
     container_name,
     labels_of,
     load_before,
@@ -509,12 +510,7 @@ class DockerExecutor(Executor):
         if (adir / protocol.RESULT).exists():  # collected, only the removal was missed
             self._remove(job, labels.get("akoflow.keep") == "1")
             return JobStatus(JobState.GONE, message="container already collected")
-        box = Box(job, adir, Path(labels.get("akoflow.work_dir") or adir),
-                  float(labels.get("akoflow.cpu") or 0), int(labels.get("akoflow.memory") or 0),
-                  labels.get("akoflow.keep") == "1",
-                  float(labels["akoflow.time_limit"]) if labels.get("akoflow.time_limit")
-                  else None, float(labels.get("akoflow.sample_interval")
-                                   or self.sample_interval), time.time())
+        box = box_from_labels(job, adir, labels, self.sample_interval)
         box.before = load_before(adir) if self.snapshots else None
         try:
             self._run(box)

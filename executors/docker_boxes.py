@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -81,6 +82,16 @@ def labels_of(ln: TaskLaunch, *, site: str, home: str, cpu: float, mem: int, kee
         "akoflow.keep": "1" if keep else "0",
         "akoflow.sample_interval": str(interval),
     }
+
+
+def box_from_labels(job: str, adir: Path, labels: Mapping[str, str],
+                    default_interval: float) -> Box:
+    """A container found by a later dispatcher, described again from `labels_of`'s labels."""
+    limit = labels.get("akoflow.time_limit")
+    return Box(job, adir, Path(labels.get("akoflow.work_dir") or adir),
+               float(labels.get("akoflow.cpu") or 0), int(labels.get("akoflow.memory") or 0),
+               labels.get("akoflow.keep") == "1", float(limit) if limit else None,
+               float(labels.get("akoflow.sample_interval") or default_interval), time.time())
 
 
 def request_of(res: Mapping[str, Any]) -> tuple[float, int]:
