@@ -44,6 +44,13 @@ def _jobs(active_only: bool = False) -> list[tuple[str, str, str]]:
     return [r for r in rows if not active_only or r[1] != "INACTIVE"]  # type: ignore[misc]
 
 
+def _wait_idle(timeout: float) -> None:
+    deadline = time.time() + timeout
+    while _jobs(active_only=True) and time.time() < deadline:
+        time.sleep(0.3)
+    assert _jobs(active_only=True) == []
+
+
 def _wait_final(home: Path, wf_id: int, timeout: float = 120) -> dict:  # type: ignore[type-arg]
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -70,7 +77,7 @@ def test_run_diamond_and_failure_on_flux(fake: Path, akhome: Path) -> None:
     st = json.loads(ak("status", "2", "--json", home=akhome, check=True).stdout)
     assert st["counts"] == {"FINISHED": 2, "FAILED": 1, "SKIPPED": 1}
     assert "about to fail" in st["failures"][0]["stderr_tail"]
-    assert _jobs(active_only=True) == []
+    _wait_idle(15)  # the engine reads result.json before the job shell reports its exit
 
 
 def test_submit_chains_dispatchers_as_flux_jobs(fake: Path, akhome: Path) -> None:
@@ -83,10 +90,7 @@ def test_submit_chains_dispatchers_as_flux_jobs(fake: Path, akhome: Path) -> Non
     assert len(dispatchers) >= 3  # several dispatcher jobs, chained
     logs = list((Path(st["run_dir"]) / "dispatcher").glob("*.out"))
     assert logs and all("ƒ" in p.name for p in logs)  # {{id}} expanded by the "job shell"
-    deadline = time.time() + 15  # the last dispatcher cancels the pending ones and ends
-    while _jobs(active_only=True) and time.time() < deadline:
-        time.sleep(0.3)
-    assert _jobs(active_only=True) == []
+    _wait_idle(15)  # the last dispatcher cancels the pending ones and ends
 
 
 def test_cancel_leaves_nothing_in_the_queue(fake: Path, akhome: Path, tmp_path: Path) -> None:
@@ -103,10 +107,7 @@ def test_cancel_leaves_nothing_in_the_queue(fake: Path, akhome: Path, tmp_path: 
         time.sleep(0.3)
     assert len(running) == 3
     ak("cancel", "1", home=akhome, check=True)
-    deadline = time.time() + 20
-    while _jobs(active_only=True) and time.time() < deadline:
-        time.sleep(0.3)
-    assert _jobs(active_only=True) == []
+    _wait_idle(20)
     st = json.loads(ak("status", "1", "--json", home=akhome, check=True).stdout)
     assert st["status"] == "CANCELLED" and st["counts"] == {"CANCELLED": 3}
 
@@ -190,12 +191,9 @@ def test_ascii_ids_cancel_and_dispatcher_jobs(fake: Path, tmp_path: Path,
     assert ("f" + disp[1:], JobState.PENDING) in ex.dispatcher_jobs("akoflow.1.dispatcher")
     ex.cancel([JobRef(jid, "", "", 0.0), JobRef(disp, "", "", 0.0)])
     ex.cancel([JobRef(jid, "", "", 0.0)])  # idempotent: already inactive
-    deadline = time.time() + 10  # the begin-time dispatcher still waits; cancel it too
-    remaining = [j for j, _, _ in _jobs(active_only=True)]
-    ex.cancel([JobRef(j, "", "", 0.0) for j in remaining])
-    while _jobs(active_only=True) and time.time() < deadline:
-        time.sleep(0.2)
-    assert _jobs(active_only=True) == []
+    remaining = [j for j, _, _ in _jobs(active_only=True)]  # the begin-time dispatcher waits
+    ex.cancel([JobRef(j, "", "", 0.0) for j in remaining])  # still: cancel it too
+    _wait_idle(10)
 
 
 def test_cc_array_runs_every_element(fake: Path, tmp_path: Path) -> None:

@@ -35,8 +35,8 @@ def test_diamond_and_failure(cluster: FakeCluster, akhome: Path) -> None:
     desc = json.loads(ak("describe", "1", "--json", home=akhome, check=True).stdout)
     assert {a["status"] for a in desc["activities"]} == {"FINISHED"}
     assert all(a["job_id"].isdigit() for a in desc["activities"])
-    ran = {j["name"] for j in cluster.jobs() if j["state"] == "done" and j["code"] == 0}
-    assert {f"akoflow.1.{a}.1" for a in ("split", "left", "right", "join")} <= ran
+    for a in ("split", "left", "right", "join"):
+        assert cluster.ended(f"akoflow.1.{a}.1")["code"] == 0
 
     proc = ak("run", str(EXAMPLES / "failing.yaml"), "--site", "fakelsf", home=akhome,
               env=cluster.env, timeout=180)
@@ -61,7 +61,7 @@ def test_walltime_is_a_timeout(cluster: FakeCluster, akhome: Path, tmp_path: Pat
     st = _status(akhome, 1)
     assert st["counts"] == {"FAILED": 1, "SKIPPED": 1}
     assert st["failures"][0]["reason"] == "TIMEOUT"
-    [killed] = [j for j in cluster.jobs() if j["name"] == "akoflow.1.a.1"]
+    killed = cluster.ended("akoflow.1.a.1")
     assert killed["reason"] == "walltime"  # the fake scheduler killed it, not the worker
 
 
@@ -72,10 +72,10 @@ def test_submit_runs_the_dispatcher_as_batch_jobs(cluster: FakeCluster, akhome: 
     cluster.wait_for(lambda: _status(akhome, 1)["status"] in ("FINISHED", "FAILED"), 180)
     st = _status(akhome, 1)
     assert st["counts"] == {"FINISHED": 10}
+    cluster.wait_for(lambda: cluster.live("akoflow.1.") == [], 30)  # nothing left waiting
     dispatchers = [j for j in cluster.jobs() if j["name"].startswith("akoflow.1.dispatcher.")]
     assert sum(j["state"] == "done" and j["code"] == 0 for j in dispatchers) >= 3
     assert all(j["env"]["LSB_JOBID"] == j["uid"] for j in dispatchers)
-    cluster.wait_for(lambda: cluster.live("akoflow.1.") == [], 30)  # nothing left waiting
 
 
 def test_cancel_empties_the_queue(cluster: FakeCluster, akhome: Path, tmp_path: Path) -> None:

@@ -36,6 +36,14 @@ class FakeCluster:
         return [{"name": j["name"], "id": u["uid"], "state": u["state"], **u}
                 for j in state["jobs"].values() for u in j["units"].values()]
 
+    def ended(self, name: str, timeout: float = 30) -> dict[str, Any]:
+        """The unit named `name` once the fake server has reaped it: the engine learns of an
+        end from the worker's result.json, which can come before the server's next tick."""
+        self.wait_for(lambda: [u["state"] for u in self.jobs() if u["name"] == name] == ["done"],
+                      timeout)
+        [unit] = [u for u in self.jobs() if u["name"] == name]
+        return unit
+
     def live(self, prefix: str) -> list[dict[str, Any]]:
         return [u for u in self.jobs() if u["name"].startswith(prefix) and u["state"] != "done"]
 
