@@ -94,8 +94,11 @@ def test_forked_task_that_redirects_its_output_is_still_recognised(tmp_path: Pat
         while pid is None and time.time() < end:
             ex.wait(0.1)
             pid = protocol.read_int(ln.attempt_dir / protocol.PID)
-        time.sleep(0.3)  # the exec above has run
-        assert pid is not None and pid_owner_matches(pid, ln.attempt_dir)
+        assert pid is not None
+        while time.time() < end and os.readlink(f"/proc/{pid}/fd/1").startswith(
+                str(ln.attempt_dir)):
+            time.sleep(0.05)  # until the exec above has run
+        assert pid_owner_matches(pid, ln.attempt_dir)
         assert not os.readlink(f"/proc/{pid}/fd/1").startswith(str(ln.attempt_dir))
     finally:
         ex.cancel([JobRef(str(ln.attempt_dir), ln.job_name, str(ln.attempt_dir), 0.0)])

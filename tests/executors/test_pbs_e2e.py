@@ -50,10 +50,11 @@ def test_diamond_and_failure(cluster: FakeCluster, akhome: Path) -> None:
 
 def test_walltime_is_a_timeout(cluster: FakeCluster, akhome: Path, tmp_path: Path) -> None:
     wf = tmp_path / "wf.yaml"
-    # PBS kills at 15 s of job time, a little before the worker's own limit (15 s of task
-    # time): the worker sees the scheduler's SIGTERM past 90 % of its limit → TIMEOUT
+    # PBS kills at 20 s of job time, before the worker's own limit (20 s of task time, which
+    # starts after bash and the worker have): the worker calls a SIGTERM a timeout past 90 %
+    # of its limit (18 s of task time), which leaves 2 s for that start on a loaded machine
     wf.write_text("name: slow\nspec:\n  runtime: fakepbs\n  activities:\n"
-                  "    - name: a\n      run: sleep 60\n      timeLimit: 15\n"
+                  "    - name: a\n      run: sleep 60\n      timeLimit: 20\n"
                   "    - name: b\n      run: echo b\n      dependsOn: [a]\n")
     proc = ak("run", str(wf), home=akhome, env=cluster.env, timeout=180)
     assert proc.returncode == 1

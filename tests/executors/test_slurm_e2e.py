@@ -16,11 +16,15 @@ from tests.executors.slurm_cleanup import cancel_akoflow_jobs  # noqa: F401
 pytestmark = pytest.mark.infra
 
 
-def _our_jobs() -> list[str]:
-    out = subprocess.run(["squeue", "--noheader", "--format=%i %j"], capture_output=True,
+def _our_jobs(home: Path) -> list[str]:
+    """This test's task jobs (their scripts live under its AKOFLOW_HOME): an earlier test's
+    workflow 1 may still be completing in Slurm."""
+    out = subprocess.run(["squeue", "--noheader", "--format=%i|%j|%o"], capture_output=True,
                          text=True, check=True).stdout
-    return [line for line in out.splitlines()
-            if " akoflow." in line and ".dispatcher." not in line]
+    rows = [line.split("|", 2) for line in out.splitlines() if line.count("|") >= 2]
+    return [f"{i} {name}" for i, name, command in rows
+            if name.startswith("akoflow.") and ".dispatcher." not in name
+            and command.startswith(str(home))]
 
 
 def test_diamond_and_failure_on_slurm(slurm_cluster: object, akhome: Path) -> None:
@@ -52,12 +56,12 @@ def test_cancel_scancels_every_job(slurm_cluster: object, akhome: Path, tmp_path
     wf.write_text(f"name: sleepers\nspec:\n  runtime: slurm\n  activities:\n{acts}")
     ak("submit", str(wf), home=akhome, check=True)
     deadline = time.time() + 60
-    while len(_our_jobs()) < 3 and time.time() < deadline:
+    while len(_our_jobs(akhome)) < 3 and time.time() < deadline:
         time.sleep(0.5)
-    assert len(_our_jobs()) == 3
+    assert len(_our_jobs(akhome)) == 3
     ak("cancel", "1", home=akhome, check=True)
     deadline = time.time() + 30
-    while _our_jobs() and time.time() < deadline:
+    while _our_jobs(akhome) and time.time() < deadline:
         time.sleep(0.5)
     deadline = time.time() + 30  # the pending dispatcher jobs go too
     while time.time() < deadline:

@@ -79,7 +79,7 @@ def _spec() -> WorkflowSpec:
     acts = [
         ActivitySpec(name="top", run="echo hello > top.txt"),
         ActivitySpec(name="hungry", run=f"{HUNGRY}\ncp top.txt left.txt", depends_on=["top"]),
-        ActivitySpec(name="slow", run="sleep 1.5\ncp top.txt right.txt", depends_on=["top"]),
+        ActivitySpec(name="slow", run="sleep 3\ncp top.txt right.txt", depends_on=["top"]),
         ActivitySpec(name="bottom", run=f"cat left.txt right.txt > bottom.txt\n"
                                          f"touch '{EVIL_FILE}'",
                      depends_on=["hungry", "slow"]),
