@@ -8,7 +8,6 @@ slow run on a loaded node must not steer every later placement.
 
 from __future__ import annotations
 
-import statistics
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -16,6 +15,14 @@ from dataclasses import dataclass, field
 from akoflow.manifest import Manifest
 
 RECENT_RUNS = 20  # per activity: enough for a stable median, small enough to follow change
+
+
+def _median(values: list[float]) -> float:
+    """statistics.median, without importing statistics (and decimal, fractions) in every
+    command for it."""
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
 @dataclass
@@ -38,7 +45,7 @@ class RunHistory:
     def expected(self, name: str, identity: str | None) -> float | None:
         """Median run time of the same identity (same command and inputs), else same name."""
         runs = self.by_identity.get(identity or "") or self.by_name.get(name)
-        return statistics.median(runs) if runs else None
+        return _median(runs) if runs else None
 
     def peak_memory(self, name: str) -> int | None:
         return self.peak_rss.get(name)

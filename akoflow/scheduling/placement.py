@@ -10,6 +10,7 @@ it stays READY and is reconsidered next cycle. The dispatcher and the simulator 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -182,6 +183,27 @@ def first_fit(
 ) -> list[str | None]:
     """Node name per request (in order), or None where nothing has room now.
 
-    Kept for the dispatcher's current call site; equal to `place(..., "first-fit")`."""
-    views = [task_view(f"r{i}", res) for i, res in enumerate(requests)]
-    return [d.node for d in place(views, nodes, "first-fit")]
+    The same answer as `place(..., "first-fit")` (longest time limit first, then the first
+    node with room), without building views and scores: the local dispatcher calls it every
+    cycle with one node."""
+    rooms = [Room(n, n.cpus_free, n.memory_free) for n in nodes]
+    out: list[str | None] = [None] * len(requests)
+    for i in sorted(range(len(requests)), key=lambda i: -_declared_time(requests[i])):
+        for room in rooms:
+            if fits(room, requests[i]):
+                cpu, mem = request_of(requests[i])
+                room.cpus -= cpu
+                room.memory -= mem
+                out[i] = room.node.name
+                break
+    return out
+
+
+def _declared_time(resources: Mapping[str, Any]) -> float:
+    """`expected_time` of a request with no history or estimate: its time limit, else 1."""
+    limit = resources.get("time_limit")
+    try:
+        value = float(limit) if limit is not None else 0.0
+    except (TypeError, ValueError):
+        return 1.0
+    return value if math.isfinite(value) and value > 0 else 1.0
