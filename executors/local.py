@@ -360,18 +360,21 @@ class LocalExecutor(Executor):
             pid = claim_for_cancel(unheard.attempt_dir)
             if pid is not None and pid_owner_matches(pid, unheard.attempt_dir):
                 unheard.pid = pid
+        # Not ours: another dispatcher may hold them queued. Claim every one before any
+        # kill frees a slot there, so that a start after this cancel refuses to run; a task
+        # that got there first is found by its pid.
         tasks: list[TaskProcess] = []
         for ref in jobs:
-            job = ref.job_id or ref.attempt_dir
-            found = self.running.get(job)
+            found = self.running.get(ref.job_id or ref.attempt_dir)
             if found is None:
-                pid = protocol.read_int(Path(ref.attempt_dir) / protocol.PID)
+                pid = claim_for_cancel(Path(ref.attempt_dir))
                 if pid is None or not pid_owner_matches(pid, Path(ref.attempt_dir)):
                     continue
                 found = TaskProcess(Path(ref.attempt_dir), Path(ref.attempt_dir))
                 found.pid = pid
-            found.terminate()
             tasks.append(found)
+        for victim in tasks:
+            victim.terminate()
         wait_then_kill(tasks)
         for job in targets:
             self._unheard.pop(job, None)

@@ -12,6 +12,8 @@ import psutil
 from akoflow.dispatch import protocol
 from akoflow.worker.monitor import TaskProcess
 
+CANCEL_CLAIM = b"cancelled\n143\n"  # no pid: no task ever ran under this claim
+
 
 def claim_for_cancel(adir: Path) -> int | None:
     """Write the attempt's pid file as a cancelled claim (exit code 143) unless a task has
@@ -23,19 +25,28 @@ def claim_for_cancel(adir: Path) -> int | None:
     except OSError:
         return None
     try:
-        os.write(fd, b"cancelled\n143\n")
+        os.write(fd, CANCEL_CLAIM)
     finally:
         os.close(fd)
     return None
 
 
 def claim_owner(adir: Path, patience: float = 1.0) -> int | None:
-    """The pid that claimed the attempt; the claim file may be caught mid-write."""
+    """The pid that claimed the attempt (None for a cancel's claim); the claim file may be
+    caught mid-write."""
     end = time.time() + patience
     while True:
-        owner = protocol.read_int(adir / protocol.PID)
-        if owner is not None or time.time() >= end:
-            return owner
+        try:
+            text = (adir / protocol.PID).read_bytes()
+        except OSError:
+            text = b""
+        first, newline, _ = text.partition(b"\n")
+        if newline and first == CANCEL_CLAIM.partition(b"\n")[0]:
+            return None
+        if newline and first.isdigit():
+            return int(first)
+        if time.time() >= end:
+            return None
         time.sleep(0.01)
 
 

@@ -114,7 +114,10 @@ class Dispatcher(LookaheadMixin):
         wf = self._workflow()
         if wf.status == WorkflowStatus.PENDING.value:
             self.m.mark_workflow_started(self.wf_id)
-        full = force_poll or now - self._loaded_at >= self.reload_every
+        cancelled = wf.status == WorkflowStatus.CANCELLED.value
+        # A cancel from another process: stop at once what this process still holds queued
+        # or started since (the workflow's status would end the loop before the next reload).
+        full = force_poll or cancelled or now - self._loaded_at >= self.reload_every
         if full:
             self._flush_deferred()
             fresh = {la.attempt_id: la for la in self.m.live_attempts(self.wf_id)}
@@ -122,7 +125,6 @@ class Dispatcher(LookaheadMixin):
             self._live = fresh
             self._loaded_at = now
         observed = self._observe(full)
-        cancelled = wf.status == WorkflowStatus.CANCELLED.value
         with self.m.transaction():
             self._apply_deferred()
             for la, outcome, status in observed:

@@ -118,6 +118,42 @@ def test_two_dispatchers_at_once(akhome: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("mode", ["submit", "run"])
+def test_cancel_also_stops_what_was_still_queued(akhome: Path, tmp_path: Path,
+                                                 mode: str) -> None:
+    """Half the tasks run, half wait in the dispatcher's own queue when another process
+    cancels: killing the running ones frees their slots, and the queued ones must not start
+    then (the canceller claims them) nor be left running when the dispatcher exits."""
+    marker = f"{random.randint(1000, 9999)}.{random.randint(100, 999)}"
+    slots = os.cpu_count() or 1
+    wf = tmp_path / "wf.yaml"
+    acts = "\n".join(f"    - name: s{i}\n      run: sleep {marker}\n      cpuLimit: 1"
+                     for i in range(2 * slots))
+    wf.write_text(f"name: queued\nspec:\n  activities:\n{acts}\n")
+    if mode == "submit":
+        ak("submit", str(wf), home=akhome, check=True)
+        runner = None
+    else:
+        runner = _popen(akhome, "run", str(wf))
+    deadline = time.time() + 30
+    while len(procs_with(marker)) < slots and time.time() < deadline:
+        time.sleep(0.1)
+    assert len(procs_with(marker)) == slots
+    ak("cancel", "1", home=akhome, check=True)
+    deadline = time.time() + 10
+    while procs_with(marker) and time.time() < deadline:
+        time.sleep(0.1)
+    assert procs_with(marker) == []
+    if runner is not None:
+        assert runner.wait(timeout=30) == 1
+    time.sleep(2)  # a start after the cancel would show up by now
+    assert procs_with(marker) == []
+    st = json.loads(ak("status", "1", "--json", home=akhome, check=True).stdout)
+    assert st["status"] == "CANCELLED" and st["counts"] == {"CANCELLED": 2 * slots}
+    claims = [p.read_text() for p in (_run_dir(akhome) / "activities").glob("*/pid")]
+    assert sum(c.startswith("cancelled\n") for c in claims) == slots, claims  # never ran
+
+
+@pytest.mark.parametrize("mode", ["submit", "run"])
 def test_cancel_kills_process_groups(akhome: Path, tmp_path: Path, mode: str) -> None:
     marker = f"{random.randint(1000, 9999)}.{random.randint(100, 999)}"
     wf = tmp_path / "wf.yaml"
