@@ -7,6 +7,7 @@ The core never imports an adapter by module name: adapters register in the entry
 from __future__ import annotations
 
 import logging
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,18 @@ from akoflow.manifest.records import AttemptOutcome
 
 log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "akoflow.executors"
+
+
+def akoflow_argv(python: str | None = None) -> list[str]:
+    """`python -m akoflow`, as detached dispatchers and workers are started.
+
+    `-m` puts the working directory first on sys.path, so a folder named `akoflow` there (a
+    source checkout, with a regular install) would be imported instead of the installed
+    package. `-P` (Python 3.11+) leaves it off; it is added for this interpreter, whose
+    version is known, not for a site's own `python:`."""
+    exe = python or sys.executable
+    safe = ["-P"] if exe == sys.executable and sys.version_info >= (3, 11) else []
+    return [exe, *safe, "-m", "akoflow"]
 
 
 # JobStatus.message of a job held on a dependency that can never be met (Slurm's reason

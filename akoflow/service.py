@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +16,7 @@ from akoflow.dispatch.chain import dispatcher_name
 from akoflow.dispatch.runner import Progress, dispatch_once, run_loop, start_chain
 from akoflow.dispatch.types import CycleReport, DispatchConfig
 from akoflow.events import deliver
-from akoflow.executor import JobRef, JobState
+from akoflow.executor import JobRef, JobState, akoflow_argv
 from akoflow.manifest import Manifest, ManifestError, WorkflowRecord, akoflow_home
 from akoflow.sites import SiteResolver
 from akoflow.spec import WorkflowSpec, load_workflow
@@ -111,7 +110,7 @@ def start_detached(wf: WorkflowRecord) -> int:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log_fh:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "akoflow", "run", "--resume", str(wf.id), "--quiet"],
+            [*akoflow_argv(), "run", "--resume", str(wf.id), "--quiet"],
             stdin=subprocess.DEVNULL, stdout=log_fh, stderr=subprocess.STDOUT,
             start_new_session=True, close_fds=True,
         )

@@ -6,14 +6,27 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from akoflow.executor import akoflow_argv
+
 ROOT = Path(__file__).resolve().parent.parent
-TRACES = ROOT.parent / "shared" / "data" / "wfcommons"
+# The WfCommons traces: ../shared/data/wfcommons beside the repository, as CI lays it out,
+# or wherever $AKOFLOW_WFCOMMONS says.
+TRACES = Path(os.environ.get("AKOFLOW_WFCOMMONS")
+              or ROOT.parent / "shared" / "data" / "wfcommons")
+
+
+def trace(name: str) -> Path:
+    """A WfCommons trace by file name; a clear exit when the traces are not where we look."""
+    path = TRACES / name
+    if not path.is_file():
+        raise SystemExit(f"error: {path} not found: set AKOFLOW_WFCOMMONS to the folder of the "
+                         "WfCommons traces (../shared/data/wfcommons in the project layout)")
+    return path
 
 
 def fresh_home(tag: str) -> Path:
@@ -27,8 +40,7 @@ def akoflow(*args: str, home: Path) -> float:
     """Wall seconds of one `akoflow ARGS` process, as a user would type it."""
     env = {**os.environ, "AKOFLOW_HOME": str(home)}
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "akoflow", *args], env=env,
-                          capture_output=True, text=True)
+    proc = subprocess.run([*akoflow_argv(), *args], env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"akoflow {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")

@@ -12,7 +12,6 @@ import heapq
 import os
 import re
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from akoflow.executor import akoflow_argv
 from akoflow.spec.units import parse_memory
 
 REAL = {"sbatch": "/usr/bin/sbatch", "squeue": "/usr/bin/squeue", "scancel": "/usr/bin/scancel"}
@@ -127,7 +127,7 @@ def ak_env(home: Path, bin_dir: Path | None, extra: dict[str, str] | None = None
 
 def ak(args: list[str], env: dict[str, str], timeout: float = 3600,
        check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([sys.executable, "-m", "akoflow", *args], env=env,
+    proc = subprocess.run([*akoflow_argv(), *args], env=env,
                           capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise BenchError(f"akoflow {' '.join(args)} exited {proc.returncode}: "

@@ -12,7 +12,7 @@ import argparse
 import os
 from pathlib import Path
 
-from _common import TRACES, akoflow, cleanup, figure, fresh_home, median_of, precompile
+from _common import akoflow, cleanup, figure, fresh_home, median_of, precompile, trace
 
 
 def w1(path: Path) -> Path:
@@ -30,7 +30,7 @@ def w2(path: Path) -> Path:
 
 
 def w3(path: Path, home: Path) -> Path:
-    akoflow("import", "wfformat", str(TRACES / "montage-chameleon-2mass-025d-001.json"),
+    akoflow("import", "wfformat", str(trace("montage-chameleon-2mass-025d-001.json")),
             "--noop", "-o", str(path), home=home)
     return path
 

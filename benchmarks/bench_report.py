@@ -14,7 +14,7 @@ import os
 import time
 from pathlib import Path
 
-from _common import TRACES, cleanup, fresh_home, median_of
+from _common import cleanup, fresh_home, median_of, trace
 
 
 def main() -> None:
@@ -33,7 +33,7 @@ def main() -> None:
     out = home / "montage.html"
     m = service.open_manifest()
     try:
-        spec = import_wfformat(TRACES / "montage-chameleon-2mass-025d-001.json", scale=0)
+        spec = import_wfformat(trace("montage-chameleon-2mass-025d-001.json"), scale=0)
         wf = service.register(m, spec)
         status = service.run(m, wf.id)
         if status != "FINISHED":

@@ -47,7 +47,7 @@ d.close()
 
 def _cycle(home: Path, wf_id: int, cpus: str) -> dict[str, float]:
     env = {**os.environ, "AKOFLOW_HOME": str(home)}
-    out = subprocess.run([sys.executable, "-c", CHILD, str(wf_id), cpus], env=env,
+    out = subprocess.run([sys.executable, "-c", CHILD, str(wf_id), cpus], env=env, cwd=home,
                          capture_output=True, text=True, check=True)
     result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
     return result

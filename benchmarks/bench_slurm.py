@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import TRACES
+from _common import trace
 from _slurm_bench import (
     ACTIVE,
     BenchError,
@@ -37,7 +37,7 @@ from _slurm_bench import (
     squeue_rows,
 )
 
-TRACE = TRACES / "montage-chameleon-2mass-025d-001.json"
+TRACE = trace("montage-chameleon-2mass-025d-001.json")
 SNAKE_VENV = Path("/root/tmp/snake-venv")
 # The plugin's default status command is sacct, which fails here (no accounting storage) and
 # leaves it waiting forever; squeue is used only if 3 x the first status delay < MinJobAge (30 s).

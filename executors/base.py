@@ -18,7 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from akoflow.executor import Executor, JobRef, JobState, JobStatus, SubmitError, TaskLaunch
+from akoflow.executor import (
+    Executor,
+    JobRef,
+    JobState,
+    JobStatus,
+    SubmitError,
+    TaskLaunch,
+    akoflow_argv,
+)
 
 log = logging.getLogger(__name__)
 Queue = Mapping[str, tuple[str, JobStatus]]  # a queue listing: job id -> (job name, state)
@@ -81,7 +89,7 @@ class BatchExecutor(Executor):
 
     def worker_argv(self, launch: TaskLaunch) -> list[str]:
         """What a job script execs: `akoflow worker <attempt dir>`."""
-        return [self.python, "-m", "akoflow", "worker", str(launch.attempt_dir)]
+        return [*akoflow_argv(self.python), "worker", str(launch.attempt_dir)]
 
     def submit(self, launches: Sequence[TaskLaunch]) -> list[str]:
         """One job per launch, all or nothing: the dispatcher resubmits the whole batch."""

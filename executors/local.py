@@ -16,7 +16,6 @@ import logging
 import os
 import select
 import socket
-import sys
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -26,7 +25,16 @@ from typing import Any
 import psutil
 
 from akoflow.dispatch import protocol
-from akoflow.executor import Executor, JobRef, JobState, JobStatus, Node, SpecError, TaskLaunch
+from akoflow.executor import (
+    Executor,
+    JobRef,
+    JobState,
+    JobStatus,
+    Node,
+    SpecError,
+    TaskLaunch,
+    akoflow_argv,
+)
 from akoflow.manifest.records import AttemptOutcome
 from akoflow.worker.monitor import TaskProcess, pid_owner_matches
 from akoflow.worker.snapshot import Snapshot
@@ -121,7 +129,7 @@ class LocalExecutor(Executor):
     def _spawn(self, job: str, adir: Path, wdir: Path, res: dict[str, Any]) -> None:
         argv = None
         if self.mode == "process":
-            argv = [sys.executable, "-m", "akoflow", "worker", str(adir)]
+            argv = [*akoflow_argv(), "worker", str(adir)]
         interval = float(res.get("sample_interval") or self.sample_interval)
         starter = self.launcher if argv is None and Launcher.usable(job) else None
         task = TaskProcess(adir, wdir, sample_interval=interval,

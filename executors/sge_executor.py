@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from akoflow.dispatch import protocol
-from akoflow.executor import JobRef, JobState, JobStatus, SubmitError, TaskLaunch
+from akoflow.executor import JobRef, JobState, JobStatus, SubmitError, TaskLaunch, akoflow_argv
 
 from . import sge
 from .base import BatchExecutor, Transport
@@ -70,7 +70,7 @@ class SgeExecutor(BatchExecutor):
         self._accounted: dict[str, JobStatus] = {}
 
     def worker_argv(self, launch: TaskLaunch | None = None) -> list[str]:
-        argv = [self.python, "-m", "akoflow", "worker"]
+        argv = [*akoflow_argv(self.python), "worker"]
         return [*argv, str(launch.attempt_dir)] if launch else argv
 
     def job_env(self) -> dict[str, str]:

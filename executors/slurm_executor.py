@@ -20,7 +20,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from akoflow.executor import JobRef, JobState, JobStatus, Node, SubmitError, TaskLaunch
+from akoflow.executor import (
+    JobRef,
+    JobState,
+    JobStatus,
+    Node,
+    SubmitError,
+    TaskLaunch,
+    akoflow_argv,
+)
 
 from . import slurm, slurm_nodes
 from .base import BatchExecutor, Transport
@@ -114,7 +122,7 @@ class SlurmExecutor(BatchExecutor):
         tasks = adir / f"{name}.tasks"
         _write(tasks, "".join(f"{ln.attempt_dir}\t{ln.job_name}\n" for ln in launches))
         job = replace(first, job_name=name, resources=self.with_defaults(first.resources))
-        script = slurm.render_script(job, worker_argv=[self.python, "-m", "akoflow", "worker"],
+        script = slurm.render_script(job, worker_argv=[*akoflow_argv(self.python), "worker"],
                                      modules=self.modules, env=self.env, log_dir=str(adir),
                                      array_size=len(launches), tasks_file=str(tasks),
                                      comment=str(tasks))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import MutableMapping
 from typing import NoReturn
 
 import click
@@ -44,8 +45,26 @@ def _fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
+def pin_paths(environ: MutableMapping[str, str] = os.environ) -> None:
+    """Make what this command's working directory means explicit in its environment: the
+    processes it starts (a detached dispatcher, batch jobs, which PBS and SGE start in
+    $HOME) inherit the environment, not the directory. So a relative $AKOFLOW_HOME becomes
+    absolute, and ./site-configs (searched before $AKOFLOW_SITES) joins the front of it."""
+    home = environ.get("AKOFLOW_HOME")
+    if home:
+        environ["AKOFLOW_HOME"] = os.path.abspath(os.path.expanduser(home))
+    sites = [os.path.abspath(p) for p in environ.get("AKOFLOW_SITES", "").split(os.pathsep)
+             if p]
+    here = os.path.abspath("site-configs")
+    if os.path.isdir(here) and here not in sites:
+        sites.insert(0, here)
+    if sites:
+        environ["AKOFLOW_SITES"] = os.pathsep.join(sites)
+
+
 def main() -> None:
     debug = "--debug" in sys.argv[1:] or bool(os.environ.get("AKOFLOW_DEBUG"))
+    pin_paths()
     try:
         rv = cli.main(standalone_mode=False, prog_name="akoflow")
         if isinstance(rv, int):

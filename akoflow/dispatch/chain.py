@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from akoflow.executor import Executor, ExecutorError, JobRef, JobState
+from akoflow.executor import Executor, ExecutorError, JobRef, JobState, akoflow_argv
 from akoflow.manifest import Manifest
 
 log = logging.getLogger(__name__)
@@ -31,7 +30,7 @@ def dispatcher_name(m: Manifest, wf_id: int) -> str:
 
 
 def dispatcher_argv(wf_id: int, python: str | None = None) -> list[str]:
-    return [python or sys.executable, "-m", "akoflow", "dispatch", str(wf_id)]
+    return [*akoflow_argv(python), "dispatch", str(wf_id)]
 
 
 def current_job() -> str | None:
