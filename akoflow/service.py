@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from akoflow.dispatch.chain import dispatcher_name
+from akoflow.dispatch.lock import DispatchLock
 from akoflow.dispatch.runner import Progress, dispatch_once, run_loop, start_chain
 from akoflow.dispatch.types import CycleReport, DispatchConfig
 from akoflow.events import deliver
@@ -93,6 +94,24 @@ def dispatch(m: Manifest, wf_id: int) -> CycleReport | None:
     local executor wraps tasks in `akoflow worker` processes that report for themselves."""
     resolver = SiteResolver(overrides={"*": {"detached": True}})
     return dispatch_once(m, home(), wf_id, resolver, dispatch_config(), deliver)
+
+
+def unattended(m: Manifest, wf: WorkflowRecord) -> bool:
+    """A workflow still to run that nobody dispatches (its dispatcher died, say): no process
+    holds its dispatch lock and, where dispatchers run as batch jobs, none is queued."""
+    if m.workflow_status(wf.id) not in ("PENDING", "RUNNING"):
+        return False
+    lock = DispatchLock(home(), wf.id)
+    if not lock.acquire():
+        return False
+    lock.release()
+    if wf.site:
+        host = SiteResolver()(wf.site)
+        if host.hosts_dispatcher and any(
+                st in (JobState.PENDING, JobState.RUNNING)
+                for _, st in host.dispatcher_jobs(dispatcher_name(m, wf.id))):
+            return False
+    return True
 
 
 def start(m: Manifest, wf: WorkflowRecord) -> str:

@@ -127,7 +127,9 @@ def retry(workflow_id: str, activities: tuple[str, ...], failed: bool, no_start:
     m = service.open_manifest()
     wf = m.find_workflow(workflow_id)
     count = service.retry(m, wf.id, list(activities) or None)
-    pid = service.start(m, wf) if count and not no_start else None
+    # Nothing to reset, but nobody dispatching a workflow that is not over: start one too.
+    wanted = count > 0 or service.unattended(m, wf)
+    pid = service.start(m, wf) if wanted and not no_start else None
     if as_json:
         render.emit_json({"id": wf.id, "reset": count, "dispatcher": pid})
     else:

@@ -182,3 +182,20 @@ def test_cancel_kills_process_groups(akhome: Path, tmp_path: Path, mode: str) ->
     st = json.loads(ak("status", "1", "--json", home=akhome, check=True).stdout)
     assert st["status"] == "CANCELLED"
     assert st["counts"] == {"CANCELLED": 5}
+
+
+def test_retry_restarts_an_unattended_workflow(akhome: Path, tmp_path: Path) -> None:
+    """Its dispatcher was killed: `retry` has nothing to reset, but must start one."""
+    wf = _chains_yaml(tmp_path / "wf.yaml", chains=2, length=3, sleep="0.5")
+    out = json.loads(ak("submit", str(wf), "--json", home=akhome, check=True).stdout)
+    os.kill(int(out["dispatcher"].split()[1]), signal.SIGKILL)
+    again = json.loads(ak("retry", "1", "--json", home=akhome, check=True).stdout)
+    assert again["reset"] == 0 and again["dispatcher"].startswith("pid ")
+    deadline = time.time() + 60
+    while json.loads(ak("status", "1", "--json", home=akhome, check=True).stdout)["status"] \
+            in ("PENDING", "RUNNING") and time.time() < deadline:
+        time.sleep(0.3)
+    _assert_exactly_once(akhome, 6)
+    # over now: nothing to reset, nothing to start
+    done = json.loads(ak("retry", "1", "--json", home=akhome, check=True).stdout)
+    assert done == {"id": 1, "reset": 0, "dispatcher": None}
