@@ -204,7 +204,8 @@ def metric_summary(wf: WorkflowRef, *, per_attempt: bool = False,
                    manifest: Manifest | None = None) -> list[MetricSummary]:
     """Per activity (its final attempt), or per attempt: peak/mean cpu % and rss, times.
 
-    Peaks and the rss mean come from the psutil samples. The cpu mean is cpu_time over wall
+    Peaks and the rss mean come from the psutil samples (the cpu peak is at least the cpu
+    mean). The cpu mean is cpu_time over wall
     time when both are known (psutil's first reading of a process is always 0 %, so a plain
     average of samples under-reports short tasks). The kernel's exit figure is kept apart
     (`rusage_peak_rss`): for a task forked from a large parent it can reflect the parent.
@@ -225,10 +226,13 @@ def metric_summary(wf: WorkflowRef, *, per_attempt: bool = False,
             key = (names[t.activity_id], t.number)
             live = [s for s in samples.get(key, []) if s.source == "psutil"]
             wall = _wall(t.started_at, t.finished_at)
+            mean = _cpu_mean(t.cpu_time, wall, live)
+            # A peak below the lifetime mean would only mean the samples missed it (a short
+            # task's only psutil reading is 0 %): the mean is a lower bound of the peak.
+            peak = max([s.cpu_percent for s in live] + ([mean] if mean is not None else []),
+                       default=None)
             out.append(MetricSummary(
-                key[0], t.number, len(live),
-                max((s.cpu_percent for s in live), default=None),
-                _cpu_mean(t.cpu_time, wall, live),
+                key[0], t.number, len(live), peak, mean,
                 max((s.rss for s in live), default=None),
                 sum(s.rss for s in live) / len(live) if live else None,
                 wall, t.cpu_time, t.peak_rss))
