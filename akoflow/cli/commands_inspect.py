@@ -13,6 +13,7 @@ import click
 from akoflow import service
 from akoflow.cli import render
 from akoflow.manifest import EventFilter, Manifest, Status
+from akoflow.manifest.states import LOG_FILTERS
 from akoflow.sites import list_sites, load_site
 from akoflow.spec.units import format_bytes
 
@@ -146,11 +147,15 @@ def parse_when(text: str | None) -> float | None:
 @click.option("--since", help="From this time (ISO, HH:MM, or an age like 10m).")
 @click.option("--until", help="Up to this time.")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new events until the end.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object per line (JSON Lines), as --follow prints them.")
 def logs(workflow_id: str, activity: str | None, status_: str | None, node: str | None,
          attempt: int | None, since: str | None, until: str | None, follow: bool,
          as_json: bool) -> None:
     """The run log: every state transition, filterable by activity, state, node and time."""
+    if status_ is not None and status_.upper() not in LOG_FILTERS:
+        raise click.BadParameter(f"{status_!r} is neither a state nor an event kind; one of: "
+                                 f"{', '.join(LOG_FILTERS)}", param_hint="'--status'")
     m = service.open_manifest()
     wf = m.find_workflow(workflow_id)
     f = EventFilter(activity=activity, status=status_, node=node, attempt=attempt,

@@ -52,15 +52,23 @@ def run(file: str | None, site: str | None, resume_id: str | None, strict: bool,
         raise click.UsageError("give a workflow FILE or --resume ID")
     progress = None if (quiet or as_json) else ProgressLine(m, wf.id)
     start = time.time()
-    status = service.run(m, wf.id, progress)
+    try:
+        status = service.run(m, wf.id, progress)
+    except KeyboardInterrupt:
+        if progress is not None:
+            progress.close()
+        click.echo(f"error: interrupted; started tasks run on: continue with "
+                   f"`akoflow run --resume {wf.id}`, or stop them with `akoflow cancel {wf.id}`",
+                   err=True)
+        sys.exit(130)
     if progress is not None:
         progress.close()
     if as_json:
         from akoflow.cli.commands_inspect import status_data
 
         render.emit_json(status_data(m, wf.id))
-    elif not quiet:
-        print_summary(m, wf.id, time.time() - start)
+    elif not quiet:  # a resumed run: the workflow's own time, not this command's
+        print_summary(m, wf.id, None if resume_id else time.time() - start)
     sys.exit(0 if status == "FINISHED" else 1)
 
 
@@ -108,9 +116,13 @@ def cancel(workflow_id: str, activities: tuple[str, ...], as_json: bool) -> None
     """Cancel a workflow (or some activities): stops their jobs, marks the rest CANCELLED."""
     m = service.open_manifest()
     wf = m.find_workflow(workflow_id)
-    stopped = service.cancel(m, wf.id, list(activities) or None)
+    over = wf.status in ("FINISHED", "FAILED", "CANCELLED") and not activities
+    stopped = 0 if over else service.cancel(m, wf.id, list(activities) or None)
     if as_json:
-        render.emit_json({"id": wf.id, "stopped_jobs": stopped})
+        render.emit_json({"id": wf.id, "stopped_jobs": stopped, "status": wf.status if over
+                          else m.workflow_status(wf.id)})
+    elif over:
+        click.echo(f"workflow {wf.id}: already {wf.status}; nothing to cancel")
     else:
         click.echo(f"workflow {wf.id}: cancelled ({stopped} running jobs stopped)")
 

@@ -71,9 +71,11 @@ def main() -> None:
             sys.exit(rv)
     except click.exceptions.Abort:
         _fail("aborted", 130)
+    except click.UsageError as exc:  # one line, as for every other bad input
+        where = f" (see: {exc.ctx.command_path} --help)" if exc.ctx is not None else ""
+        _fail(f"{exc.format_message()}{where}", exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+        _fail(exc.format_message(), exc.exit_code)
     except SpecError as exc:
         if debug:
             raise

@@ -51,8 +51,11 @@ class ProgressLine:
             click.echo("\r\033[K", nl=False, err=True)
 
 
-def print_summary(m: Manifest, wf_id: int, elapsed: float) -> None:
+def print_summary(m: Manifest, wf_id: int, elapsed: float | None) -> None:
+    """The end of a run; `elapsed` None: the workflow's own start-to-end time."""
     wf = m.get_workflow(wf_id)
+    if elapsed is None:
+        elapsed = max(0.0, (wf.finished_at or time.time()) - (wf.started_at or wf.created_at))
     counts = m.status_counts(wf_id)
     parts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
     click.echo(f"workflow {wf.id} ({wf.name}) {render.status_text(wf.status)} in "

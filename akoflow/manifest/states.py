@@ -42,6 +42,13 @@ class WorkflowStatus(str, Enum):
     CANCELLED = "CANCELLED"
 
 
+# The kinds of the event table's rows (the run log): an activity's state change, the
+# workflow's, its registration, and a failed attempt that will be retried.
+EVENT_KINDS: Final = ("STATE", "WORKFLOW", "REGISTERED", "RETRY")
+# What `logs --status` may name: a state entered, or an event kind.
+LOG_FILTERS: Final = tuple(dict.fromkeys(
+    [*(s.value for s in Status), *(w.value for w in WorkflowStatus), *EVENT_KINDS]))
+
 S = Status
 # from-state -> states it may move to. Retries (FAILED -> READY) and manual `retry`
 # (FAILED/CANCELLED/SKIPPED -> PENDING/READY) are the only ways out of a terminal state.

@@ -130,7 +130,7 @@ class TransitionsMixin(ActivitiesMixin):
             for child in now_ready:
                 c.execute("UPDATE activity SET status=? WHERE id=?", (Status.READY.value, child))
                 self.add_event(wf_id, child, None, "STATE", Status.PENDING.value,
-                               Status.READY.value, None, f"parents done ({act.name})")
+                               Status.READY.value, None, f"parents done (the last: {act.name})")
             ready = len(now_ready)
         return Completion(act.id, act.name, Status.FINISHED, None, ready, 0)
 

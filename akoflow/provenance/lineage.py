@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from akoflow.manifest import Manifest
+from akoflow.manifest import Manifest, ManifestError
 from akoflow.provenance.run import RunData, load_run, version
 
 USED = "used"
@@ -138,7 +138,7 @@ def lineage(m: Manifest, wf_id: int, file: str | None = None, activity: str | No
     for ref in focus:
         if ref not in graph.nodes:
             kind, _, name = ref.partition(":")
-            raise KeyError(f"workflow {wf_id} has no {kind} {name!r} in its lineage")
+            raise ManifestError(f"workflow {wf_id} has no {kind} {name!r} in its lineage")
     up, down = _DIRECTIONS[direction]
     return closure(graph, focus, up=up, down=down)
 

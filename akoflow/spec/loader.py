@@ -255,8 +255,9 @@ def _activities(ctx: _Ctx, kv: F.KV | None, at: Node) -> list[ActivitySpec] | No
         return None
     k, v = kv
     if not isinstance(v, SequenceNode) or not v.value:
-        what = "at least one activity" if isinstance(v, SequenceNode) else F.kind(v)
-        ctx.err(k, "spec.activities", f"must be a list of activities, not {what}")
+        why = ("is empty: a workflow needs at least one activity" if isinstance(v, SequenceNode)
+               else f"must be a list of activities, not {F.kind(v)}")
+        ctx.err(k, "spec.activities", why)
         return None
     built = [_activity(ctx, item, f"spec.activities[{i}]") for i, item in enumerate(v.value)]
     # An activity with a missing/invalid name still takes part (by its raw text) so its

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from provruns import Run, synthetic_run
 
-from akoflow.manifest import FileEntry
+from akoflow.manifest import FileEntry, ManifestError
 from akoflow.provenance import prov as P
 from akoflow.provenance.lineage import lineage, to_dot, to_json, to_mermaid
 
@@ -73,9 +73,9 @@ def test_file_by_absolute_path_and_errors(diamond: Run) -> None:
     up = lineage(m, wf.id, file=absolute, direction="up")
     assert ("join", G, "out.txt") in up.edge_set()
     assert lineage(m, wf.id, file="out.txt", direction="down").edge_set() == set()
-    with pytest.raises(KeyError, match=r"nope\.txt"):
+    with pytest.raises(ManifestError, match=r"nope\.txt"):
         lineage(m, wf.id, file="nope.txt")
-    with pytest.raises(KeyError, match="ghost"):
+    with pytest.raises(ManifestError, match="ghost"):
         lineage(m, wf.id, activity="ghost")
     with pytest.raises(ValueError, match="direction"):
         lineage(m, wf.id, activity="join", direction="sideways")

@@ -190,7 +190,7 @@ ONE = "  activities:\n    - {name: a, run: x}\n"
         ("name: wf\nspec:\n  image: x\n", "wf.yaml:2: spec.activities: is required"),
         (
             "name: wf\nspec:\n  activities: []\n",
-            "wf.yaml:3: spec.activities: must be a list of activities, not at least one",
+            "wf.yaml:3: spec.activities: is empty: a workflow needs at least one activity",
         ),
         ("name: wf\nspec: [1]\n", "wf.yaml:2: spec: must be a mapping, not a list"),
         (ACTS + "    - name: a\n", "wf.yaml:4: spec.activities[0].run: is required"),
