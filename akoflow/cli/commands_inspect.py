@@ -102,7 +102,7 @@ def describe(workflow_id: str, as_json: bool) -> None:
         rows.append({"name": a.name, "status": a.status, "reason": a.reason,
                      "depends_on": sorted(parents.get(a.id, [])), "runtime": a.runtime,
                      "image": a.image, "resources": res, "attempts": a.attempts,
-                     "node": a.node, "job_id": a.job_id,
+                     "retries": a.retries, "node": a.node, "job_id": a.job_id,
                      "started_at": render.iso(a.started_at),
                      "finished_at": render.iso(a.finished_at)})
     if as_json:
@@ -111,12 +111,19 @@ def describe(workflow_id: str, as_json: bool) -> None:
         return
     click.echo(f"workflow {wf.id} {wf.name}: {render.status_text(wf.status)}, "
                f"{len(acts)} activities")
+    # elapsed: from the first attempt's start to the last one's end; tries: made/allowed
     render.table(
-        ["activity", "status", "depends on", "cpu", "memory", "time", "tries", "runtime"],
+        ["activity", "status", "depends on", "cpu", "memory", "limit", "elapsed", "tries",
+         "runtime"],
         [[r["name"], render.status_text(r["status"]), ",".join(r["depends_on"]) or "-",
           f"{r['resources'].get('cpu', 1):g}", format_bytes(r["resources"].get("memory")),
+          _limit(r["resources"].get("time_limit")),
           render.duration(a.started_at, a.finished_at) if a.started_at else "-",
-          r["attempts"], r["runtime"]] for r, a in zip(rows, acts)])
+          f"{r['attempts']}/{a.retries + 1}", r["runtime"]] for r, a in zip(rows, acts)])
+
+
+def _limit(seconds: float | None) -> str:
+    return "-" if not seconds else render.duration(0.0, float(seconds))
 
 
 def parse_when(text: str | None) -> float | None:
