@@ -41,6 +41,14 @@ def _popen(home: Path, *args: str) -> subprocess.Popen[bytes]:
                             stdin=subprocess.DEVNULL)
 
 
+def _start(mode: str, home: Path, wf: Path) -> subprocess.Popen[bytes] | None:
+    """`submit` (a detached dispatcher; None) or `run` in the background (its process)."""
+    if mode == "submit":
+        ak("submit", str(wf), home=home, check=True)
+        return None
+    return _popen(home, "run", str(wf))
+
+
 def _wait_registered(home: Path, proc: subprocess.Popen[bytes] | None = None) -> None:
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -129,11 +137,7 @@ def test_cancel_also_stops_what_was_still_queued(akhome: Path, tmp_path: Path,
     acts = "\n".join(f"    - name: s{i}\n      run: sleep {marker}\n      cpuLimit: 1"
                      for i in range(2 * slots))
     wf.write_text(f"name: queued\nspec:\n  activities:\n{acts}\n")
-    if mode == "submit":
-        ak("submit", str(wf), home=akhome, check=True)
-        runner = None
-    else:
-        runner = _popen(akhome, "run", str(wf))
+    runner = _start(mode, akhome, wf)
     deadline = time.time() + 30
     while len(procs_with(marker)) < slots and time.time() < deadline:
         time.sleep(0.1)
@@ -162,11 +166,7 @@ def test_cancel_kills_process_groups(akhome: Path, tmp_path: Path, mode: str) ->
         f"      cpuLimit: 500m" for i in range(4))
     wf.write_text(f"name: sleepy\nspec:\n  activities:\n{acts}\n"
                   "    - name: after\n      run: 'true'\n      dependsOn: [sleeper-0]\n")
-    if mode == "submit":
-        ak("submit", str(wf), home=akhome, check=True)
-        runner = None
-    else:
-        runner = _popen(akhome, "run", str(wf))
+    runner = _start(mode, akhome, wf)
     deadline = time.time() + 30
     while len(procs_with(marker)) < 8 and time.time() < deadline:
         time.sleep(0.1)

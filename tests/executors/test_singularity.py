@@ -23,7 +23,7 @@ import pytest
 
 from akoflow import service
 from akoflow.dispatch import protocol
-from akoflow.executor import Executor, SpecError, TaskLaunch
+from akoflow.executor import Executor, SpecError, TaskLaunch, akoflow_argv
 from akoflow.executors import singularity, slurm
 from akoflow.executors.singularity import SingularityExecutor, image_ref, wrapper_argv
 from akoflow.executors.slurm_executor import SlurmExecutor
@@ -57,7 +57,9 @@ def fake_calls(tmp_path: Path) -> list[dict[str, Any]]:
 
 
 def check_golden(name: str, text: str, tmp_path: Path) -> None:
-    text = text.replace(str(tmp_path), "{TMP}").replace(sys.executable, "{PYTHON}")
+    # `python [-P] -m akoflow` as this interpreter starts it (-P from Python 3.11 on)
+    text = text.replace(str(tmp_path), "{TMP}").replace(" ".join(akoflow_argv()), "{AKOFLOW}")
+    text = text.replace(sys.executable, "{PYTHON}")
     path = GOLDEN / name
     if os.environ.get("AKOFLOW_UPDATE_GOLDEN") == "1":
         path.write_text(text)
@@ -369,7 +371,7 @@ def test_sdumont_profile_renders_singularity_task(tmp_path: Path) -> None:
     task = (ln.attempt_dir / protocol.TASK_SH).read_text()
     check_golden("singularity_sdumont_task.sh", task, tmp_path)
     check_golden("singularity_sdumont_job.sh", job, tmp_path)
-    assert f"exec {sys.executable} -m akoflow worker {ln.attempt_dir}" in job
+    assert f"exec {' '.join(akoflow_argv())} worker {ln.attempt_dir}" in job
 
 
 def test_sdumont_attempt_runs_through_the_worker(tmp_path: Path) -> None:

@@ -9,4 +9,4 @@
 #SBATCH --time=0-00:10:00
 # akoflow job akoflow.3.infer.1 (rendered from templates/slurm.sh.j2; `sbatch --parsable` submits it)
 set -e
-exec {PYTHON} -m akoflow worker {TMP}/run/activities/infer.1
+exec {AKOFLOW} worker {TMP}/run/activities/infer.1
