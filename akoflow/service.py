@@ -18,7 +18,13 @@ from akoflow.dispatch.runner import Progress, dispatch_once, run_loop, start_cha
 from akoflow.dispatch.types import CycleReport, DispatchConfig
 from akoflow.events import deliver
 from akoflow.executor import JobRef, JobState, akoflow_argv
-from akoflow.manifest import Manifest, ManifestError, WorkflowRecord, akoflow_home
+from akoflow.manifest import (
+    WORKFLOW_ENDED,
+    Manifest,
+    ManifestError,
+    WorkflowRecord,
+    akoflow_home,
+)
 from akoflow.sites import SiteResolver
 from akoflow.spec import WorkflowSpec, load_workflow
 
@@ -99,7 +105,7 @@ def dispatch(m: Manifest, wf_id: int) -> CycleReport | None:
 def unattended(m: Manifest, wf: WorkflowRecord) -> bool:
     """A workflow still to run that nobody dispatches (its dispatcher died, say): no process
     holds its dispatch lock and, where dispatchers run as batch jobs, none is queued."""
-    if m.workflow_status(wf.id) not in ("PENDING", "RUNNING"):
+    if m.workflow_status(wf.id) in WORKFLOW_ENDED:
         return False
     lock = DispatchLock(home(), wf.id)
     if not lock.acquire():
@@ -136,9 +142,12 @@ def start_detached(wf: WorkflowRecord) -> int:
     return proc.pid
 
 
-def cancel(m: Manifest, wf_id: int, names: Sequence[str] | None = None) -> int:
-    """Mark the workflow (or some activities) cancelled, then stop their jobs."""
+def cancel(m: Manifest, wf_id: int, names: Sequence[str] | None = None) -> int | None:
+    """Mark the workflow (or some activities) cancelled, then stop their jobs; how many were
+    stopped, or None when the whole workflow was over already (nothing is touched)."""
     wf = m.get_workflow(wf_id)
+    if not names and wf.status in WORKFLOW_ENDED:
+        return None
     if names:
         unknown = [n for n in names if m.activity_named(wf_id, n) is None]
         if unknown:

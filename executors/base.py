@@ -87,9 +87,11 @@ class BatchExecutor(Executor):
         self.defaults = {str(k): str(v) for k, v in (config.get("defaults") or {}).items()}
         self.python = str(config.get("python") or sys.executable)  # on the compute nodes
 
-    def worker_argv(self, launch: TaskLaunch) -> list[str]:
-        """What a job script execs: `akoflow worker <attempt dir>`."""
-        return [*akoflow_argv(self.python), "worker", str(launch.attempt_dir)]
+    def worker_argv(self, launch: TaskLaunch | None = None) -> list[str]:
+        """What a job script execs: `akoflow worker <attempt dir>`; without a launch, for an
+        array whose elements append their own attempt dir."""
+        argv = [*akoflow_argv(self.python), "worker"]
+        return [*argv, str(launch.attempt_dir)] if launch else argv
 
     def submit(self, launches: Sequence[TaskLaunch]) -> list[str]:
         """One job per launch, all or nothing: the dispatcher resubmits the whole batch."""

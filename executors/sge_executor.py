@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from akoflow.dispatch import protocol
-from akoflow.executor import JobRef, JobState, JobStatus, SubmitError, TaskLaunch, akoflow_argv
+from akoflow.executor import JobRef, JobState, JobStatus, SubmitError, TaskLaunch
 
 from . import sge
 from .base import BatchExecutor, Transport
@@ -68,10 +68,6 @@ class SgeExecutor(BatchExecutor):
         self.watchers = max(1, int(config.get("dispatcher_watchers", 8)))
         self.max_wait = float(config.get("dispatcher_max_wait", 300))
         self._accounted: dict[str, JobStatus] = {}
-
-    def worker_argv(self, launch: TaskLaunch | None = None) -> list[str]:
-        argv = [*akoflow_argv(self.python), "worker"]
-        return [*argv, str(launch.attempt_dir)] if launch else argv
 
     def job_env(self) -> dict[str, str]:
         """Exported in every job script: SGE jobs do not inherit the submitter's environment

@@ -27,7 +27,6 @@ from akoflow.executor import (
     Node,
     SubmitError,
     TaskLaunch,
-    akoflow_argv,
 )
 
 from . import slurm, slurm_nodes
@@ -122,7 +121,7 @@ class SlurmExecutor(BatchExecutor):
         tasks = adir / f"{name}.tasks"
         _write(tasks, "".join(f"{ln.attempt_dir}\t{ln.job_name}\n" for ln in launches))
         job = replace(first, job_name=name, resources=self.with_defaults(first.resources))
-        script = slurm.render_script(job, worker_argv=[*akoflow_argv(self.python), "worker"],
+        script = slurm.render_script(job, worker_argv=self.worker_argv(),
                                      modules=self.modules, env=self.env, log_dir=str(adir),
                                      array_size=len(launches), tasks_file=str(tasks),
                                      comment=str(tasks))

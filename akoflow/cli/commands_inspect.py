@@ -12,7 +12,7 @@ import click
 
 from akoflow import service
 from akoflow.cli import render
-from akoflow.manifest import EventFilter, Manifest, Status
+from akoflow.manifest import WORKFLOW_ENDED, EventFilter, Manifest, Status
 from akoflow.manifest.states import LOG_FILTERS
 from akoflow.sites import list_sites, load_site
 from akoflow.spec.units import format_bytes
@@ -185,7 +185,7 @@ def logs(workflow_id: str, activity: str | None, status_: str | None, node: str 
                            f"{'  ' + e.message if e.message else ''}")
         if not follow:
             return
-        if m.get_workflow(wf.id).status in ("FINISHED", "FAILED", "CANCELLED") and not events:
+        if m.get_workflow(wf.id).status in WORKFLOW_ENDED and not events:
             return
         time.sleep(0.5)
 

@@ -116,12 +116,11 @@ def cancel(workflow_id: str, activities: tuple[str, ...], as_json: bool) -> None
     """Cancel a workflow (or some activities): stops their jobs, marks the rest CANCELLED."""
     m = service.open_manifest()
     wf = m.find_workflow(workflow_id)
-    over = wf.status in ("FINISHED", "FAILED", "CANCELLED") and not activities
-    stopped = 0 if over else service.cancel(m, wf.id, list(activities) or None)
+    stopped = service.cancel(m, wf.id, list(activities) or None)
     if as_json:
-        render.emit_json({"id": wf.id, "stopped_jobs": stopped, "status": wf.status if over
-                          else m.workflow_status(wf.id)})
-    elif over:
+        render.emit_json({"id": wf.id, "stopped_jobs": stopped or 0,
+                          "status": m.workflow_status(wf.id)})
+    elif stopped is None:
         click.echo(f"workflow {wf.id}: already {wf.status}; nothing to cancel")
     else:
         click.echo(f"workflow {wf.id}: cancelled ({stopped} running jobs stopped)")

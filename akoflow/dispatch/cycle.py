@@ -51,6 +51,7 @@ from akoflow.manifest import (
     WorkflowRecord,
     WorkflowStatus,
 )
+from akoflow.manifest.states import WORKFLOW_ENDED
 from akoflow.scheduling.placement import Decision
 
 log = logging.getLogger(__name__)
@@ -145,9 +146,7 @@ class Dispatcher(LookaheadMixin):
         # Nothing can be over while attempts are in flight: skip the count then.
         final = None if self._live else self.m.finalize_workflow(self.wf_id)
         report.workflow_status = final or self.m.workflow_status(self.wf_id)
-        report.finished = report.workflow_status in (
-            WorkflowStatus.FINISHED.value, WorkflowStatus.FAILED.value,
-            WorkflowStatus.CANCELLED.value)
+        report.finished = report.workflow_status in WORKFLOW_ENDED
         if report.finished:
             self._flush_deferred()
         report.live = len(self._live)

@@ -12,12 +12,10 @@ from akoflow.dispatch.cycle import Dispatcher, Notifier, Resolver
 from akoflow.dispatch.lock import DispatchLock
 from akoflow.dispatch.types import CycleReport, DispatchConfig
 from akoflow.executor import Executor
-from akoflow.manifest import Manifest, WorkflowStatus
+from akoflow.manifest import WORKFLOW_ENDED, Manifest
 
 log = logging.getLogger(__name__)
 Progress = Callable[[CycleReport | None], None]
-FINAL = frozenset({WorkflowStatus.FINISHED.value, WorkflowStatus.FAILED.value,
-                   WorkflowStatus.CANCELLED.value})
 
 
 def dispatch_once(
@@ -76,7 +74,7 @@ def run_loop(
     lock = DispatchLock(home, wf_id)
     while not lock.acquire():
         status = m.get_workflow(wf_id, texts=False).status
-        if status in FINAL:
+        if status in WORKFLOW_ENDED:
             return status
         if progress is not None:
             progress(None)

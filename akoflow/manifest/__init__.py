@@ -16,7 +16,14 @@ from akoflow.manifest.records import (
     OutboxRecord,
     WorkflowRecord,
 )
-from akoflow.manifest.states import LIVE, TERMINAL, Reason, Status, WorkflowStatus
+from akoflow.manifest.states import (
+    LIVE,
+    TERMINAL,
+    WORKFLOW_ENDED,
+    Reason,
+    Status,
+    WorkflowStatus,
+)
 from akoflow.manifest.transitions import Completion, TransitionsMixin
 
 
@@ -27,6 +34,7 @@ class Manifest(TransitionsMixin, QueriesMixin, OutboxMixin, CacheMixin):
 __all__ = [
     "LIVE",
     "TERMINAL",
+    "WORKFLOW_ENDED",
     "ActivityRecord",
     "AttemptOutcome",
     "AttemptRecord",

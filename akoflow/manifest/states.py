@@ -42,6 +42,10 @@ class WorkflowStatus(str, Enum):
     CANCELLED = "CANCELLED"
 
 
+# A workflow in one of these is over: nothing more will run unless `retry` resets it.
+WORKFLOW_ENDED: Final[frozenset[str]] = frozenset(
+    {WorkflowStatus.FINISHED.value, WorkflowStatus.FAILED.value, WorkflowStatus.CANCELLED.value})
+
 # The kinds of the event table's rows (the run log): an activity's state change, the
 # workflow's, its registration, and a failed attempt that will be retried.
 EVENT_KINDS: Final = ("STATE", "WORKFLOW", "REGISTERED", "RETRY")

@@ -81,15 +81,19 @@ def request_of(resources: Mapping[str, Any]) -> tuple[float, int]:
     return float(resources.get("cpu") or 1.0), int(resources.get("memory") or 0)
 
 
+def _limit(resources: Mapping[str, Any]) -> float | None:
+    limit = resources.get("time_limit")
+    return None if limit is None else float(limit)
+
+
 def task_view(name: str, resources: Mapping[str, Any], *, alpha: float = 0.5,
               identity: str | None = None, estimate: float | None = None,
               seq: int = 0) -> TaskView:
     """A TaskView from a resources mapping as the manifest stores it."""
     cpu, mem = request_of(resources)
-    limit = resources.get("time_limit")
     return TaskView(name=name, cpu=cpu, memory=mem, identity=identity,
                     node_selector=dict(resources.get("node_selector") or {}), alpha=alpha,
-                    estimate=estimate, time_limit=None if limit is None else float(limit),
+                    estimate=estimate, time_limit=_limit(resources),
                     seq=seq)
 
 
@@ -188,7 +192,8 @@ def first_fit(
     cycle with one node."""
     rooms = [Room(n, n.cpus_free, n.memory_free) for n in nodes]
     out: list[str | None] = [None] * len(requests)
-    for i in sorted(range(len(requests)), key=lambda i: -_declared_time(requests[i])):
+    declared = [first_positive(_limit(r)) for r in requests]  # expected_time, no history
+    for i in sorted(range(len(requests)), key=lambda i: -declared[i]):
         for room in rooms:
             if fits(room, requests[i]):
                 cpu, mem = request_of(requests[i])
@@ -199,11 +204,9 @@ def first_fit(
     return out
 
 
-def _declared_time(resources: Mapping[str, Any]) -> float:
-    """`expected_time` of a request with no history or estimate: its time limit, else 1."""
-    limit = resources.get("time_limit")
-    try:
-        value = float(limit) if limit is not None else 0.0
-    except (TypeError, ValueError):
-        return 1.0
-    return value if math.isfinite(value) and value > 0 else 1.0
+def first_positive(*values: float | None) -> float:
+    """The first finite positive value, else 1 (a run time nobody declared or saw)."""
+    for value in values:
+        if value is not None and math.isfinite(value) and value > 0:
+            return float(value)
+    return 1.0

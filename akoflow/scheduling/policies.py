@@ -43,7 +43,7 @@ from typing import Any
 
 from akoflow import plugins
 from akoflow.executor import Node
-from akoflow.scheduling.placement import History, Policy, TaskView
+from akoflow.scheduling.placement import History, Policy, TaskView, first_positive
 
 GROUP = "akoflow.policies"
 DEFAULT_POLICY = "akoscore"
@@ -62,11 +62,8 @@ class PolicyError(Exception):
 
 def expected_time(task: TaskView, history: History) -> float:
     """Seconds at speed 1.0: history, then the declared estimate, then timeLimit, then 1."""
-    seen = history.expected(task.name, task.identity)
-    for value in (seen, task.estimate, task.time_limit):
-        if value is not None and math.isfinite(value) and value > 0:
-            return float(value)
-    return 1.0
+    return first_positive(history.expected(task.name, task.identity), task.estimate,
+                          task.time_limit)
 
 
 def _speed(node: Node) -> float:
