@@ -182,6 +182,21 @@ class Executor(ABC):
     # reports such a job as never runnable once one of them failed: the dispatcher may
     # then queue children ahead of their parents (TaskLaunch.after_ok).
     chains_after_ok: bool = False
+    # Python packages this adapter needs beyond akoflow's own dependencies, as
+    # (importable module, the akoflow extra that installs it).
+    requires: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def missing(cls) -> str | None:
+        """What to install before this adapter can run, or None: asked before a workflow is
+        registered, so a plain `pip install akoflow` learns it at once, not mid-run."""
+        from importlib.util import find_spec
+
+        for module, extra in cls.requires:
+            if find_spec(module) is None:
+                return (f"the {cls.kind} executor needs the Python package {module!r}: "
+                        f"pip install 'akoflow[{extra}]'")
+        return None
 
     def __init__(self, site: str, config: Mapping[str, Any]) -> None:
         self.site = site
@@ -263,7 +278,10 @@ def executor_class(kind: str) -> type[Executor]:
     if ep is None:
         known = ", ".join(available_executors()) or "none (is akoflow installed?)"
         raise ExecutorError(f"no executor {kind!r} is installed; known: {known}")
-    cls = ep.load()
+    try:
+        cls = ep.load()
+    except ImportError as exc:  # an adapter whose optional dependency is not installed
+        raise ExecutorError(f"the {kind} executor cannot be loaded: {exc}") from None
     if not (isinstance(cls, type) and issubclass(cls, Executor)):
         raise ExecutorError(f"entry point {ep.value!r} is not an akoflow Executor")
     return cls

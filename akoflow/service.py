@@ -25,7 +25,7 @@ from akoflow.manifest import (
     WorkflowRecord,
     akoflow_home,
 )
-from akoflow.sites import SiteResolver
+from akoflow.sites import SiteError, SiteResolver, site_problem
 from akoflow.spec import WorkflowSpec, load_workflow
 
 
@@ -63,6 +63,21 @@ def load_spec(path: str | Path, *, strict: bool = False, site: str | None = None
     if site:
         spec.runtime = site
     return spec
+
+
+def site_warnings(spec: WorkflowSpec) -> list[str]:
+    """Sites the workflow names that exist here but cannot run (a missing optional package),
+    for `validate`; unknown sites are not reported: a file may be checked on a laptop for a
+    cluster whose profile lives there."""
+    out = []
+    for runtime in sorted({spec.effective_runtime(a) for a in spec.activities}):
+        try:
+            problem = site_problem(runtime)
+        except SiteError:
+            continue
+        if problem:
+            out.append(f"{problem} (run and submit will refuse it)")
+    return out
 
 
 def register(m: Manifest, spec: WorkflowSpec, resolver: SiteResolver | None = None

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from akoflow.executor import Executor, executor_class
+from akoflow.executor import Executor, ExecutorError, executor_class
 
 MAX_EXTENDS_DEPTH = 10
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -128,6 +128,20 @@ class SiteResolver:
         return ex
 
     def check(self, runtime: str) -> None:
-        """Raise SiteError early (at submit time) for an unknown site or executor."""
-        profile = load_site(runtime)
-        executor_class(str(profile["executor"]))
+        """Raise SiteError early (at submit time, before anything is registered) for an
+        unknown site or executor, or an executor whose optional packages are missing."""
+        problem = site_problem(runtime)
+        if problem:
+            raise SiteError(problem)
+
+
+def site_problem(runtime: str) -> str | None:
+    """Why site `runtime` cannot run here (unknown, or its executor cannot load or lacks a
+    package), or None. Raises SiteError for an unreadable profile."""
+    profile = load_site(runtime)
+    try:
+        cls = executor_class(str(profile["executor"]))
+    except ExecutorError as exc:
+        return f"site {runtime!r}: {exc}"
+    missing = cls.missing()
+    return f"site {runtime!r}: {missing}" if missing else None

@@ -80,12 +80,13 @@ DEFAULT_SHELL = ("sh", "-e", "-c")
 class DockerExecutor(Executor):
     kind = "docker"
     bounded = True
+    requires = (("docker", "docker"),)
 
     def __init__(self, site: str, config: Mapping[str, Any]) -> None:
         super().__init__(site, config)
-        if DockerClient is None:
-            raise ExecutorError(f"site {site!r} needs the docker SDK: "
-                                "pip install 'akoflow[docker]'")
+        missing = self.missing()
+        if missing:
+            raise ExecutorError(f"site {site!r}: {missing}")
         self.base_url = config.get("docker_host") or None
         self.default_image = config.get("image") or None
         self.mount_path = str(config.get("mount_path") or "/akoflow/work")

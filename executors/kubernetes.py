@@ -19,12 +19,16 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import pydantic
-import urllib3
-from kubernetes import client as k8s
-from kubernetes import config as kconfig
-from kubernetes.client.exceptions import ApiException
-from kubernetes.utils import parse_quantity
+try:
+    import pydantic
+    import urllib3
+    from kubernetes import client as k8s
+    from kubernetes import config as kconfig
+    from kubernetes.client.exceptions import ApiException
+    from kubernetes.utils import parse_quantity
+except ImportError as _exc:  # the optional extra is missing: say what to install
+    raise ImportError(f"it needs the Python package {_exc.name!r}: "
+                      "pip install 'akoflow[kubernetes]'") from None
 
 from akoflow.dispatch import protocol
 from akoflow.executor import (

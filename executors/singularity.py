@@ -22,9 +22,6 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
-from spython.main import Client  # type: ignore[import-untyped]
-from spython.utils import split_uri  # type: ignore[import-untyped]
-
 from akoflow.executor import SpecError, TaskLaunch
 
 from .local import LocalExecutor
@@ -72,6 +69,8 @@ def image_ref(image: str) -> str:
     text = image.strip()
     if not text or any(ch.isspace() or ord(ch) < 32 for ch in text):
         raise SpecError(f"image {image!r} is empty or contains whitespace")
+    from spython.utils import split_uri  # type: ignore[import-untyped]
+
     scheme, rest = split_uri(text)
     if scheme:
         return _uri(text, scheme, rest)
@@ -166,6 +165,8 @@ def wrapper_argv(config: Mapping[str, Any], launch: TaskLaunch) -> list[str]:
     mount = _path(launch.mount_path or str(launch.work_dir), "mount path")
     binds = bind_specs(config, launch, mount)
     launch.work_dir.mkdir(parents=True, exist_ok=True)
+    from spython.main import Client  # type: ignore[import-untyped]
+
     cmd: list[str] = [str(a) for a in Client._init_command("exec")]
     cmd[0] = binary
     if int(launch.resources.get("gpus") or 0) > 0:

@@ -20,6 +20,8 @@ from akoflow.cli.progress import ProgressLine, print_summary
 def validate(file: str, strict: bool, as_json: bool) -> None:
     """Check a workflow file; exit 2 with one line per problem."""
     spec = service.load_spec(file, strict=strict)
+    for warning in service.site_warnings(spec):
+        click.echo(f"warning: {warning}", err=True)
     if as_json:
         render.emit_json(spec.model_dump(by_alias=True))
         return

@@ -10,6 +10,8 @@ from typing import Any
 
 import click
 
+from akoflow.spec.names import printable
+
 
 def ts(value: float | None) -> str:
     if value is None:
@@ -37,7 +39,7 @@ def duration(start: float | None, end: float | None) -> str:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    cells = [[("-" if c is None else str(c)) for c in r] for r in rows]
+    cells = [[("-" if c is None else printable(str(c))) for c in r] for r in rows]
     widths = [len(h) for h in headers]
     for r in cells:
         for i, c in enumerate(r):

@@ -53,6 +53,7 @@ from akoflow.manifest import (
 )
 from akoflow.manifest.states import WORKFLOW_ENDED
 from akoflow.scheduling.placement import Decision
+from akoflow.spec.names import ident
 
 log = logging.getLogger(__name__)
 MAX_SUBMIT_BACKOFF = 60.0  # seconds
@@ -433,8 +434,8 @@ class Dispatcher(LookaheadMixin):
         if launch.storage.get("type") == "standalone":
             launch.parents = self.m.parent_names(launch.activity_id)
             vols = launch.run_dir / "volumes"
-            launch.work_dir = vols / launch.activity
-            launch.inputs = [vols / p for p in launch.parents]
+            launch.work_dir = vols / ident(launch.activity)
+            launch.inputs = [vols / ident(p) for p in launch.parents]
 
     def close(self) -> None:
         self._flush_deferred()

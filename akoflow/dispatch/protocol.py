@@ -23,6 +23,7 @@ from typing import Any
 
 from akoflow.executor import TaskLaunch
 from akoflow.manifest.records import AttemptOutcome, FileEntry, MetricSample
+from akoflow.spec.names import ident
 
 TASK_SH = "task.sh"
 TASK_HEADER = "# akoflow-task: "
@@ -38,15 +39,16 @@ DUPLICATE_EXIT = 111  # task.sh refused to start: the attempt was already claime
 
 
 def attempt_dir(run_dir: str | Path, activity: str, number: int) -> Path:
-    """One directory per attempt, `<activity>.<attempt>`: a single `mkdir` (a metadata
+    """One directory per attempt, `<activity ident>.<attempt>`: a single `mkdir` (a metadata
     round trip on Lustre/GPFS, a journal transaction on ext4) rather than two. Unambiguous:
     attempt numbers have no dot, so the last dot splits the name."""
-    return Path(run_dir) / "activities" / f"{activity}.{number}"
+    return Path(run_dir) / "activities" / f"{ident(activity)}.{number}"
 
 
 def job_name(workflow_id: int, activity: str, number: int) -> str:
-    """Unique, scheduler-safe job name; also the key for crash repair lookups."""
-    return f"akoflow.{workflow_id}.{activity}.{number}"
+    """Unique, scheduler-safe job name (the activity's identifier, not its name as written);
+    also the key for crash repair lookups."""
+    return f"akoflow.{workflow_id}.{ident(activity)}.{number}"
 
 
 def task_env(launch: TaskLaunch) -> dict[str, str]:
@@ -91,7 +93,8 @@ def render_task_script(launch: TaskLaunch, *, work_dir: str | None = None) -> st
     d = shlex.quote(str(launch.attempt_dir))
     lines = [
         "#!/bin/bash",
-        f"# akoflow task {launch.workflow}/{launch.activity} attempt {launch.attempt}",
+        f"# akoflow task {ident(launch.workflow)}/{ident(launch.activity)} attempt "
+        f"{launch.attempt}",
         f"{TASK_HEADER}{json.dumps(task_info(launch), separators=(',', ':'))}",
         f"_akoflow_dir={d}",
         # Claim the attempt atomically (noclobber = O_EXCL): a second start of the same

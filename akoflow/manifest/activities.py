@@ -126,11 +126,6 @@ class ActivitiesMixin(WorkflowsMixin):
                 "UPDATE activity SET message=? WHERE id=? AND status=? AND message IS NOT ?",
                 [(why, aid, Status.READY.value, why) for aid, why in notes])
 
-    def instance_id(self) -> str:
-        """This manifest's random id (8 hex digits), fixed at creation."""
-        row = self.conn.execute("SELECT value FROM meta WHERE key='instance'").fetchone()
-        return str(row[0]) if row else "0"
-
     def node_speeds(self) -> dict[tuple[str, str], float]:
         """(site, node) -> speed from the last inventory snapshots (run-time history)."""
         rows = self.conn.execute("SELECT site, name, speed FROM node").fetchall()

@@ -110,6 +110,11 @@ class ManifestBase:
     def close(self) -> None:
         self.conn.close()
 
+    def instance_id(self) -> str:
+        """This manifest's random id (8 hex digits), fixed at creation."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key='instance'").fetchone()
+        return str(row[0]) if row else "0"
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """A write transaction (BEGIN IMMEDIATE); nested calls join the outer one."""

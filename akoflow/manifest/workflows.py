@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 import time
 from typing import Any
 
@@ -12,6 +13,7 @@ from akoflow.manifest.records import WorkflowRecord
 from akoflow.manifest.states import Status, WorkflowStatus
 from akoflow.spec.identity import merkle_identities
 from akoflow.spec.models import ActivitySpec, WorkflowSpec
+from akoflow.spec.names import ident
 
 _COLS = (
     "w.id, w.name, w.namespace, w.runtime, {texts}, w.spec_path, w.status, w.created_at, "
@@ -44,6 +46,22 @@ def container_settings(spec: WorkflowSpec, act: ActivitySpec) -> dict[str, Any]:
     return out
 
 
+def fresh_run_dir(run_root: str, name: str, wf_id: int, instance: str) -> str:
+    """`<root>/<name ident>-<id>-<manifest instance>`, never one that exists already.
+
+    A run directory holds attempt files (pid, exit code, result.json) that a dispatcher
+    adopts as its own. Naming it for the manifest's instance means a new manifest (the old
+    one deleted or truncated: workflow ids start again at 1) cannot meet an old run's files
+    and report their results as its own; a directory that exists anyway (a restored backup
+    of the manifest) is skipped, never reused."""
+    base = f"{run_root.rstrip('/')}/{ident(name)}-{wf_id}-{instance}"
+    path, n = base, 1
+    while os.path.lexists(path):
+        n += 1
+        path = f"{base}.{n}"
+    return path
+
+
 class WorkflowsMixin(ManifestBase):
     def register_workflow(
         self,
@@ -73,7 +91,7 @@ class WorkflowsMixin(ManifestBase):
             wf_id = int(cur.lastrowid or 0)
             c.execute("INSERT INTO workflow_spec (workflow_id, raw_spec, spec_json)"
                       " VALUES (?,?,?)", (wf_id, spec.raw, spec_json))
-            run_dir = f"{run_root.rstrip('/')}/{spec.name}-{wf_id}"
+            run_dir = fresh_run_dir(run_root, spec.name, wf_id, self.instance_id())
             wdir = work_dir or f"{run_dir}/work"
             c.execute("UPDATE workflow SET run_dir=?, work_dir=? WHERE id=?",
                       (run_dir, wdir, wf_id))

@@ -12,7 +12,8 @@ from typing import Any, Protocol
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from akoflow.spec.models import MAX_GPUS, MAX_RETRIES, Volume, Webhook, check_name
+from akoflow.spec.models import MAX_GPUS, MAX_RETRIES, Volume, Webhook
+from akoflow.spec.names import check_label
 from akoflow.spec.units import parse_cpu, parse_duration, parse_memory
 
 
@@ -142,7 +143,7 @@ def _str_map(ctx: Ctx, kv: KV, path: str, key_re: re.Pattern[str], ctrl_ok: bool
 
 
 def read_name(ctx: Ctx, kv: KV | None, path: str, what: str, at: Node) -> str | None:
-    """A required workflow/activity name, checked against the safe-name rule."""
+    """A required workflow/activity name: any non-empty text (see `names.ident`)."""
     if kv is None:
         ctx.err(at, path, "is required")
         return None
@@ -152,7 +153,7 @@ def read_name(ctx: Ctx, kv: KV | None, path: str, what: str, at: Node) -> str | 
             ctx.err(kv[0], path, "is required")
         return None
     try:
-        return check_name(value, what)
+        return check_label(value, what)
     except ValueError as e:
         ctx.err(kv[0], path, str(e))
         return None

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from akoflow.spec.models import WorkflowSpec
+from akoflow.spec.names import ident
 
 _MAX_SUGGESTIONS = 20  # did-you-mean is O(V) per unknown name; cap it for huge broken specs
 
@@ -183,11 +184,18 @@ def graph_problems(names: Sequence[str], deps: Sequence[Sequence[str]]) -> list[
     """
     problems: list[GraphProblem] = []
     first: dict[str, int] = {}
+    idents: dict[str, str] = {}
     for i, name in enumerate(names):
         if name in first:
             problems.append(GraphProblem("duplicate", i, None, f"duplicate activity name {name!r}"))
-        else:
-            first[name] = i
+            continue
+        first[name] = i
+        other = idents.setdefault(ident(name), name)
+        if other != name:  # a written name equal to another's derived identifier
+            problems.append(GraphProblem(
+                "duplicate", i, None,
+                f"activity names {other!r} and {name!r} map to the same identifier "
+                f"{ident(name)!r} (used for paths and job names); rename one"))
     suggestions = 0
     names_list = list(first)
     edges: dict[str, list[str]] = {n: [] for n in first}

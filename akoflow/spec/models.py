@@ -26,6 +26,7 @@ from akoflow.spec.checked import (
     to_int,
     to_str,
 )
+from akoflow.spec.names import check_label
 from akoflow.spec.units import parse_cpu, parse_duration, parse_memory
 
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
@@ -35,7 +36,8 @@ MAX_GPUS = 1024
 
 
 def check_name(value: str, what: str) -> str:
-    """Reject names that could escape a path, a job name or a shell line."""
+    """Site and namespace names: they are looked up and passed on as they are, so they must
+    be safe themselves (workflow and activity names may be anything: `names.ident`)."""
     if not value:
         raise ValueError(f"{what} name is empty")
     if len(value) > MAX_NAME_LEN:
@@ -59,6 +61,10 @@ def _check_values(values: dict[str, str], what: str) -> dict[str, str]:
 
 def _name_of(what: str) -> Conv:
     return lambda v: check_name(to_str(v), what)
+
+
+def _label_of(what: str) -> Conv:
+    return lambda v: check_label(to_str(v), what)
 
 
 def _unit_interval(v: Any) -> float:
@@ -167,7 +173,7 @@ class ActivitySpec(Checked):
 
     _hidden: ClassVar[frozenset[str]] = frozenset({"line"})
     _conv: ClassVar[dict[str, Conv]] = {
-        "name": _name_of("activity"), "run": to_str, "image": _opt_str, "runtime": _opt_str,
+        "name": _label_of("activity"), "run": to_str, "image": _opt_str, "runtime": _opt_str,
         "resources": nested(Resources), "depends_on": str_list, "keep_disk": to_bool,
         "mount_path": _opt_str, "alpha": optional(_unit_interval),
         "retries": _at_most(MAX_RETRIES, "retries"), "retry_memory_factor": to_float,
@@ -195,7 +201,7 @@ class WorkflowSpec(Checked):
 
     _hidden: ClassVar[frozenset[str]] = frozenset({"raw", "source"})
     _conv: ClassVar[dict[str, Conv]] = {
-        "name": _name_of("workflow"), "activities": nested_list(ActivitySpec, min_length=1),
+        "name": _label_of("workflow"), "activities": nested_list(ActivitySpec, min_length=1),
         "runtime": _name_of("runtime/namespace"), "schedule": _opt_str, "image": _opt_str,
         "namespace": _name_of("runtime/namespace"), "mount_path": _opt_str,
         "volumes": nested_list(Volume), "storage_policy": nested(StoragePolicy),

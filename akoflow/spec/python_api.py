@@ -28,7 +28,8 @@ from typing import Annotated, Any, TypeVar, get_args, get_origin
 from akoflow.spec.checked import ValidationError
 from akoflow.spec.dag import graph_problems
 from akoflow.spec.errors import SpecError, SpecIssue
-from akoflow.spec.models import ActivitySpec, WorkflowSpec, check_name, resources_from_fields
+from akoflow.spec.models import ActivitySpec, WorkflowSpec, resources_from_fields
+from akoflow.spec.names import check_label
 
 F = TypeVar("F", bound=Callable[..., str])
 
@@ -109,7 +110,7 @@ class Workflow:
         self, name: str, *, runtime: str = "local", image: str | None = None, alpha: float = 0.5
     ) -> None:
         try:
-            check_name(name, "workflow")
+            check_label(name, "workflow")
         except ValueError as e:
             raise SpecError([SpecIssue(None, None, "name", str(e))]) from None
         self.name = name
@@ -226,7 +227,7 @@ class Workflow:
                 issues.append(_issue(job, f"params.{pname}", str(e)))
         deps = list(dict.fromkeys(deps))
         try:
-            check_name(job.name, "activity")
+            check_label(job.name, "activity")
         except ValueError as e:
             issues.append(_issue(job, path, str(e)))
             return None, deps
