@@ -10,9 +10,10 @@ every later row for that URL. So a receiver never sees an activity's later event
 workflow's final event, before an earlier one, across calls and crashes. The price is
 head-of-line blocking per URL, which is what an ordered webhook stream means.
 
-Budget: the clock is checked before every POST and the socket timeout is
-`min(timeout, remaining)`, so a dead or slow receiver costs at most the budget (plus one
-database write) -- the dispatcher must never wait on a webhook.
+Budget: the clock is checked before every POST, and each POST is given
+`min(timeout, remaining)` as a deadline for the whole exchange (transport.post enforces it
+whatever the receiver does, even one byte per second), so a dead or slow receiver costs at
+most the budget (plus one database write) -- the dispatcher must never wait on a webhook.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import hmac
 import json
 import logging
 import random
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,7 +95,18 @@ class _Run:
         return max(0.0, self.deadline - time.monotonic())
 
     def handle(self, row: OutboxRecord) -> int:
-        """Try one row unless its URL is blocked; 1 if it was delivered."""
+        """Try one row unless its URL is blocked; 1 if it was delivered. Whatever goes wrong
+        with one row (a URL that cannot be parsed, a payload that cannot be rendered) fails
+        that row alone, into its `last_error`; only database errors propagate."""
+        try:
+            return self._handle(row)
+        except sqlite3.Error:
+            raise
+        except Exception as exc:  # one bad row must not stop the others
+            self._failed(row, f"{type(exc).__name__}: {exc}")
+            return 0
+
+    def _handle(self, row: OutboxRecord) -> int:
         if row.url in self.blocked:
             return 0
         if row.next_try_at > time.time():

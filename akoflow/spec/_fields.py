@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from akoflow.spec.models import MAX_GPUS, MAX_RETRIES, Volume, Webhook
+from akoflow.spec.models import MAX_GPUS, MAX_RETRIES, Volume, Webhook, check_url
 from akoflow.spec.names import check_label
 from akoflow.spec.units import parse_cpu, parse_duration, parse_memory
 
@@ -240,8 +240,9 @@ def _webhooks(ctx: Ctx, kv: KV, path: str) -> list[Webhook]:
             if isinstance(item, MappingNode) and not vals.get(f):
                 ctx.err(hook[f][0] if f in hook else item, f"{p}.{f}", "is required")
         url = vals.get("url") or ""
-        if url and not url.startswith(("http://", "https://")):
-            ctx.err(hook["url"][0], f"{p}.url", f"url {url!r} must start with http(s)://")
+        problem = check_url(url) if url else None
+        if problem:
+            ctx.err(hook["url"][0], f"{p}.url", f"url {url!r}: {problem}")
         elif url and (name := vals.get("name")):
             out.append(Webhook(name=name, url=url, secret=vals.get("secret")))
     return out

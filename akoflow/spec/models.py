@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 from akoflow.spec.checked import (
     Checked,
@@ -143,13 +144,42 @@ class StoragePolicy(Checked):
     }
 
 
+def check_url(url: str) -> str | None:
+    """Why `url` cannot be a webhook target, or None: http(s), a host, a valid port. Checked
+    when the spec is loaded, so a bad URL is a spec error rather than a failure of every
+    later delivery."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return f"not a valid URL ({exc})"
+    if parts.scheme.lower() not in ("http", "https"):
+        return f"unsupported URL scheme {parts.scheme or url.split(':', 1)[0]!r} (http or https)"
+    if not parts.hostname:
+        return "the URL has no host"
+    if port == 0:
+        return "the URL's port is 0"
+    if any(ch.isspace() or ord(ch) < 32 for ch in url):
+        return "the URL contains whitespace or a control character"
+    return None
+
+
+def _webhook_url(v: Any) -> str:
+    url = to_str(v)
+    problem = check_url(url)
+    if problem:
+        raise ValueError(f"webhook url {url!r}: {problem}")
+    return url
+
+
 @dataclass(kw_only=True)
 class Webhook(Checked):
     name: str
     url: str
     secret: str | None = None
 
-    _conv: ClassVar[dict[str, Conv]] = {"name": to_str, "url": to_str, "secret": _opt_str}
+    _conv: ClassVar[dict[str, Conv]] = {"name": to_str, "url": _webhook_url,
+                                        "secret": _opt_str}
 
 
 @dataclass(kw_only=True)

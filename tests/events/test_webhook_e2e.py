@@ -61,3 +61,22 @@ def test_receiver_down_then_notify_delivers_everything(akhome: Path, tmp_path: P
     done = next(e for e in events if e["type"] == "WORKFLOW_DONE")["data"]
     assert done["Name"] == "diamond" and set(done) == {
         "ID", "Namespace", "Runtime", "Name", "RawWorkflow", "Status"}
+
+
+def test_a_trickling_receiver_does_not_hold_the_run(akhome: Path, tmp_path: Path,
+                                                   trickler: str) -> None:
+    """A receiver answering one byte per second: each delivery try ends at its deadline, so
+    `run` and `notify --budget` end too (a run of two activities once took minutes)."""
+    wf = tmp_path / "wf.yaml"
+    wf.write_text(f"name: slowhook\nspec:\n  webhooks:\n    - {{name: slow, url: {trickler}}}\n"
+                  "  activities:\n    - {name: a, run: 'true'}\n"
+                  "    - {name: b, run: 'true', dependsOn: [a]}\n")
+    proc = ak("run", str(wf), home=akhome, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    db = sqlite3.connect(akhome / "manifest.db")
+    db.execute("UPDATE outbox SET next_try_at=0")
+    db.commit()
+    db.close()
+    out = ak("notify", "--budget", "3", "--json", home=akhome, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["delivered"] == 0
