@@ -36,6 +36,7 @@ from akoflow.executor import (
     akoflow_argv,
 )
 from akoflow.manifest.records import AttemptOutcome
+from akoflow.worker import leftovers
 from akoflow.worker.monitor import TaskProcess, pid_owner_matches
 from akoflow.worker.snapshot import Snapshot
 from akoflow.worker.snapshot import take as take_snapshot
@@ -75,6 +76,14 @@ class LocalExecutor(Executor):
         # Inline tasks are forked by one long-lived bash (see launcher.py) unless the site
         # says `launcher: false` or the kernel has no pidfd (we could not watch them).
         use = self.mode == "inline" and bool(config.get("launcher", True)) and Launcher.supported()
+        # Each attempt in a cgroup of its own where we may make one (`cgroups: false` opts
+        # out); its process group otherwise. Either way it ends with the task.
+        self.cgroup = leftovers.cgroup_root() if config.get("cgroups", True) else None
+        if self.cgroup is not None:
+            self._env[leftovers.ROOT_ENV] = self.cgroup
+            leftovers.sweep()
+        else:
+            self._env.pop(leftovers.ROOT_ENV, None)
         self.launcher: Launcher | None = Launcher(self._env) if use else None
         self._unheard: dict[str, TaskProcess] = {}  # launched, pid not reported yet
 
@@ -135,7 +144,8 @@ class LocalExecutor(Executor):
         task = TaskProcess(adir, wdir, sample_interval=interval,
                            time_limit=res.get("time_limit"), snapshots=self.snapshots,
                            argv=argv, snapshotter=self._snapshot, env=self._env,
-                           starter=starter, fresh_shell=bool(res.get("fresh_shell", True)))
+                           starter=starter, fresh_shell=bool(res.get("fresh_shell", True)),
+                           cgroup_root=self.cgroup)
         if wdir not in self._made:
             wdir.mkdir(parents=True, exist_ok=True)
             self._made.add(wdir)
@@ -213,6 +223,7 @@ class LocalExecutor(Executor):
         for job, task in list(self.running.items()):
             outcome = task.reap()
             if outcome is not None:
+                task.stop_leftovers()  # before the end is reported: a retry may follow
                 reaped.append((job, task, outcome))
         if not reaped:
             return
@@ -239,7 +250,8 @@ class LocalExecutor(Executor):
 
     def _adopt(self, job: str, adir: Path, wdir: Path, pid: int) -> bool:
         started = (adir / protocol.PID).stat().st_mtime
-        task = TaskProcess(adir, wdir, sample_interval=self.sample_interval, snapshots=False)
+        task = TaskProcess(adir, wdir, sample_interval=self.sample_interval, snapshots=False,
+                           cgroup_root=self.cgroup)
         if not task.adopt(pid, started):
             return False
         res = self._task_resources(adir)
@@ -325,6 +337,8 @@ class LocalExecutor(Executor):
         if pid is not None and pid_owner_matches(pid, adir) and \
                 self._adopt(job, adir, self._work_dir(adir), pid):
             return JobStatus(JobState.RUNNING)
+        if pid is not None:  # over (or lost): what it left running goes with it
+            leftovers.stop(self.cgroup, adir, pid, verify=True)
         if rc is not None:
             return JobStatus(JobState.COMPLETED if rc == 0 else JobState.FAILED, exit_code=rc)
         if pid is not None or (adir / protocol.RESULT).exists():
@@ -378,7 +392,8 @@ class LocalExecutor(Executor):
                 pid = claim_for_cancel(Path(ref.attempt_dir))
                 if pid is None or not pid_owner_matches(pid, Path(ref.attempt_dir)):
                     continue
-                found = TaskProcess(Path(ref.attempt_dir), Path(ref.attempt_dir))
+                found = TaskProcess(Path(ref.attempt_dir), Path(ref.attempt_dir),
+                                    cgroup_root=self.cgroup)
                 found.pid = pid
             tasks.append(found)
         for victim in tasks:

@@ -66,6 +66,8 @@ def wait_then_kill(tasks: list[TaskProcess], grace: float = 2.0) -> None:
             time.sleep(0.05)
     for t in pending:
         t.kill(9)
+    for t in tasks:
+        t.stop_leftovers()  # what left the group (a cgroup reaches it)
 
 
 def group_alive(pgid: int) -> bool:

@@ -14,6 +14,7 @@ Workers never open the manifest: the dispatcher ingests these files.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -49,6 +50,13 @@ def job_name(workflow_id: int, activity: str, number: int) -> str:
     """Unique, scheduler-safe job name (the activity's identifier, not its name as written);
     also the key for crash repair lookups."""
     return f"akoflow.{workflow_id}.{ident(activity)}.{number}"
+
+
+def cgroup_leaf(attempt_dir: str | os.PathLike[str]) -> str:
+    """The attempt's cgroup name (worker/leftovers.py): fixed by its directory, so task.sh
+    can name it and any later dispatcher finds it again."""
+    digest = hashlib.sha1(os.fsencode(os.fspath(attempt_dir))).hexdigest()[:24]
+    return f"a{digest}"
 
 
 def task_env(launch: TaskLaunch) -> dict[str, str]:
@@ -104,6 +112,11 @@ def render_task_script(launch: TaskLaunch, *, work_dir: str | None = None) -> st
         # task.sh in a subshell.
         '{ printf "%s\\n" "$BASHPID" > "$_akoflow_dir/pid"; } 2>/dev/null || exit 111',
         'set +C',
+        # Join the attempt's cgroup (made by whoever starts the task, where cgroups are
+        # available): what the task starts stays there even if it leaves its process group.
+        '[ -z "${AKOFLOW_CGROUP_ROOT-}" ] || { printf "%s\\n" "$BASHPID" >'
+        f' "$AKOFLOW_CGROUP_ROOT/{cgroup_leaf(launch.attempt_dir)}/cgroup.procs"; }}'
+        ' 2>/dev/null || :',
         # The exit code, then `times` (CPU of the task's shell and its children). Trapping
         # TERM/INT/HUP makes a signalled task record 128+n instead of nothing.
         # Appended to the pid file: one file per attempt fewer to create.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import select
 import signal
 import time
@@ -18,6 +19,7 @@ from types import FrameType
 
 from akoflow.dispatch import protocol
 from akoflow.manifest.states import Reason
+from akoflow.worker import leftovers
 from akoflow.worker.monitor import TaskProcess
 
 log = logging.getLogger(__name__)
@@ -29,10 +31,13 @@ def run_worker(attempt_dir: Path) -> int:
     if not task_info:
         raise SystemExit(f"akoflow worker: {attempt_dir} has no readable task.sh")
     res = task_info.get("resources") or {}
+    root = leftovers.cgroup_root()
+    if root is not None:  # task.sh joins the attempt's cgroup there
+        os.environ[leftovers.ROOT_ENV] = root
     task = TaskProcess(
         attempt_dir, Path(task_info["work_dir"]),
         sample_interval=float(task_info.get("sample_interval", 15.0)),
-        time_limit=res.get("time_limit"),
+        time_limit=res.get("time_limit"), cgroup_root=root,
     )
     Path(task_info["work_dir"]).mkdir(parents=True, exist_ok=True)
 
@@ -52,6 +57,7 @@ def run_worker(attempt_dir: Path) -> int:
         written = _append_metrics(metrics_path, task, written)
         outcome = task.reap()
         if outcome is not None:
+            task.stop_leftovers()  # before result.json: a retry may start right after
             task.add_files(outcome)
             break
         deadline = task.tick(time.time())

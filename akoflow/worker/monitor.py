@@ -22,7 +22,7 @@ import psutil
 from akoflow.dispatch import protocol
 from akoflow.manifest.records import AttemptOutcome, MetricSample
 from akoflow.manifest.states import Reason
-from akoflow.worker import snapshot
+from akoflow.worker import leftovers, snapshot
 from akoflow.worker.sampler import TreeSampler
 
 BASH = shutil.which("bash") or "/bin/bash"
@@ -60,6 +60,7 @@ class TaskProcess:
         env: Mapping[str, str] | None = None,
         starter: Starter | None = None,
         fresh_shell: bool = True,
+        cgroup_root: str | None = None,
     ) -> None:
         self.attempt_dir = attempt_dir
         self.work_dir = work_dir
@@ -71,6 +72,7 @@ class TaskProcess:
         self.argv = argv or [BASH, str(attempt_dir / protocol.TASK_SH)]
         self.starter = starter
         self.fresh_shell = fresh_shell  # the starter must exec a new bash (not fork one)
+        self.cgroup_root = cgroup_root  # where the attempt's cgroup goes (None: no cgroups)
         self.pid = 0
         self.pidfd = -1
         self.child = False
@@ -90,6 +92,7 @@ class TaskProcess:
         if self.snapshots:
             self.before = self.snapshotter(self.work_dir)
         d = str(self.attempt_dir)
+        leftovers.prepare(self.cgroup_root, d)
         if self.starter is not None:
             self.started_at = time.time()
             self.launched = True  # in flight from here: if the send fails, it is sent again
@@ -174,6 +177,10 @@ class TaskProcess:
                 self.kill(signal.SIGKILL)
             deadline = min(deadline, limit_at if now < limit_at else now + KILL_GRACE)
         return deadline
+
+    def stop_leftovers(self, *, verify: bool = False) -> None:
+        """The task has ended: kill what it left running (its group, its cgroup)."""
+        leftovers.stop(self.cgroup_root, self.attempt_dir, self.pid, verify=verify)
 
     def terminate(self) -> None:
         self._term_sent = time.time()

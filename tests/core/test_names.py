@@ -56,6 +56,20 @@ def test_name_rules() -> None:
                             f"    - name: {clash}\n      run: x\n")
 
 
+def test_names_that_look_like_paths_stay_inside_the_run(akhome: Path, tmp_path: Path) -> None:
+    wf = tmp_path / "paths.yaml"
+    wf.write_text("name: ../../etc\nspec:\n  activities:\n"
+                  "    - name: ../x\n      run: echo in > in.txt\n"
+                  "    - name: a;rm -rf /\n      run: 'true'\n      dependsOn: [../x]\n")
+    proc = ak("run", str(wf), home=akhome)
+    assert proc.returncode == 0, proc.stderr
+    run_dir = Path(json.loads(ak("status", "1", "--json", home=akhome).stdout)["run_dir"])
+    assert run_dir.parent == akhome / "runs"
+    assert sorted(p.name for p in (run_dir / "activities").iterdir()) == sorted(
+        f"{ident(n)}.1" for n in ("../x", "a;rm -rf /"))
+    assert (run_dir / "work" / "in.txt").exists()
+
+
 def test_any_name_runs_and_is_shown_as_written(akhome: Path, tmp_path: Path) -> None:
     proc = ak("run", str(names_workflow(tmp_path)), home=akhome)
     assert proc.returncode == 0, proc.stdout + proc.stderr
