@@ -14,6 +14,7 @@ schema can move without breaking anyone's analysis.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -112,11 +113,14 @@ class MetricSummary:
 class FileRecord:
     activity: str
     attempt: int
-    path: str
-    size: int
-    mtime: float
-    role: str  # generated | used | pre-existing
+    path: str  # non-UTF-8 bytes escaped (`\\xff`); `raw_b64` has the bytes then
+    size: int | None
+    mtime: float | None
+    role: str  # generated | used | pre-existing | invalidated
     hash: str | None
+    observed: str = "snapshot"  # trace: seen by syscall tracing; snapshot; cache
+    ambiguous: bool = False  # the attribution may be wrong (concurrent tasks, snapshots)
+    raw_b64: str | None = None
 
 
 @contextmanager
@@ -258,7 +262,9 @@ def files(wf: WorkflowRef, role: str | Sequence[str] | None = None,
     with _manifest(manifest) as m:
         rows = m.files(_workflow(m, wf).id, roles, activity)
         return [FileRecord(r.activity, r.attempt, r.entry.path, r.entry.size, r.entry.mtime,
-                           r.entry.role, r.entry.hash) for r in rows]
+                           r.entry.role, r.entry.hash, r.entry.observed, r.entry.ambiguous,
+                           base64.b64encode(r.entry.raw).decode() if r.entry.raw else None)
+                for r in rows]
 
 
 def as_dicts(records: Sequence[Any]) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +18,7 @@ from akoflow.dispatch.lock import DispatchLock
 from akoflow.dispatch.runner import Progress, dispatch_once, run_loop, start_chain
 from akoflow.dispatch.types import CycleReport, DispatchConfig
 from akoflow.events import deliver
-from akoflow.executor import JobRef, JobState, akoflow_argv
+from akoflow.executor import ExecutorError, JobRef, JobState, akoflow_argv
 from akoflow.manifest import (
     WORKFLOW_ENDED,
     Manifest,
@@ -122,10 +123,13 @@ def unattended(m: Manifest, wf: WorkflowRecord) -> bool:
     holds its dispatch lock and, where dispatchers run as batch jobs, none is queued."""
     if m.workflow_status(wf.id) in WORKFLOW_ENDED:
         return False
-    lock = DispatchLock(home(), wf.id)
-    if not lock.acquire():
-        return False
-    lock.release()
+    try:
+        lock = DispatchLock(home(), wf.id)
+        if not lock.acquire():
+            return False
+        lock.release()
+    except OSError:
+        pass  # no lock can be taken there, so nobody holds one
     if wf.site:
         host = SiteResolver()(wf.site)
         if host.hosts_dispatcher and any(
@@ -135,26 +139,122 @@ def unattended(m: Manifest, wf: WorkflowRecord) -> bool:
     return True
 
 
-def start(m: Manifest, wf: WorkflowRecord) -> str:
+class StartError(Exception):
+    """The workflow's first dispatcher died before its first cycle: nothing will run."""
+
+
+def start(m: Manifest, wf: WorkflowRecord, *, wait: float = 0.0) -> str:
     """Start dispatching a registered workflow without staying around: the first dispatcher
-    batch job on sites that run dispatchers as jobs, else a background loop here."""
-    job = start_chain(m, wf.id, SiteResolver())
+    batch job on sites that run dispatchers as jobs, else a background loop here.
+
+    With `wait`, return only once the dispatcher's first cycle has begun (or, for a batch
+    job, it is still queued after `wait` seconds); raise StartError with its last words if
+    it died first, so `submit` never prints an id for a workflow nobody will run."""
+    resolver = SiteResolver()
+    job = start_chain(m, wf.id, resolver)
     if job is not None:
+        if wait > 0:
+            _await_batch_start(m, wf, resolver, wait)
         return f"job {job}"
-    return f"pid {start_detached(wf)}"
+    proc = start_detached(wf)
+    if wait > 0:
+        _await_local_start(m, wf, proc, wait)
+    return f"pid {proc.pid}"
 
 
-def start_detached(wf: WorkflowRecord) -> int:
-    """Start a background dispatcher loop for a local workflow; returns its pid."""
+def start_detached(wf: WorkflowRecord) -> subprocess.Popen[bytes]:
+    """Start a background dispatcher loop for a local workflow."""
     log_path = Path(wf.run_dir) / "dispatcher.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log_fh:
-        proc = subprocess.Popen(
+        return subprocess.Popen(
             [*akoflow_argv(), "run", "--resume", str(wf.id), "--quiet"],
             stdin=subprocess.DEVNULL, stdout=log_fh, stderr=subprocess.STDOUT,
             start_new_session=True, close_fds=True,
         )
-    return proc.pid
+
+
+def _await_local_start(m: Manifest, wf: WorkflowRecord, proc: subprocess.Popen[bytes],
+                       wait: float) -> None:
+    end = time.monotonic() + wait
+    while time.monotonic() < end:
+        now = m.get_workflow(wf.id, texts=False)
+        if now.dispatcher_seen_at is not None or now.status in WORKFLOW_ENDED:
+            return
+        if now.dispatcher_error or proc.poll() is not None:
+            if m.get_workflow(wf.id, texts=False).dispatcher_seen_at is not None:
+                return  # it started, then ended (a tiny workflow)
+            raise StartError(_died(m, wf))
+        time.sleep(0.02)
+
+
+def _await_batch_start(m: Manifest, wf: WorkflowRecord, resolver: SiteResolver,
+                       wait: float) -> None:
+    host = resolver(wf.site or wf.runtime)
+    end = time.monotonic() + wait
+    while time.monotonic() < end:
+        now = m.get_workflow(wf.id, texts=False)
+        if now.dispatcher_seen_at is not None or now.status in WORKFLOW_ENDED:
+            return
+        states = [st for _, st in host.dispatcher_jobs(dispatcher_name(m, wf.id))]
+        if now.dispatcher_error or (states and all(
+                st not in (JobState.PENDING, JobState.RUNNING, JobState.UNKNOWN)
+                for st in states)):
+            time.sleep(0.5)  # the heartbeat may be a commit away
+            if m.get_workflow(wf.id, texts=False).dispatcher_seen_at is None:
+                raise StartError(_died(m, wf))
+            return
+        time.sleep(0.5)
+
+
+def _died(m: Manifest, wf: WorkflowRecord) -> str:
+    why = m.get_workflow(wf.id, texts=False).dispatcher_error or last_log_line(wf.run_dir)
+    return (f"workflow {wf.id} was registered, but its dispatcher died before its first "
+            f"cycle{': ' + why if why else ''}; fix it and run `akoflow retry {wf.id}`")
+
+
+START_GRACE = 15.0  # seconds a new workflow may wait for its first dispatcher to show up
+
+
+def dispatcher_problem(m: Manifest, wf: WorkflowRecord) -> str | None:
+    """A one-line warning when a workflow that is not over has no live dispatcher (it died:
+    a crash, a full disk, a batch job that could not import akoflow), else None."""
+    if wf.status in WORKFLOW_ENDED:
+        return None
+    if wf.dispatcher_seen_at is None and not wf.dispatcher_error and \
+            time.time() - wf.created_at < START_GRACE:
+        return None  # still starting
+    try:
+        if not unattended(m, wf):
+            return None
+    except (OSError, ExecutorError, SiteError):
+        return None  # cannot tell: say nothing rather than guess
+    why = wf.dispatcher_error or last_log_line(wf.run_dir)
+    return (f"no dispatcher is alive for workflow {wf.id}"
+            f"{'; the last one failed with: ' + why if why else ''}; "
+            f"fix it and run `akoflow retry {wf.id}`")
+
+
+def last_log_line(run_dir: str) -> str | None:
+    """The last line a dispatcher wrote: the detached loop's log, or the newest batch
+    dispatcher job's output (where an import error of a broken install ends up)."""
+    candidates = [Path(run_dir) / "dispatcher.log",
+                  *(Path(run_dir) / "dispatcher").glob("*.err"),
+                  *(Path(run_dir) / "dispatcher").glob("*.out")]
+    newest: tuple[float, Path] | None = None
+    for path in candidates:
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        if st.st_size and (newest is None or st.st_mtime > newest[0]):
+            newest = (st.st_mtime, path)
+    if newest is None:
+        return None
+    from akoflow.dispatch.protocol import tail
+
+    lines = [ln.strip() for ln in tail(newest[1], 2048).splitlines() if ln.strip()]
+    return f"{lines[-1][:300]} (in {newest[1]})" if lines else None
 
 
 def cancel(m: Manifest, wf_id: int, names: Sequence[str] | None = None) -> int | None:

@@ -32,14 +32,19 @@ def list_cmd(limit: int, status: str | None, as_json: bool) -> None:
         rows.append({"id": wf.id, "name": wf.name, "status": wf.status, "site": wf.site,
                      "activities": sum(c.values()), "finished": c.get("FINISHED", 0),
                      "created": render.iso(wf.created_at),
-                     "elapsed": render.duration(wf.started_at, wf.finished_at)})
+                     "elapsed": render.duration(wf.started_at, wf.finished_at),
+                     "dispatcher_problem": service.dispatcher_problem(m, wf)})
     if as_json:
         render.emit_json(rows)
         return
     render.table(["id", "name", "status", "site", "done", "created", "elapsed"], [
-        [r["id"], r["name"], render.status_text(r["status"]), r["site"],
+        [r["id"], r["name"], render.status_text(r["status"])
+         + (" (no dispatcher!)" if r["dispatcher_problem"] else ""), r["site"],
          f"{r['finished']}/{r['activities']}", render.ts(wfs[i].created_at), r["elapsed"]]
         for i, r in enumerate(rows)])
+    for r in rows:
+        if r["dispatcher_problem"]:
+            click.echo(f"warning: {r['dispatcher_problem']}", err=True)
 
 
 def status_data(m: Manifest, wf_id: int) -> dict[str, Any]:
@@ -56,6 +61,7 @@ def status_data(m: Manifest, wf_id: int) -> dict[str, Any]:
         ],
         "waiting": [{"activity": a.name, "why": a.message}
                     for a in m.activities(wf_id, [Status.READY.value]) if a.message],
+        "dispatcher_problem": service.dispatcher_problem(m, wf),
     }
 
 
@@ -82,6 +88,8 @@ def status(workflow_id: str, as_json: bool) -> None:
             click.echo(f"    | {line}")
     for w in data["waiting"][:20]:
         click.echo(f"  READY {w['activity']}: {w['why']}")
+    if data["dispatcher_problem"]:
+        click.echo(f"warning: {data['dispatcher_problem']}", err=True)
 
 
 @click.command()
@@ -168,6 +176,7 @@ def logs(workflow_id: str, activity: str | None, status_: str | None, node: str 
     f = EventFilter(activity=activity, status=status_, node=node, attempt=attempt,
                     since=parse_when(since), until=parse_when(until))
     last = 0
+    checked = time.monotonic()
     while True:
         events = m.events(wf.id, EventFilter(**{**f.__dict__, "after_id": last}))
         if events:
@@ -183,6 +192,14 @@ def logs(workflow_id: str, activity: str | None, status_: str | None, node: str 
                 click.echo(f"{render.ts(e.ts)}  {who}{att}  {e.kind} {move}"
                            f"{'  @' + e.node if e.node else ''}"
                            f"{'  ' + e.message if e.message else ''}")
+        if not follow or time.monotonic() - checked > 5.0:
+            # Nothing more will come from a workflow nobody dispatches: say so and stop.
+            checked = time.monotonic()
+            problem = service.dispatcher_problem(m, m.get_workflow(wf.id, texts=False))
+            if problem:
+                click.echo(f"warning: {problem}", err=True)
+                if follow:
+                    raise SystemExit(1)
         if not follow:
             return
         if m.get_workflow(wf.id).status in WORKFLOW_ENDED and not events:

@@ -74,6 +74,9 @@ def run(file: str | None, site: str | None, resume_id: str | None, strict: bool,
     sys.exit(0 if status == "FINISHED" else 1)
 
 
+SUBMIT_WAIT = 30.0  # seconds `submit` waits for the first dispatch cycle to begin
+
+
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--site", help="Site profile to run on (overrides spec.runtime).")
@@ -83,7 +86,7 @@ def submit(file: str, site: str | None, strict: bool, as_json: bool) -> None:
     """Register a workflow and start a detached dispatcher; prints the workflow id."""
     m = service.open_manifest()
     wf = service.register(m, service.load_spec(file, strict=strict, site=site))
-    dispatcher = service.start(m, wf)
+    dispatcher = service.start(m, wf, wait=SUBMIT_WAIT)
     if as_json:
         render.emit_json({"id": wf.id, "name": wf.name, "run_dir": wf.run_dir,
                           "dispatcher": dispatcher})
@@ -142,7 +145,7 @@ def retry(workflow_id: str, activities: tuple[str, ...], failed: bool, no_start:
     count = service.retry(m, wf.id, list(activities) or None)
     # Nothing to reset, but nobody dispatching a workflow that is not over: start one too.
     wanted = count > 0 or service.unattended(m, wf)
-    pid = service.start(m, wf) if wanted and not no_start else None
+    pid = service.start(m, wf, wait=SUBMIT_WAIT) if wanted and not no_start else None
     if as_json:
         render.emit_json({"id": wf.id, "reset": count, "dispatcher": pid})
     else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import sys
 from collections.abc import MutableMapping
 from typing import NoReturn
@@ -11,10 +12,11 @@ from typing import NoReturn
 import click
 
 from akoflow import __version__
-from akoflow.cli import commands_inspect, commands_prov, commands_run, commands_sched
+from akoflow.cli import commands_inspect, commands_prov, commands_run, commands_sched, environment
 from akoflow.executor import ExecutorError
-from akoflow.manifest import ManifestError
+from akoflow.manifest import ManifestError, akoflow_home
 from akoflow.scheduling.policies import PolicyError
+from akoflow.service import StartError
 from akoflow.sites import SiteError
 from akoflow.spec.errors import SpecError
 
@@ -82,7 +84,7 @@ def main() -> None:
         for issue in exc.issues:
             click.echo(f"error: {issue}", err=True)
         sys.exit(EXIT_SPEC)
-    except (SiteError, ManifestError, ExecutorError) as exc:
+    except (SiteError, ManifestError, ExecutorError, StartError) as exc:
         if debug:
             raise
         _fail(str(exc), 1)
@@ -92,10 +94,14 @@ def main() -> None:
         _fail(str(exc), EXIT_SPEC)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
-    except OSError as exc:
+    except OSError as exc:  # the machine's problem, not ours: name the path, say what to do
         if debug:
             raise
-        _fail(str(exc), 1)
+        _fail(environment.describe_os_error(exc), 1)
+    except sqlite3.Error as exc:
+        if debug:
+            raise
+        _fail(environment.describe_sqlite_error(exc, akoflow_home() / "manifest.db"), 1)
     except SystemExit:
         raise
     except Exception as exc:  # a bug: one line for the user, the traceback with --debug

@@ -50,6 +50,8 @@ def remember(m: Manifest, wf: WorkflowRecord, act: ActivityRecord,
     for f in files:
         if f.role != "generated":
             continue
+        if f.raw is not None:
+            return  # a name that is not UTF-8 cannot round-trip through the cache's JSON
         h = f.hash or sha256_of(root / f.path)
         if h is None:
             return  # an output vanished already: nothing trustworthy to remember
@@ -84,7 +86,8 @@ def reuse(m: Manifest, wf: WorkflowRecord, act: ActivityRecord) -> bool:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src / f.path, target)
         st = target.stat()
-        copied.append(FileEntry(f.path, st.st_size, st.st_mtime, "generated", f.hash))
+        copied.append(FileEntry(f.path, st.st_size, st.st_mtime, "generated", f.hash,
+                                observed="cache"))
     m.complete_attempt(wf.id, attempt_id, AttemptOutcome(
         exit_code=0, reason=None, started_at=start, finished_at=time.time(),
         node=socket.gethostname(), files=copied,

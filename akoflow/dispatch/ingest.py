@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from dataclasses import replace
 
 from akoflow.manifest import AttemptOutcome, Completion, FileEntry, LiveAttempt, Manifest
+from akoflow.manifest.records import text_path
 
 log = logging.getLogger(__name__)
 PRE_EXISTING_LIMIT = 1000
@@ -56,10 +58,10 @@ class Lineage:
             for f in present:
                 producer = producers.get(f.path)
                 if producer is not None and producer in ancestors:
-                    out.append(FileEntry(f.path, f.size, f.mtime, "used", f.hash))
+                    out.append(replace(f, role="used"))
                 elif producer is None and is_root and pre < PRE_EXISTING_LIMIT:
                     pre += 1
-                    out.append(FileEntry(f.path, f.size, f.mtime, "pre-existing", f.hash))
+                    out.append(replace(f, role="pre-existing"))
         if self._producers is not None:
             for f in out:
                 if f.role == "generated":
@@ -67,11 +69,17 @@ class Lineage:
         return out
 
 
+def _as_text(f: FileEntry) -> FileEntry:
+    """Paths are compared and stored as text; a name that is not UTF-8 keeps its bytes."""
+    text, raw = text_path(f.path)
+    return f if raw is None else replace(f, path=text, raw=raw)
+
+
 def ingest(
     manifest: Manifest, wf_id: int, live: LiveAttempt, outcome: AttemptOutcome, lineage: Lineage
 ) -> Completion | None:
     """Apply one attempt's outcome (files sorted into roles); None if it was no longer live."""
-    outcome.files = lineage.classify(live.activity_id, outcome.files)
+    outcome.files = lineage.classify(live.activity_id, [_as_text(f) for f in outcome.files])
     done = manifest.complete_attempt(wf_id, live.attempt_id, outcome)
     if done is not None:
         log.debug("%s attempt %d -> %s", live.activity, live.number, done.status.value)

@@ -198,7 +198,8 @@ def outcome_to_json(o: AttemptOutcome) -> dict[str, Any]:
         "image_id": o.image_id,
         "message": o.message,
         "metrics": [list(_metric_tuple(m)) for m in o.metrics],
-        "files": [[f.path, f.size, f.mtime, f.role, f.hash] for f in o.files],
+        "files": [[f.path, f.size, f.mtime, f.role, f.hash, f.observed, f.ambiguous]
+                  for f in o.files],
     }
 
 
@@ -229,7 +230,7 @@ def read_result(directory: Path) -> AttemptOutcome | None:
         image_id=data.get("image_id"),
         message=data.get("message"),
         metrics=metrics,
-        files=[FileEntry(p, s, m, r, h) for p, s, m, r, h in data.get("files") or []],
+        files=[FileEntry(*row[:7]) for row in data.get("files") or []],
     )
     attach_streams(directory, o)
     return o

@@ -16,6 +16,21 @@ from akoflow.manifest import WORKFLOW_ENDED, Manifest
 
 log = logging.getLogger(__name__)
 Progress = Callable[[CycleReport | None], None]
+HEARTBEAT = 10.0  # seconds between "a dispatcher is at work" marks of a long run
+
+
+def _record_failure(m: Manifest, wf_id: int, exc: BaseException) -> None:
+    """Leave why this dispatcher stops in the manifest, so `status`, `list` and `logs` can
+    say it instead of showing a workflow that runs forever (best effort: the manifest may
+    be what failed)."""
+    why = f"{type(exc).__name__}: {exc}"
+    filename = getattr(exc, "filename", None)
+    if filename and str(filename) not in why:
+        why += f" ({filename})"
+    try:
+        m.dispatcher_failed(wf_id, why)
+    except Exception as again:  # the log keeps both
+        log.error("could not record the dispatcher's failure (%s): %s", again, why)
 
 
 def dispatch_once(
@@ -23,11 +38,23 @@ def dispatch_once(
     config: DispatchConfig | None = None, notifier: Notifier | None = None,
 ) -> CycleReport | None:
     """One cycle under the dispatch lock; None when another dispatcher holds it."""
+    try:
+        return _dispatch_once(m, home, wf_id, resolve, config, notifier)
+    except Exception as exc:
+        _record_failure(m, wf_id, exc)
+        raise
+
+
+def _dispatch_once(
+    m: Manifest, home: Path, wf_id: int, resolve: Resolver,
+    config: DispatchConfig | None, notifier: Notifier | None,
+) -> CycleReport | None:
     lock = DispatchLock(home, wf_id)
     if not lock.acquire():
         log.info("workflow %d: another dispatcher is active; nothing to do", wf_id)
         return None
     try:
+        m.dispatcher_alive(wf_id)
         d = Dispatcher(m, wf_id, resolve, config, notifier)
         try:
             host = _dispatcher_host(m, wf_id, resolve)
@@ -71,6 +98,17 @@ def run_loop(
     If another dispatcher holds the lock, watch the manifest and take over when it lets go
     (for example after it was killed), so `run --resume` is always safe to type.
     """
+    try:
+        return _run_loop(m, home, wf_id, resolve, config, notifier, progress, idle_wait)
+    except Exception as exc:
+        _record_failure(m, wf_id, exc)
+        raise
+
+
+def _run_loop(
+    m: Manifest, home: Path, wf_id: int, resolve: Resolver, config: DispatchConfig | None,
+    notifier: Notifier | None, progress: Progress | None, idle_wait: float,
+) -> str:
     lock = DispatchLock(home, wf_id)
     while not lock.acquire():
         status = m.get_workflow(wf_id, texts=False).status
@@ -80,6 +118,8 @@ def run_loop(
             progress(None)
         time.sleep(idle_wait)
     try:
+        m.dispatcher_alive(wf_id)
+        seen = time.monotonic()
         d = Dispatcher(m, wf_id, resolve, config, notifier)
         try:
             report = d.cycle(force_poll=True)
@@ -88,6 +128,9 @@ def run_loop(
                     progress(report)
                 _wait(d, idle_wait)
                 report = d.cycle(force_poll=False)
+                if time.monotonic() - seen > HEARTBEAT:
+                    m.dispatcher_alive(wf_id)
+                    seen = time.monotonic()
             if progress is not None:
                 progress(report)
             return report.workflow_status

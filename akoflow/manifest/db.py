@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sqlite3
@@ -10,8 +11,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
-from akoflow.manifest.schema import migrate
+from akoflow.manifest.schema import MIGRATIONS, migrate, schema_version
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -73,18 +75,43 @@ class ManifestBase:
 
     def __init__(self, path: str | Path, *, journal_mode: str | None = None) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(
-            str(self.path), isolation_level=None, timeout=DEFAULT_BUSY_TIMEOUT_MS / 1000
-        )
-        mode = journal_mode or os.environ.get("AKOFLOW_JOURNAL_MODE")
-        self.conn.execute(f"PRAGMA busy_timeout = {DEFAULT_BUSY_TIMEOUT_MS}")
-        self._set_journal_mode(mode)
-        self.conn.execute(f"PRAGMA synchronous = {os.environ.get('AKOFLOW_SYNC', 'NORMAL')}")
-        self.conn.execute("PRAGMA foreign_keys = OFF")
-        self.conn.execute("PRAGMA cache_size = -65536")
-        _retry_locked(lambda: migrate(self.conn))
+        self.readonly = False
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(
+                str(self.path), isolation_level=None, timeout=DEFAULT_BUSY_TIMEOUT_MS / 1000
+            )
+            mode = journal_mode or os.environ.get("AKOFLOW_JOURNAL_MODE")
+            self.conn.execute(f"PRAGMA busy_timeout = {DEFAULT_BUSY_TIMEOUT_MS}")
+            self._set_journal_mode(mode)
+            self.conn.execute(
+                f"PRAGMA synchronous = {os.environ.get('AKOFLOW_SYNC', 'NORMAL')}")
+            self.conn.execute("PRAGMA foreign_keys = OFF")
+            self.conn.execute("PRAGMA cache_size = -65536")
+            _retry_locked(lambda: migrate(self.conn))
+        except (OSError, sqlite3.OperationalError) as exc:
+            if not (self.path.exists() and _read_only_problem(exc)):
+                raise
+            self._open_read_only()  # a read-only home: reading commands still work
         self._depth = 0
+
+    def _open_read_only(self) -> None:
+        """Open the manifest for reading where nothing may be written (a read-only file
+        system or home). A WAL database normally needs its -shm file written even to read;
+        `immutable` reads the file as it is, which is right when nobody can write it."""
+        uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
+        if (os.access(self.path.parent, os.W_OK) or
+                Path(f"{self.path}-shm").exists()) and _wal_ok(self.path):
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+        else:
+            conn = sqlite3.connect(uri + "&immutable=1", uri=True, isolation_level=None)
+        version = schema_version(conn)
+        if version < len(MIGRATIONS):
+            conn.close()
+            raise ManifestError(f"manifest {self.path} is read-only and older than this "
+                                "akoflow: open it once where it can be written to upgrade it")
+        self.conn = conn
+        self.readonly = True
 
     def _set_journal_mode(self, mode: str | None) -> None:
         """Switching the journal mode needs the database to itself for an instant, and
@@ -101,7 +128,9 @@ class ManifestBase:
         try:
             _retry_locked(switch)
         except sqlite3.OperationalError as exc:  # keep the file's mode; it still works
-            log.warning("could not set the manifest's journal mode: %s", exc)
+            # info, not warning: if the file cannot be used at all, the next statement says
+            # so in one line of its own (read-only, full disk)
+            log.info("could not set the manifest's journal mode: %s", exc)
 
     @classmethod
     def open_default(cls: type[T]) -> T:
@@ -156,6 +185,23 @@ class ManifestBase:
     def _one(self, cls: type[T], sql: str, params: Any = ()) -> T | None:
         row = self.conn.execute(sql, params).fetchone()
         return None if row is None else cls(*row)
+
+
+def _read_only_problem(exc: BaseException) -> bool:
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
+    text = str(exc).lower()
+    return "readonly" in text or "read-only" in text or "unable to open" in text
+
+
+def _wal_ok(path: Path) -> bool:
+    """A plain read-only connection works unless the file is in WAL mode without its -shm."""
+    try:
+        with open(path, "rb") as fh:
+            header = fh.read(20)
+    except OSError:
+        return False
+    return len(header) < 20 or header[18:20] != b"\x02\x02"
 
 
 def _checked_mode(mode: str) -> str:

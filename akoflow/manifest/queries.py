@@ -105,12 +105,14 @@ class QueriesMixin(ManifestBase):
             where.append("a.name=?")
             params.append(activity)
         rows = self.conn.execute(
-            "SELECT a.name, t.number, f.path, f.size, f.mtime, f.role, f.hash FROM files f"
+            "SELECT a.name, t.number, f.path, f.size, f.mtime, f.role, f.hash, f.observed,"
+            " f.ambiguous, f.raw FROM files f"
             " JOIN activity a ON a.id=f.activity_id JOIN attempt t ON t.id=f.attempt_id"
             f" WHERE {' AND '.join(where)} ORDER BY f.id",
             params,
         )
-        return [FileRow(r[0], r[1], FileEntry(r[2], r[3], r[4], r[5], r[6])) for r in rows]
+        return [FileRow(r[0], r[1], FileEntry(r[2], r[3], r[4], r[5], r[6], str(r[7]),
+                                              bool(r[8]), r[9])) for r in rows]
 
     def generated_paths(self, wf_id: int) -> dict[str, int]:
         """path -> id of the activity that last generated it in this workflow."""

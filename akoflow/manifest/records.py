@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,8 @@ class WorkflowRecord:
     dispatcher_job: str | None
     message: str | None
     schedule: str | None = None
+    dispatcher_seen_at: float | None = None  # the last dispatcher's heartbeat
+    dispatcher_error: str | None = None  # why the last dispatcher stopped, if it failed
 
 
 @dataclass(frozen=True)
@@ -129,13 +132,40 @@ class MetricSample:
 
 @dataclass(frozen=True)
 class FileEntry:
-    """A file seen by a snapshot. role: used | generated | pre-existing."""
+    """A file an attempt touched. role: used | generated | pre-existing | invalidated;
+    observed: how it was learnt (trace | snapshot | cache); ambiguous: the attribution may
+    be wrong (a snapshot cannot tell two concurrent tasks apart). `path` is text; when the
+    name's bytes are not UTF-8, `raw` holds them and `path` shows them escaped (`\\xff`)."""
 
     path: str
-    size: int
-    mtime: float
+    size: int | None
+    mtime: float | None
     role: str
     hash: str | None = None
+    observed: str = "snapshot"
+    ambiguous: bool = False
+    raw: bytes | None = None
+
+    @property
+    def fs_path(self) -> str:
+        """The name as the file system has it (undoes the escaping of non-UTF-8 bytes)."""
+        return os.fsdecode(self.raw) if self.raw is not None else self.path
+
+
+def text_path(path: str) -> tuple[str, bytes | None]:
+    """(text, raw) of a path from the file system (os.fsdecode, surrogate-escaped): text that
+    SQLite, JSON and terminals take, and the original bytes when it needed escaping."""
+    try:
+        path.encode("utf-8")
+        return path, None
+    except UnicodeEncodeError:
+        raw = path.encode("utf-8", "surrogateescape") if _escaped_only(path) else \
+            path.encode("utf-8", "surrogatepass")
+        return raw.decode("utf-8", "backslashreplace"), raw
+
+
+def _escaped_only(path: str) -> bool:
+    return all(not 0xD800 <= ord(ch) <= 0xDFFF or 0xDC80 <= ord(ch) <= 0xDCFF for ch in path)
 
 
 @dataclass

@@ -202,7 +202,21 @@ CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT INTO meta (key, value) VALUES ('instance', lower(hex(randomblob(4))))
 """
 
-MIGRATIONS: Final[list[str]] = [_V1, _V2]
+# V3: who is dispatching (the last dispatcher's heartbeat, and why the last one died, so a
+# reader can say "no dispatcher is alive"); how each file row was obtained (`observed`:
+# trace | snapshot | cache) and whether it is certain (`ambiguous`), with the path's bytes
+# when they are not UTF-8 (`raw`; `path` then shows them escaped); the `invalidated` role;
+# an activity's declared inputs/outputs (checked, never the source of lineage).
+_V3: Final[str] = """
+ALTER TABLE workflow ADD COLUMN dispatcher_seen_at REAL;
+ALTER TABLE workflow ADD COLUMN dispatcher_error TEXT;
+ALTER TABLE files ADD COLUMN observed TEXT NOT NULL DEFAULT 'snapshot';
+ALTER TABLE files ADD COLUMN ambiguous INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE files ADD COLUMN raw BLOB;
+ALTER TABLE activity ADD COLUMN declared TEXT NOT NULL DEFAULT '{}'
+"""
+
+MIGRATIONS: Final[list[str]] = [_V1, _V2, _V3]
 
 
 def schema_version(conn: sqlite3.Connection) -> int:

@@ -10,12 +10,26 @@ from dataclasses import dataclass
 from typing import Any
 
 from akoflow.manifest.activities import ACT_COLS, ActivitiesMixin
-from akoflow.manifest.records import ActivityRecord, AttemptOutcome, LiveAttempt
+from akoflow.manifest.records import (
+    ActivityRecord,
+    AttemptOutcome,
+    FileEntry,
+    LiveAttempt,
+    text_path,
+)
 from akoflow.manifest.states import LIVE, TERMINAL, Reason, Status, WorkflowStatus
 
 _LIVE = tuple(s.value for s in LIVE)
 _LIVE_SQL = ",".join("?" * len(_LIVE))
 _TERMINAL = tuple(s.value for s in TERMINAL)
+
+
+def _file_row(wf_id: int, act_id: int, attempt_id: int, f: FileEntry) -> tuple[Any, ...]:
+    """A files row; a name that is not UTF-8 is stored escaped, with its bytes in `raw`, so
+    no file name a task can make can stop the dispatcher."""
+    text, raw = text_path(f.path)
+    return (wf_id, act_id, attempt_id, text, f.size, f.mtime, f.hash, f.role, f.observed,
+            int(f.ambiguous), f.raw if f.raw is not None else raw)
 
 
 @dataclass(frozen=True)
@@ -80,9 +94,8 @@ class TransitionsMixin(ActivitiesMixin):
         if o.files:
             c.executemany(
                 "INSERT INTO files (workflow_id, activity_id, attempt_id, path, size, mtime, hash,"
-                " role) VALUES (?,?,?,?,?,?,?,?)",
-                [(wf_id, act_id, attempt_id, f.path, f.size, f.mtime, f.hash, f.role)
-                 for f in o.files],
+                " role, observed, ambiguous, raw) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                [_file_row(wf_id, act_id, attempt_id, f) for f in o.files],
             )
         c.execute(
             "INSERT OR REPLACE INTO errors (workflow_id, activity_id, attempt_id, stdout_path,"

@@ -18,7 +18,7 @@ from akoflow.spec.names import ident
 _COLS = (
     "w.id, w.name, w.namespace, w.runtime, {texts}, w.spec_path, w.status, w.created_at, "
     "w.started_at, w.finished_at, w.run_dir, w.work_dir, w.site, w.webhooks, w.owner, "
-    "w.dispatcher_job, w.message, w.schedule"
+    "w.dispatcher_job, w.message, w.schedule, w.dispatcher_seen_at, w.dispatcher_error"
 )
 WF_SELECT = (f"SELECT {_COLS.format(texts='s.raw_spec, s.spec_json')} FROM workflow w"
              " JOIN workflow_spec s ON s.workflow_id = w.id")
@@ -176,6 +176,17 @@ class WorkflowsMixin(ManifestBase):
             if cur.rowcount:
                 self.add_event(wf_id, None, None, "WORKFLOW", WorkflowStatus.PENDING.value,
                                WorkflowStatus.RUNNING.value)
+
+    def dispatcher_alive(self, wf_id: int) -> None:
+        """A dispatcher is at work on the workflow now (and the last failure is past)."""
+        with self.transaction() as c:
+            c.execute("UPDATE workflow SET dispatcher_seen_at=?, dispatcher_error=NULL"
+                      " WHERE id=?", (time.time(), wf_id))
+
+    def dispatcher_failed(self, wf_id: int, why: str) -> None:
+        """Why the workflow's dispatcher stopped before the workflow ended."""
+        with self.transaction() as c:
+            c.execute("UPDATE workflow SET dispatcher_error=? WHERE id=?", (why[:2000], wf_id))
 
     def set_dispatcher_job(self, wf_id: int, job: str | None) -> None:
         with self.transaction() as c:

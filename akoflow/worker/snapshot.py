@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from akoflow.manifest.records import FileEntry
@@ -66,7 +67,7 @@ def with_hashes(root: Path, entries: list[FileEntry], max_bytes: int) -> list[Fi
     out = []
     for e in entries:
         h = None
-        if e.size <= max_bytes:
+        if e.size is not None and e.size <= max_bytes:
             try:
                 digest = hashlib.sha256()
                 with open(root / e.path, "rb") as fh:
@@ -75,5 +76,5 @@ def with_hashes(root: Path, entries: list[FileEntry], max_bytes: int) -> list[Fi
                 h = "sha256:" + digest.hexdigest()
             except OSError:
                 h = None
-        out.append(FileEntry(e.path, e.size, e.mtime, e.role, h))
+        out.append(replace(e, hash=h))
     return out

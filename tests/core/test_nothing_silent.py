@@ -4,8 +4,12 @@ processes."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import subprocess
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -87,3 +91,164 @@ def test_an_attempt_ends_with_its_processes(akhome: Path, tmp_path: Path, mode: 
         pytest.skip(f"no writable cgroup v2 here: {len(escaped)} daemonized process(es) "
                     "escaped their attempt (README, Limits)")
     assert not escaped, [p.info["cmdline"] for p in escaped]
+
+
+def _sleeper(path: Path, seconds: int = 30) -> Path:
+    path.write_text(f"name: sleeper\nspec:\n  activities:\n    - name: s\n      run: sleep {seconds}\n"
+                    "    - name: t\n      run: 'true'\n      dependsOn: [s]\n")
+    return path
+
+
+def test_a_dispatcher_that_dies_at_once_fails_the_submit(akhome: Path, tmp_path: Path) -> None:
+    """Its lock directory cannot be made: `submit` must not print an id and exit 0."""
+    akhome.mkdir(parents=True)
+    (akhome / "locks").write_text("not a directory\n")
+    proc = ak("submit", str(_sleeper(tmp_path / "wf.yaml")), home=akhome, timeout=60)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "dispatcher died" in lines[0] and "locks" in lines[0], lines
+    assert "akoflow retry 1" in lines[0]
+    st = ak("status", "1", "--json", home=akhome, check=True)
+    problem = json.loads(st.stdout)["dispatcher_problem"]
+    assert problem and "no dispatcher is alive" in problem and "locks" in problem
+    listed = ak("list", home=akhome, check=True)
+    assert "no dispatcher" in listed.stdout and "no dispatcher is alive" in listed.stderr
+    logs = ak("logs", "1", home=akhome)
+    assert "no dispatcher is alive" in logs.stderr
+
+
+def test_a_dispatcher_killed_mid_run_is_reported(akhome: Path, tmp_path: Path) -> None:
+    ak("submit", str(_sleeper(tmp_path / "wf.yaml")), home=akhome, check=True)
+    assert json.loads(ak("status", "1", "--json", home=akhome).stdout)[
+        "dispatcher_problem"] is None
+    for p in procs_with("--resume"):  # the detached `run --resume 1` of this home
+        try:
+            if p.environ().get("AKOFLOW_HOME") == str(akhome):
+                p.kill()
+                p.wait(10)
+        except psutil.Error:
+            continue
+    st = json.loads(ak("status", "1", "--json", home=akhome, check=True).stdout)
+    assert st["status"] == "RUNNING"
+    assert "no dispatcher is alive for workflow 1" in st["dispatcher_problem"]
+    follow = ak("logs", "1", "--follow", home=akhome, timeout=60)
+    assert follow.returncode == 1 and "no dispatcher is alive" in follow.stderr
+    ak("cancel", "1", home=akhome, check=True)
+
+
+@pytest.fixture
+def read_only(akhome: Path) -> Iterator[Callable[[], None]]:
+    """Make the home read-only (a bind mount: root ignores file modes), undone after."""
+    mounted: list[Path] = []
+
+    def freeze() -> None:
+        for argv in (["mount", "--bind", str(akhome), str(akhome)],
+                     ["mount", "-o", "remount,ro,bind", str(akhome)]):
+            proc = subprocess.run(argv, capture_output=True, text=True)
+            if proc.returncode != 0:
+                if mounted:
+                    subprocess.run(["umount", str(akhome)], check=False)
+                if in_ci():
+                    raise AssertionError(f"{argv}: {proc.stderr}")
+                pytest.skip(f"cannot make a read-only mount here: {proc.stderr.strip()}")
+            if not mounted:
+                mounted.append(akhome)
+
+    yield freeze
+    for path in mounted:
+        subprocess.run(["umount", str(path)], check=False)
+
+
+def test_a_read_only_home_still_allows_reading(akhome: Path, tmp_path: Path,
+                                               read_only: Callable[[], None]) -> None:
+    proc = ak("run", str(_result_workflow(tmp_path / "wf.yaml", "x")), home=akhome)
+    assert proc.returncode == 0, proc.stderr
+    read_only()
+    for argv in (["list"], ["status", "1"], ["describe", "1"], ["logs", "1"], ["files", "1"],
+                 ["metrics", "1"], ["prov", "1", "--format", "prov-json"]):
+        out = ak(*argv, home=akhome)
+        assert out.returncode == 0, (argv, out.stderr)
+    wrote = ak("run", str(tmp_path / "wf.yaml"), home=akhome)
+    assert wrote.returncode == 1 and "internal error" not in wrote.stderr
+    lines = wrote.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(akhome) in lines[0] and "AKOFLOW_HOME" in lines[0], lines
+
+
+@pytest.mark.parametrize("damage", ["garbage", "directory"])
+def test_a_broken_manifest_is_named_not_an_internal_error(akhome: Path, tmp_path: Path,
+                                                           damage: str) -> None:
+    akhome.mkdir(parents=True)
+    db = akhome / "manifest.db"
+    if damage == "garbage":
+        db.write_bytes(b"this is not sqlite " * 400)
+    else:
+        db.mkdir()
+    for argv in (["list"], ["run", str(_result_workflow(tmp_path / "wf.yaml", "x"))]):
+        out = ak(*argv, home=akhome)
+        assert out.returncode not in (0, 70), out.stderr
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), lines
+        assert str(db) in lines[0] and "internal error" not in lines[0]
+
+
+def test_a_path_too_long_is_named(akhome: Path, tmp_path: Path) -> None:
+    deep = akhome / ("d" * 250) / ("e" * 250)
+    out = ak("list", home=deep)
+    assert out.returncode == 1 and "path too long" in out.stderr, out.stderr
+
+
+def test_a_full_disk_is_named(akhome: Path, tmp_path: Path) -> None:
+    akhome.mkdir(parents=True)
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(akhome)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        if in_ci():
+            raise AssertionError(proc.stderr)
+        pytest.skip(f"cannot mount a small tmpfs here: {proc.stderr.strip()}")
+    try:
+        with open(akhome / "filler", "wb") as fh:  # take all the room there is
+            try:
+                while True:
+                    fh.write(b"\0" * 65536)
+            except OSError:
+                pass
+        out = ak("run", str(_result_workflow(tmp_path / "wf.yaml", "x")), home=akhome)
+        assert out.returncode not in (0, 70), out.stderr
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), lines
+        assert str(akhome) in lines[0] and ("space" in lines[0] or "full" in lines[0]), lines
+    finally:
+        subprocess.run(["umount", str(akhome)], check=False)
+
+
+@pytest.mark.parametrize("command", ["run", "submit"])
+def test_file_names_that_are_not_utf8(akhome: Path, tmp_path: Path, command: str) -> None:
+    """Bytes are bytes: such names are recorded losslessly and printed safely, and neither
+    the dispatcher nor a reader crashes on them."""
+    wf = tmp_path / "wf.yaml"
+    wf.write_text("name: bytes\nspec:\n  activities:\n    - name: make\n      run: |\n"
+                  "        echo x > \"$(printf 'bad\\377.txt')\"\n"
+                  "        echo y > \"$(printf 'new\\nline.txt')\"\n"
+                  "    - name: read\n      dependsOn: [make]\n      run: |\n"
+                  "        cat \"$(printf 'bad\\377.txt')\" > copy.txt\n")
+    if command == "run":
+        assert ak("run", str(wf), home=akhome).returncode == 0
+    else:
+        ak("submit", str(wf), home=akhome, check=True)
+        deadline = time.time() + 60
+        while json.loads(ak("status", "1", "--json", home=akhome).stdout)["status"] in (
+                "PENDING", "RUNNING") and time.time() < deadline:
+            time.sleep(0.2)
+    assert json.loads(ak("status", "1", "--json", home=akhome).stdout)["status"] == "FINISHED"
+    rows = json.loads(ak("files", "1", "--json", home=akhome, check=True).stdout)
+    bad = [r for r in rows if r["path"].startswith("bad")]
+    assert bad and all(r["path"] == "bad\\xff.txt" for r in bad)
+    assert {base64.b64decode(r["raw_b64"]) for r in bad} == {b"bad\xff.txt"}
+    table = ak("files", "1", home=akhome, check=True).stdout
+    assert "bad\\xff.txt" in table and "new\\nline.txt" in table
+    for fmt in ("prov-json", "prov-n"):
+        assert ak("prov", "1", "--format", fmt, home=akhome).returncode == 0
+    for argv in (["lineage", "1", "--format", "json"], ["report", "1", "-o",
+                 str(tmp_path / "r.html")], ["crate", "1", "-o", str(tmp_path / "c.zip")]):
+        out = ak(*argv, home=akhome)
+        assert out.returncode == 0, (argv, out.stderr)

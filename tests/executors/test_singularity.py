@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -60,6 +61,7 @@ def check_golden(name: str, text: str, tmp_path: Path) -> None:
     # `python [-P] -m akoflow` as this interpreter starts it (-P from Python 3.11 on)
     text = text.replace(str(tmp_path), "{TMP}").replace(" ".join(akoflow_argv()), "{AKOFLOW}")
     text = text.replace(sys.executable, "{PYTHON}")
+    text = re.sub(r"/a[0-9a-f]{24}/cgroup\.procs", "/{CGROUP}/cgroup.procs", text)  # of {TMP}
     path = GOLDEN / name
     if os.environ.get("AKOFLOW_UPDATE_GOLDEN") == "1":
         path.write_text(text)
