@@ -197,10 +197,10 @@ def _await_batch_start(m: Manifest, wf: WorkflowRecord, resolver: SiteResolver,
         if now.dispatcher_seen_at is not None or now.status in WORKFLOW_ENDED:
             return
         states = [st for _, st in host.dispatcher_jobs(dispatcher_name(m, wf.id))]
-        if now.dispatcher_error or (states and all(
-                st not in (JobState.PENDING, JobState.RUNNING, JobState.UNKNOWN)
-                for st in states)):
-            time.sleep(0.5)  # the heartbeat may be a commit away
+        queued = [st for st in states
+                  if st in (JobState.PENDING, JobState.RUNNING, JobState.UNKNOWN)]
+        if now.dispatcher_error or not queued:  # ended (or gone) without a first cycle
+            time.sleep(1.0)  # the heartbeat may be a commit away
             if m.get_workflow(wf.id, texts=False).dispatcher_seen_at is None:
                 raise StartError(_died(m, wf))
             return
@@ -209,11 +209,13 @@ def _await_batch_start(m: Manifest, wf: WorkflowRecord, resolver: SiteResolver,
 
 def _died(m: Manifest, wf: WorkflowRecord) -> str:
     why = m.get_workflow(wf.id, texts=False).dispatcher_error or last_log_line(wf.run_dir)
+    if why:
+        m.dispatcher_failed(wf.id, why)  # readers show it at once (no start-up grace)
     return (f"workflow {wf.id} was registered, but its dispatcher died before its first "
             f"cycle{': ' + why if why else ''}; fix it and run `akoflow retry {wf.id}`")
 
 
-START_GRACE = 15.0  # seconds a new workflow may wait for its first dispatcher to show up
+START_GRACE = 5.0  # seconds a new workflow may wait for its first dispatcher to show up
 
 
 def dispatcher_problem(m: Manifest, wf: WorkflowRecord) -> str | None:

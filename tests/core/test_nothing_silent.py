@@ -252,3 +252,23 @@ def test_file_names_that_are_not_utf8(akhome: Path, tmp_path: Path, command: str
                  str(tmp_path / "r.html")], ["crate", "1", "-o", str(tmp_path / "c.zip")]):
         out = ak(*argv, home=akhome)
         assert out.returncode == 0, (argv, out.stderr)
+
+
+@pytest.mark.infra
+def test_a_batch_dispatcher_that_cannot_start_fails_the_submit(
+        slurm_cluster: object, akhome: Path, tmp_path: Path) -> None:
+    """A dispatcher job whose python cannot run (a broken install on the compute nodes):
+    `submit` says so instead of printing an id for a workflow that stays RUNNING forever."""
+    sites = tmp_path / "sites"
+    sites.mkdir()
+    (sites / "broken.yaml").write_text(
+        "name: broken\nextends: slurm\npython: /nonexistent/bin/python3\n")
+    wf = tmp_path / "wf.yaml"
+    wf.write_text("name: b\nspec:\n  runtime: broken\n  activities:\n"
+                  "    - {name: a, run: 'true'}\n")
+    proc = ak("submit", str(wf), home=akhome, env={"AKOFLOW_SITES": str(sites)}, timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "dispatcher died" in proc.stderr and "/nonexistent/bin/python3" in proc.stderr
+    st = json.loads(ak("status", "1", "--json", home=akhome,
+                       env={"AKOFLOW_SITES": str(sites)}).stdout)
+    assert "no dispatcher is alive" in (st["dispatcher_problem"] or "")
