@@ -15,14 +15,17 @@ schema can move without breaking anyone's analysis.
 from __future__ import annotations
 
 import json
+import re
+import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timezone
+from datetime import time as clock
 from typing import Any
 
-from akoflow.manifest import EventFilter, Manifest, WorkflowRecord
+from akoflow.manifest import EventFilter, Manifest, Status, WorkflowRecord
 from akoflow.manifest.queries import MetricRow
 
 WorkflowRef = int | str
@@ -154,6 +157,51 @@ def workflows(limit: int = 50, status: str | None = None, *,
                          m.status_counts(w.id))
             for w in m.list_workflows(limit, status)
         ]
+
+
+def parse_when(text: str | None) -> float | None:
+    """Seconds since the epoch from an ISO time, `HH:MM[:SS]` today, or an age such as
+    `10m` / `2h` / `30s` ago (what `akoflow logs --since` takes); ValueError otherwise."""
+    if text is None:
+        return None
+    age = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhd])", text.strip())
+    if age:
+        mult = {"s": 1, "m": 60, "h": 3600, "d": 86400}[age.group(2)]
+        return time.time() - float(age.group(1)) * mult
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        pass
+    try:
+        return datetime.combine(datetime.now().date(), clock.fromisoformat(text)).timestamp()
+    except ValueError:
+        raise ValueError(f"{text!r} is not a time (ISO, HH:MM, or 10m ago)") from None
+
+
+def iso(ts: float | None) -> str | None:
+    """Epoch seconds as ISO 8601 in UTC (None stays None)."""
+    return None if ts is None else datetime.fromtimestamp(ts, tz=timezone.utc).isoformat()
+
+
+def status_report(wf: WorkflowRef, *, manifest: Manifest | None = None) -> dict[str, Any]:
+    """What `akoflow status --json` prints: the workflow's state, counts per activity
+    state, failures with their stderr tails, and why ready activities wait."""
+    with _manifest(manifest) as m:
+        w = _workflow(m, wf)
+        return {
+            "id": w.id, "name": w.name, "status": w.status, "site": w.site,
+            "run_dir": w.run_dir, "work_dir": w.work_dir,
+            "created_at": iso(w.created_at), "started_at": iso(w.started_at),
+            "finished_at": iso(w.finished_at), "counts": m.status_counts(w.id),
+            "failures": [
+                {"activity": e.activity, "attempt": e.attempt, "exit_code": e.exit_code,
+                 "reason": e.reason, "stderr_tail": e.stderr_tail,
+                 "stderr_path": e.stderr_path}
+                for e in m.error_tails(w.id)
+            ],
+            "waiting": [{"activity": a.name, "why": a.message}
+                        for a in m.activities(w.id, [Status.READY.value]) if a.message],
+        }
 
 
 def activities(wf: WorkflowRef, *, manifest: Manifest | None = None) -> list[ActivityInfo]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from akoflow.dispatch.chain import dispatcher_name
@@ -127,6 +127,35 @@ def start(m: Manifest, wf: WorkflowRecord) -> str:
     if job is not None:
         return f"job {job}"
     return f"pid {start_detached(wf)}"
+
+
+def submit(m: Manifest, spec: WorkflowSpec,
+           prepare: Callable[[WorkflowRecord], None] | None = None
+           ) -> tuple[WorkflowRecord, str]:
+    """Register a workflow and start its dispatcher (`akoflow submit`, a service's POST).
+
+    `prepare` runs between the two (a service copies uploaded files into the work directory).
+    If the dispatcher cannot be started (no scheduler here, say), the workflow is cancelled
+    and settled before the error goes up, so no registered run is left that nobody will
+    ever dispatch."""
+    wf = register(m, spec)
+    try:
+        if prepare is not None:
+            prepare(wf)
+        return wf, start(m, wf)
+    except BaseException:
+        m.cancel(wf.id)
+        m.finalize_workflow(wf.id)
+        raise
+
+
+def retry_and_start(m: Manifest, wf: WorkflowRecord, names: Sequence[str] | None = None,
+                    *, start_dispatcher: bool = True) -> tuple[int, str | None]:
+    """Reset failed activities, then start a dispatcher if anything was reset or nobody
+    dispatches this unfinished workflow; (activities reset, dispatcher or None)."""
+    count = retry(m, wf.id, names)
+    wanted = count > 0 or unattended(m, wf)
+    return count, (start(m, wf) if wanted and start_dispatcher else None)
 
 
 def start_detached(wf: WorkflowRecord) -> int:

@@ -80,8 +80,7 @@ def run(file: str | None, site: str | None, resume_id: str | None, strict: bool,
 def submit(file: str, site: str | None, strict: bool, as_json: bool) -> None:
     """Register a workflow and start a detached dispatcher; prints the workflow id."""
     m = service.open_manifest()
-    wf = service.register(m, service.load_spec(file, strict=strict, site=site))
-    dispatcher = service.start(m, wf)
+    wf, dispatcher = service.submit(m, service.load_spec(file, strict=strict, site=site))
     if as_json:
         render.emit_json({"id": wf.id, "name": wf.name, "run_dir": wf.run_dir,
                           "dispatcher": dispatcher})
@@ -137,10 +136,8 @@ def retry(workflow_id: str, activities: tuple[str, ...], failed: bool, no_start:
     """Reset failed activities and their skipped descendants, then dispatch again."""
     m = service.open_manifest()
     wf = m.find_workflow(workflow_id)
-    count = service.retry(m, wf.id, list(activities) or None)
-    # Nothing to reset, but nobody dispatching a workflow that is not over: start one too.
-    wanted = count > 0 or service.unattended(m, wf)
-    pid = service.start(m, wf) if wanted and not no_start else None
+    count, pid = service.retry_and_start(m, wf, list(activities) or None,
+                                         start_dispatcher=not no_start)
     if as_json:
         render.emit_json({"id": wf.id, "reset": count, "dispatcher": pid})
     else:
