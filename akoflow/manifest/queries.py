@@ -114,7 +114,8 @@ class QueriesMixin(ManifestBase):
                        status: str | None = None) -> list[WorkflowRecord]:
         """Newest first, `limit` rows with an id below `before_id`: a page of a listing that
         stays stable while new workflows arrive."""
-        where, params = [], []
+        where: list[str] = []
+        params: list[object] = []
         if before_id is not None:
             where.append("w.id<?")
             params.append(before_id)
