@@ -14,7 +14,7 @@ from collections import defaultdict
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 
 from akoflow.manifest import Manifest, WorkflowRecord
 from akoflow.server import deps
@@ -126,8 +126,8 @@ def schedules() -> list[AkoSchedule]:
     return out
 
 
-@router.get("/akoflow-server/check-service/", response_class=PlainTextResponse,
+@router.get("/akoflow-server/check-service/", response_class=Response,
             summary="Health check (answers `ok`)",
             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
-def check_service() -> str:
-    return "ok"
+def check_service() -> Response:
+    return PlainTextResponse("ok")

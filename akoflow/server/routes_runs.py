@@ -53,6 +53,12 @@ def _text(body: str, media: str) -> Response:
     return Response(body, media_type=media)
 
 
+def _contents(types: Any) -> dict[str, Any]:
+    """Response content per media type: JSON documents are objects, the rest text."""
+    return {t: {"schema": {"type": "object"} if t == "application/json" else {"type": "string"}}
+            for t in sorted(set(types))}
+
+
 def _doc(media: str) -> dict[int | str, dict[str, Any]]:
     return {200: {"content": {media: {"schema": {"type": "string"}}}}}
 
@@ -135,8 +141,7 @@ def files(workflow_id: int,
 
 
 @router.get("/prov/", summary="W3C PROV of the run", response_class=Response,
-            responses={200: {"content": {t: {"schema": {"type": "string"}}
-                                         for t in set(PROV_TYPES.values())}}})
+            responses={200: {"content": _contents(PROV_TYPES.values())}})
 def prov(workflow_id: int, format: str = "prov-json") -> Response:
     from akoflow.provenance.prov import export
 
@@ -146,8 +151,7 @@ def prov(workflow_id: int, format: str = "prov-json") -> Response:
 
 
 @router.get("/lineage/", summary="Data lineage: tasks and files", response_class=Response,
-            responses={200: {"content": {t: {"schema": {"type": "string"}}
-                                         for t in set(LINEAGE_TYPES.values())}}})
+            responses={200: {"content": _contents(LINEAGE_TYPES.values())}})
 def lineage(workflow_id: int, file: str | None = None, activity: str | None = None,
             direction: str = "both", format: str = "json") -> Response:
     from akoflow.provenance import lineage as lin

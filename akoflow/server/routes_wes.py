@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 
 from akoflow import __version__, query, service
 from akoflow.manifest import ActivityRecord, Manifest, WorkflowRecord
@@ -220,21 +220,23 @@ def get_task(run_id: str, task_id: str, request: Request) -> TaskLog:
     return _task(_base(request), wf, act, _exit_codes(m, wf.id).get(act.id))
 
 
-@router.get("/runs/{run_id}/tasks/{task_id}/{stream}", response_class=PlainTextResponse,
+@router.get("/runs/{run_id}/tasks/{task_id}/{stream}", response_class=Response,
             responses=TEXT, summary="A task's stdout or stderr (plain text; akoflow)")
-def task_output(run_id: str, task_id: str, stream: Stream) -> str:
+def task_output(run_id: str, task_id: str, stream: Stream) -> Response:
     m = deps.manifest()
-    return query.output_tail(_run(m, run_id).id, task_id, stream, manifest=m)[1]
+    text = query.output_tail(_run(m, run_id).id, task_id, stream, manifest=m)[1]
+    return PlainTextResponse(text)
 
 
-@router.get("/runs/{run_id}/{stream}", response_class=PlainTextResponse, responses=TEXT,
+@router.get("/runs/{run_id}/{stream}", response_class=Response, responses=TEXT,
             summary="The run's log (stdout) or its failures' stderr (stderr; akoflow)")
-def run_output(run_id: str, stream: Stream) -> str:
+def run_output(run_id: str, stream: Stream) -> Response:
     m = deps.manifest()
     wf = _run(m, run_id)
     if stream == "stdout":
-        return "".join(f"{query.iso(r.ts)} {r.activity or '(workflow)'} {r.kind} "
+        return PlainTextResponse("".join(f"{query.iso(r.ts)} {r.activity or '(workflow)'} {r.kind} "
                        f"{r.from_status or ''}->{r.to_status or ''} {r.message or ''}\n"
-                       for r in query.logs(wf.id, manifest=m))
-    return "".join(f"== {e.activity} attempt {e.attempt}: {e.reason}\n{e.stderr_tail}\n"
-                   for e in m.error_tails(wf.id))
+                       for r in query.logs(wf.id, manifest=m)))
+    return PlainTextResponse("".join(
+        f"== {e.activity} attempt {e.attempt}: {e.reason}\n{e.stderr_tail}\n"
+        for e in m.error_tails(wf.id)))
