@@ -71,7 +71,8 @@ class ManifestBase:
     on the machine holding the file could lose the last transactions.
     """
 
-    def __init__(self, path: str | Path, *, journal_mode: str | None = None) -> None:
+    def __init__(self, path: str | Path, *, journal_mode: str | None = None,
+                 cache_kib: int = 65536) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(
@@ -82,7 +83,7 @@ class ManifestBase:
         self._set_journal_mode(mode)
         self.conn.execute(f"PRAGMA synchronous = {os.environ.get('AKOFLOW_SYNC', 'NORMAL')}")
         self.conn.execute("PRAGMA foreign_keys = OFF")
-        self.conn.execute("PRAGMA cache_size = -65536")
+        self.conn.execute(f"PRAGMA cache_size = -{int(cache_kib)}")
         _retry_locked(lambda: migrate(self.conn))
         self._depth = 0
 

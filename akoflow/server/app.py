@@ -18,7 +18,16 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from akoflow import __version__, service
-from akoflow.server import errors, routes_akoflow, routes_runs, routes_wes, stream, tokens, web
+from akoflow.server import (
+    deps,
+    errors,
+    routes_akoflow,
+    routes_runs,
+    routes_wes,
+    stream,
+    tokens,
+    web,
+)
 from akoflow.server.auth import Guard
 
 DEFAULT_MAX_BODY = 16 << 20
@@ -48,6 +57,9 @@ def create_app(config: ServeConfig | None = None) -> Any:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        import anyio.to_thread
+
+        anyio.to_thread.current_default_thread_limiter().total_tokens = deps.THREADS
         task = asyncio.create_task(hub.run())
         try:
             yield

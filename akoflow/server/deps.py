@@ -15,12 +15,15 @@ from akoflow.manifest import Manifest, WorkflowRecord
 from akoflow.server.errors import ApiError
 
 _local = threading.local()
+# Page cache per connection: the dispatcher's 64 MB would be paid once per worker thread.
+CACHE_KIB = 8192
+THREADS = 8  # worker threads for routes: each holds one connection
 
 
 def manifest() -> Manifest:
     m: Manifest | None = getattr(_local, "manifest", None)
     if m is None:
-        m = service.open_manifest()
+        m = Manifest(service.home() / "manifest.db", cache_kib=CACHE_KIB)
         _local.manifest = m
     return m
 
