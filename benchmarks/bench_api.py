@@ -172,10 +172,13 @@ def memory(args: argparse.Namespace) -> None:
         idle = vm(srv.proc.pid, "VmRSS")
         big_manifest(home / "home", args.workflows, args.activities)
         c = srv.client()
-        for path in ("/akoflow-api/workflows/", "/akoflow-api/workflows/?activities=false&limit=100",
+        for path in ("/akoflow-api/workflows/",
+                     "/akoflow-api/workflows/?activities=false&limit=100",
                      "/akoflow-api/workflows/1/", "/akoflow-api/workflows/1/status/",
-                     "/ga4gh/wes/v1/runs?page_size=100", "/ga4gh/wes/v1/runs/1/tasks?page_size=1000",
-                     "/akoflow-api/workflows/1/view/dag", "/akoflow-api/workflows/50/activities/"):
+                     "/ga4gh/wes/v1/runs?page_size=100",
+                     "/ga4gh/wes/v1/runs/1/tasks?page_size=1000",
+                     "/akoflow-api/workflows/1/view/dag",
+                     "/akoflow-api/workflows/50/activities/"):
             assert c.get(path).status_code == 200, path
         peak, now = vm(srv.proc.pid, "VmHWM"), vm(srv.proc.pid, "VmRSS")
     finally:
