@@ -16,7 +16,8 @@ CHECKS = ("not_a_server_error,response_schema_conformance,status_code_conformanc
           "content_type_conformance")
 
 
-def test_schemathesis_finds_no_server_error_or_schema_violation(served: Served) -> None:
+def test_schemathesis_finds_no_server_error_or_schema_violation(served: Served,
+                                                              tmp_path: Path) -> None:
     served.submit_yaml(Path(__file__).resolve().parents[2].joinpath(
         "examples", "diamond.yaml").read_text())  # a real workflow 1 for ids to hit
     exe = shutil.which("st", path=str(Path(sys.executable).parent))
@@ -26,8 +27,8 @@ def test_schemathesis_finds_no_server_error_or_schema_violation(served: Served) 
          "--checks", CHECKS, "--phases", "examples,coverage,fuzzing", "--max-examples", "25",
          "--exclude-path-regex", "/events/$", "--request-timeout", "30",
          "--generation-deterministic", "--no-color"],
-        capture_output=True, text=True, timeout=600, env={"PATH": "/usr/bin:/bin",
-                                                            "NO_PROXY": "*"})
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,  # its cache goes there
+        env={"PATH": "/usr/bin:/bin", "NO_PROXY": "*"})
     tail = proc.stdout[-6000:]
     assert proc.returncode == 0, tail
     assert "passed" in tail and "failed" not in tail.split("SUMMARY")[-1], tail
