@@ -16,14 +16,18 @@ from __future__ import annotations
 
 import base64
 import json
+import re
+import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timezone
+from datetime import time as clock
+from pathlib import Path
 from typing import Any
 
-from akoflow.manifest import EventFilter, Manifest, WorkflowRecord
+from akoflow.manifest import EventFilter, Manifest, Status, WorkflowRecord
 from akoflow.manifest.queries import MetricRow
 
 WorkflowRef = int | str
@@ -160,6 +164,51 @@ def workflows(limit: int = 50, status: str | None = None, *,
         ]
 
 
+def parse_when(text: str | None) -> float | None:
+    """Seconds since the epoch from an ISO time, `HH:MM[:SS]` today, or an age such as
+    `10m` / `2h` / `30s` ago (what `akoflow logs --since` takes); ValueError otherwise."""
+    if text is None:
+        return None
+    age = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhd])", text.strip())
+    if age:
+        mult = {"s": 1, "m": 60, "h": 3600, "d": 86400}[age.group(2)]
+        return time.time() - float(age.group(1)) * mult
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        pass
+    try:
+        return datetime.combine(datetime.now().date(), clock.fromisoformat(text)).timestamp()
+    except ValueError:
+        raise ValueError(f"{text!r} is not a time (ISO, HH:MM, or 10m ago)") from None
+
+
+def iso(ts: float | None) -> str | None:
+    """Epoch seconds as ISO 8601 in UTC (None stays None)."""
+    return None if ts is None else datetime.fromtimestamp(ts, tz=timezone.utc).isoformat()
+
+
+def status_report(wf: WorkflowRef, *, manifest: Manifest | None = None) -> dict[str, Any]:
+    """What `akoflow status --json` prints: the workflow's state, counts per activity
+    state, failures with their stderr tails, and why ready activities wait."""
+    with _manifest(manifest) as m:
+        w = _workflow(m, wf)
+        return {
+            "id": w.id, "name": w.name, "status": w.status, "site": w.site,
+            "run_dir": w.run_dir, "work_dir": w.work_dir,
+            "created_at": iso(w.created_at), "started_at": iso(w.started_at),
+            "finished_at": iso(w.finished_at), "counts": m.status_counts(w.id),
+            "failures": [
+                {"activity": e.activity, "attempt": e.attempt, "exit_code": e.exit_code,
+                 "reason": e.reason, "stderr_tail": e.stderr_tail,
+                 "stderr_path": e.stderr_path}
+                for e in m.error_tails(w.id)
+            ],
+            "waiting": [{"activity": a.name, "why": a.message}
+                        for a in m.activities(w.id, [Status.READY.value]) if a.message],
+        }
+
+
 def activities(wf: WorkflowRef, *, manifest: Manifest | None = None) -> list[ActivityInfo]:
     with _manifest(manifest) as m:
         w = _workflow(m, wf)
@@ -265,6 +314,52 @@ def files(wf: WorkflowRef, role: str | Sequence[str] | None = None,
                            r.entry.role, r.entry.hash, r.entry.observed, r.entry.ambiguous,
                            base64.b64encode(r.entry.raw).decode() if r.entry.raw else None)
                 for r in rows]
+
+
+def output_tail(wf: WorkflowRef, activity: str, stream: str = "stdout",
+                attempt: int | None = None, max_bytes: int = 64 * 1024, *,
+                manifest: Manifest | None = None) -> tuple[int, str]:
+    """(attempt number, the last `max_bytes` of its stdout or stderr so far): the live log
+    of an activity, readable while it runs. (0, "") before any attempt started."""
+    from akoflow.dispatch.protocol import STDERR, STDOUT
+    from akoflow.manifest import ManifestError
+
+    name = {"stdout": STDOUT, "stderr": STDERR}[stream]
+    with _manifest(manifest) as m:
+        w = _workflow(m, wf)
+        act = m.activity_named(w.id, activity)
+        if act is None:
+            raise ManifestError(f"workflow {w.id} has no activity {activity!r}")
+        tries = [t for t in m.attempts(w.id, act.id) if attempt in (None, t.number)]
+        if not tries:
+            if attempt is not None:
+                raise ManifestError(f"activity {activity!r} has no attempt {attempt}")
+            return 0, ""
+        t = tries[-1]
+        try:
+            with open(Path(t.attempt_dir) / name, "rb") as fh:
+                fh.seek(0, 2)
+                fh.seek(max(fh.tell() - max_bytes, 0))
+                return t.number, fh.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return t.number, ""
+
+
+def work_file(wf: WorkflowRef, path: str, *, manifest: Manifest | None = None) -> Path:
+    """A file the workflow's provenance records (a used, generated or pre-existing file),
+    resolved inside its work directory; ValueError for anything else. Only recorded files
+    are served, so no path can reach the manifest, tokens or other users' data."""
+    with _manifest(manifest) as m:
+        w = _workflow(m, wf)
+        if path not in {r.entry.path for r in m.files(w.id)}:
+            raise ValueError(f"workflow {w.id} records no file {path!r}")
+        root = Path(w.work_dir).resolve()
+        full = (root / path).resolve()
+        db = Path(m.path).resolve()
+        forbidden = {db, *(db.with_name(db.name + s) for s in ("-wal", "-shm", "-journal"))}
+        if not full.is_relative_to(root) or full in forbidden or not full.is_file():
+            raise ValueError(f"{path!r} is not a regular file inside the work directory")
+        return full
 
 
 def as_dicts(records: Sequence[Any]) -> list[dict[str, Any]]:

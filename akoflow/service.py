@@ -10,8 +10,9 @@ import os
 import subprocess
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from akoflow.dispatch.chain import dispatcher_name
 from akoflow.dispatch.lock import DispatchLock
@@ -162,6 +163,39 @@ def start(m: Manifest, wf: WorkflowRecord, *, wait: float = 0.0) -> str:
     return f"pid {proc.pid}"
 
 
+def submit(m: Manifest, spec: WorkflowSpec,
+           prepare: Callable[[WorkflowRecord], None] | None = None, *, wait: float = 0.0
+           ) -> tuple[WorkflowRecord, str]:
+    """Register a workflow and start its dispatcher (`akoflow submit`, a service's POST).
+
+    `prepare` runs between the two (a service copies uploaded files into the work directory).
+    If the dispatcher cannot be started (no scheduler here, say), the workflow is cancelled
+    and settled before the error goes up, so no registered run is left that nobody will
+    ever dispatch. A dispatcher that started and then died (StartError, with `wait`) leaves
+    the workflow registered: `akoflow retry` runs it once the cause is fixed."""
+    wf = register(m, spec)
+    try:
+        if prepare is not None:
+            prepare(wf)
+        return wf, start(m, wf, wait=wait)
+    except StartError:
+        raise
+    except BaseException:
+        m.cancel(wf.id)
+        m.finalize_workflow(wf.id)
+        raise
+
+
+def retry_and_start(m: Manifest, wf: WorkflowRecord, names: Sequence[str] | None = None,
+                    *, start_dispatcher: bool = True, wait: float = 0.0
+                    ) -> tuple[int, str | None]:
+    """Reset failed activities, then start a dispatcher if anything was reset or nobody
+    dispatches this unfinished workflow; (activities reset, dispatcher or None)."""
+    count = retry(m, wf.id, names)
+    wanted = count > 0 or unattended(m, wf)
+    return count, (start(m, wf, wait=wait) if wanted and start_dispatcher else None)
+
+
 def start_detached(wf: WorkflowRecord) -> subprocess.Popen[bytes]:
     """Start a background dispatcher loop for a local workflow."""
     log_path = Path(wf.run_dir) / "dispatcher.log"
@@ -216,6 +250,15 @@ def _died(m: Manifest, wf: WorkflowRecord) -> str:
 
 
 START_GRACE = 5.0  # seconds a new workflow may wait for its first dispatcher to show up
+
+
+def status_report(m: Manifest, wf_id: int) -> dict[str, Any]:
+    """`akoflow status --json`: the workflow's report, and whether anyone dispatches it."""
+    from akoflow import query
+
+    data = query.status_report(wf_id, manifest=m)
+    data["dispatcher_problem"] = dispatcher_problem(m, m.get_workflow(wf_id, texts=False))
+    return data
 
 
 def dispatcher_problem(m: Manifest, wf: WorkflowRecord) -> str | None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import re
 import time
 from typing import Any
 
@@ -12,7 +10,7 @@ import click
 
 from akoflow import service
 from akoflow.cli import render
-from akoflow.manifest import WORKFLOW_ENDED, EventFilter, Manifest, Status
+from akoflow.manifest import WORKFLOW_ENDED, EventFilter, Manifest
 from akoflow.manifest.states import LOG_FILTERS
 from akoflow.sites import list_sites, load_site
 from akoflow.spec.units import format_bytes
@@ -48,21 +46,7 @@ def list_cmd(limit: int, status: str | None, as_json: bool) -> None:
 
 
 def status_data(m: Manifest, wf_id: int) -> dict[str, Any]:
-    wf = m.get_workflow(wf_id)
-    return {
-        "id": wf.id, "name": wf.name, "status": wf.status, "site": wf.site,
-        "run_dir": wf.run_dir, "work_dir": wf.work_dir,
-        "created_at": render.iso(wf.created_at), "started_at": render.iso(wf.started_at),
-        "finished_at": render.iso(wf.finished_at), "counts": m.status_counts(wf_id),
-        "failures": [
-            {"activity": e.activity, "attempt": e.attempt, "exit_code": e.exit_code,
-             "reason": e.reason, "stderr_tail": e.stderr_tail, "stderr_path": e.stderr_path}
-            for e in m.error_tails(wf_id)
-        ],
-        "waiting": [{"activity": a.name, "why": a.message}
-                    for a in m.activities(wf_id, [Status.READY.value]) if a.message],
-        "dispatcher_problem": service.dispatcher_problem(m, wf),
-    }
+    return service.status_report(m, wf_id)
 
 
 @click.command()
@@ -136,21 +120,12 @@ def _limit(seconds: float | None) -> str:
 
 def parse_when(text: str | None) -> float | None:
     """ISO time, `HH:MM[:SS]` today, or an age such as `10m` / `2h` / `30s` ago."""
-    if text is None:
-        return None
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhd])", text.strip())
-    if m:
-        mult = {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
-        return time.time() - float(m.group(1)) * mult
+    from akoflow import query
+
     try:
-        return dt.datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        pass
-    try:
-        t = dt.time.fromisoformat(text)
-        return dt.datetime.combine(dt.date.today(), t).timestamp()
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is not a time (ISO, HH:MM, or 10m ago)") from None
+        return query.parse_when(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 @click.command()

@@ -85,8 +85,8 @@ SUBMIT_WAIT = 30.0  # seconds `submit` waits for the first dispatch cycle to beg
 def submit(file: str, site: str | None, strict: bool, as_json: bool) -> None:
     """Register a workflow and start a detached dispatcher; prints the workflow id."""
     m = service.open_manifest()
-    wf = service.register(m, service.load_spec(file, strict=strict, site=site))
-    dispatcher = service.start(m, wf, wait=SUBMIT_WAIT)
+    wf, dispatcher = service.submit(m, service.load_spec(file, strict=strict, site=site),
+                                    wait=SUBMIT_WAIT)
     if as_json:
         render.emit_json({"id": wf.id, "name": wf.name, "run_dir": wf.run_dir,
                           "dispatcher": dispatcher})
@@ -142,10 +142,8 @@ def retry(workflow_id: str, activities: tuple[str, ...], failed: bool, no_start:
     """Reset failed activities and their skipped descendants, then dispatch again."""
     m = service.open_manifest()
     wf = m.find_workflow(workflow_id)
-    count = service.retry(m, wf.id, list(activities) or None)
-    # Nothing to reset, but nobody dispatching a workflow that is not over: start one too.
-    wanted = count > 0 or service.unattended(m, wf)
-    pid = service.start(m, wf, wait=SUBMIT_WAIT) if wanted and not no_start else None
+    count, pid = service.retry_and_start(m, wf, list(activities) or None,
+                                         start_dispatcher=not no_start, wait=SUBMIT_WAIT)
     if as_json:
         render.emit_json({"id": wf.id, "reset": count, "dispatcher": pid})
     else:

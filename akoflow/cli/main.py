@@ -12,7 +12,14 @@ from typing import NoReturn
 import click
 
 from akoflow import __version__
-from akoflow.cli import commands_inspect, commands_prov, commands_run, commands_sched, environment
+from akoflow.cli import (
+    commands_inspect,
+    commands_prov,
+    commands_run,
+    commands_sched,
+    commands_serve,
+    environment,
+)
 from akoflow.executor import ExecutorError
 from akoflow.manifest import ManifestError, akoflow_home
 from akoflow.scheduling.policies import PolicyError
@@ -38,7 +45,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 for command in (*commands_run.COMMANDS, *commands_inspect.COMMANDS, *commands_prov.COMMANDS,
-                *commands_sched.COMMANDS):
+                *commands_sched.COMMANDS, *commands_serve.COMMANDS):
     cli.add_command(command)
 
 

@@ -73,7 +73,8 @@ class ManifestBase:
     on the machine holding the file could lose the last transactions.
     """
 
-    def __init__(self, path: str | Path, *, journal_mode: str | None = None) -> None:
+    def __init__(self, path: str | Path, *, journal_mode: str | None = None,
+                 cache_kib: int = 65536) -> None:
         self.path = Path(path)
         self.readonly = False
         try:
@@ -87,7 +88,7 @@ class ManifestBase:
             self.conn.execute(
                 f"PRAGMA synchronous = {os.environ.get('AKOFLOW_SYNC', 'NORMAL')}")
             self.conn.execute("PRAGMA foreign_keys = OFF")
-            self.conn.execute("PRAGMA cache_size = -65536")
+            self.conn.execute(f"PRAGMA cache_size = -{int(cache_kib)}")
             _retry_locked(lambda: migrate(self.conn))
         except (OSError, sqlite3.OperationalError) as exc:
             if not (self.path.exists() and _read_only_problem(exc)):

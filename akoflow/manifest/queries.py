@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from akoflow.manifest.db import ManifestBase
-from akoflow.manifest.records import EventRecord, FileEntry, MetricSample
+from akoflow.manifest.records import EventRecord, FileEntry, MetricSample, WorkflowRecord
+from akoflow.manifest.workflows import WF_SELECT_LIGHT
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,62 @@ class QueriesMixin(ManifestBase):
             sql += " LIMIT ?"
             params.append(f.limit)
         return self._rows(EventRecord, sql, params)
+
+    def events_after(self, after_id: int, wf_id: int | None = None, limit: int = 500
+                     ) -> list[EventRecord]:
+        """Run-log rows with an id above `after_id` (one workflow or all), oldest first: what
+        a live event stream polls. Ids grow in commit order (SQLite has one writer at a
+        time), so a reader that resumes after the last id it saw misses nothing."""
+        where, params = ("e.id>?", [after_id])
+        if wf_id is not None:
+            where += " AND e.workflow_id=?"
+            params.append(wf_id)
+        return self._rows(
+            EventRecord,
+            "SELECT e.id, e.workflow_id, e.activity_id, e.attempt, e.ts, e.kind, e.from_status,"
+            " e.to_status, e.node, e.message, a.name FROM event e LEFT JOIN activity a"
+            f" ON a.id = e.activity_id WHERE {where} ORDER BY e.id LIMIT ?",
+            (*params, limit),
+        )
+
+    def last_event_id(self, wf_id: int | None = None) -> int:
+        """The newest run-log row id (0 when there is none)."""
+        if wf_id is None:
+            row = self.conn.execute("SELECT MAX(id) FROM event").fetchone()
+        else:
+            row = self.conn.execute("SELECT MAX(id) FROM event WHERE workflow_id=?",
+                                    (wf_id,)).fetchone()
+        return int(row[0] or 0)
+
+    def workflows_page(self, limit: int, before_id: int | None = None,
+                       status: str | None = None) -> list[WorkflowRecord]:
+        """Newest first, `limit` rows with an id below `before_id`: a page of a listing that
+        stays stable while new workflows arrive."""
+        where: list[str] = []
+        params: list[object] = []
+        if before_id is not None:
+            where.append("w.id<?")
+            params.append(before_id)
+        if status is not None:
+            where.append("w.status=?")
+            params.append(status)
+        cond = f"WHERE {' AND '.join(where)}" if where else ""
+        return self._rows(WorkflowRecord,
+                          f"{WF_SELECT_LIGHT} {cond} ORDER BY w.id DESC LIMIT ?",
+                          (*params, limit))
+
+    def count_workflows(self, status: str | None = None) -> int:
+        if status is None:
+            row = self.conn.execute("SELECT COUNT(*) FROM workflow").fetchone()
+        else:
+            row = self.conn.execute("SELECT COUNT(*) FROM workflow WHERE status=?",
+                                    (status,)).fetchone()
+        return int(row[0])
+
+    def workflow_state_counts(self) -> dict[str, int]:
+        """How many workflows are in each state (WES `system_state_counts`)."""
+        rows = self.conn.execute("SELECT status, COUNT(*) FROM workflow GROUP BY status")
+        return {str(s): int(n) for s, n in rows}
 
     def error_tails(self, wf_id: int, only_failed: bool = True) -> list[ErrorTail]:
         cond = "AND t.status='FAILED'" if only_failed else ""

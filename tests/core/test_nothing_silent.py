@@ -94,7 +94,8 @@ def test_an_attempt_ends_with_its_processes(akhome: Path, tmp_path: Path, mode: 
 
 
 def _sleeper(path: Path, seconds: int = 30) -> Path:
-    path.write_text(f"name: sleeper\nspec:\n  activities:\n    - name: s\n      run: sleep {seconds}\n"
+    path.write_text("name: sleeper\nspec:\n  activities:\n"
+                    f"    - name: s\n      run: sleep {seconds}\n"
                     "    - name: t\n      run: 'true'\n      dependsOn: [s]\n")
     return path
 

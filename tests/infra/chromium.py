@@ -253,3 +253,43 @@ def _collect(events: list[dict[str, Any]], result: PageResult) -> None:
             result.requests.append(params.get("request", {}).get("url", ""))
         elif method == "Page.javascriptDialogOpening":
             result.dialogs.append(f"{params.get('type')}: {params.get('message')}")
+
+
+class LivePage:
+    """A page left open in headless Chromium: evaluate JavaScript in it as time passes."""
+
+    def __init__(self, cdp: _Cdp, session: str) -> None:
+        self._cdp, self._session = cdp, session
+
+    def evaluate(self, expression: str) -> Any:
+        reply = self._cdp.send("Runtime.evaluate", {"expression": expression,
+                                                    "returnByValue": True,
+                                                    "awaitPromise": True},
+                               session=self._session)
+        if "exceptionDetails" in reply:
+            raise AssertionError(f"{expression}: {reply['exceptionDetails']}")
+        return reply["result"].get("value")
+
+
+@contextlib.contextmanager
+def live_page(url: str, *, width: int = 1280, height: int = 900, timeout: float = 60
+              ) -> Iterator[tuple[LivePage, PageResult]]:
+    """Open `url` (any URL, e.g. a local server's) and keep it open: yields the page and the
+    result that collects console messages, exceptions and requests until the block ends."""
+    binary = chromium()
+    require_websocket_client()
+    result = PageResult()
+    with _browser(binary, width, height) as (ws_url, _log):
+        cdp = _Cdp(ws_url, timeout)
+        try:
+            target = cdp.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+            session = cdp.send("Target.attachToTarget",
+                               {"targetId": target, "flatten": True})["sessionId"]
+            for domain in ("Page", "Runtime", "Log", "Network"):
+                cdp.send(f"{domain}.enable", session=session)
+            cdp.send("Page.navigate", {"url": url}, session=session)
+            cdp.wait_for("Page.loadEventFired", timeout)
+            yield LivePage(cdp, session), result
+        finally:
+            cdp.close()
+            _collect(cdp.events, result)
