@@ -66,15 +66,18 @@ def load_or_make(m: Manifest, wf: WorkflowRecord, site: str, nodes: Sequence[Nod
     except (OSError, ValueError, KeyError, TypeError):
         pass  # a damaged plan file: plan again
     plan = _make(m, wf, site, nodes, history)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if plan is None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if plan is not None:
+            plan.save(path)
+            return plan
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps({"unplanned": f"more than {PLAN_LIMIT} activities, several "
                                                 "sites, or an activity no node fits"}),
                        encoding="utf-8")
         tmp.replace(path)
-        return None
-    plan.save(path)
+    except OSError:
+        pass  # an unwritable run dir: this process keeps the plan; another plans again
     return plan
 
 
