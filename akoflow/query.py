@@ -27,7 +27,7 @@ from datetime import time as clock
 from pathlib import Path
 from typing import Any
 
-from akoflow.manifest import EventFilter, Manifest, Status, WorkflowRecord
+from akoflow.manifest import EventFilter, Manifest, ManifestError, Status, WorkflowRecord
 from akoflow.manifest.queries import MetricRow
 
 WorkflowRef = int | str
@@ -360,6 +360,37 @@ def work_file(wf: WorkflowRef, path: str, *, manifest: Manifest | None = None) -
         if not full.is_relative_to(root) or full in forbidden or not full.is_file():
             raise ValueError(f"{path!r} is not a regular file inside the work directory")
         return full
+
+
+def placement(wf: WorkflowRef, activity: str, attempt: int | None = None, *,
+              manifest: Manifest | None = None) -> dict[str, Any]:
+    """Why an attempt went to its node (`akoflow explain`): the policy, the activity's upward
+    rank, the plan it followed (AkôScore: alpha's point of the front and the front), and per
+    candidate node its score and AkôScore's terms (speed part, memory part). Default: the
+    last attempt."""
+    with _manifest(manifest) as m:
+        w = _workflow(m, wf)
+        act = m.activity_named(w.id, activity)
+        if act is None:
+            raise ManifestError(f"workflow {w.id} has no activity {activity!r}")
+        tries = [a for a in m.attempts(w.id, act.id) if attempt is None or a.number == attempt]
+        if attempt is not None and not tries:
+            raise ManifestError(f"{activity} has no attempt {attempt}")
+    rec = tries[-1] if tries else None
+    stored: dict[str, Any] = json.loads(rec.scores) if rec is not None and rec.scores else {}
+    scores: dict[str, float | None] = stored.get("scores") or {}
+    terms: dict[str, dict[str, float]] = stored.get("terms") or {}
+    node = rec.node if rec is not None else act.node
+    picked = stored.get("node") or node  # the policy's pick (a local task runs on this host)
+    ranked = sorted(scores.items(), key=lambda kv: -(kv[1] if kv[1] is not None else -1e300))
+    return {"workflow_id": w.id, "activity": activity, "status": act.status,
+            "attempt": rec.number if rec else None, "node": picked, "ran_on": node,
+            "alpha": act.alpha,
+            "policy": stored.get("policy"), "rank": stored.get("rank"),
+            "plan": stored.get("plan"), "scores": scores,
+            "candidates": [{"node": n, "score": s, **terms.get(n, {}), "chosen": n == picked}
+                           for n, s in ranked],
+            "waiting": act.message if act.status == "READY" else None}
 
 
 def as_dicts(records: Sequence[Any]) -> list[dict[str, Any]]:

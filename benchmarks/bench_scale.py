@@ -10,6 +10,11 @@
   * `dispatch_cycle_100000_claim_1000_s`: on a local site sized for 1,000 tasks, so the cycle
     claims all 1,000: intents, 1,000 attempt directories, 1,000 processes started;
   * `dispatcher_peak_rss_mb`: peak RSS of that dispatcher process.
+- Placement alone, 1,000 ready activities of mixed shapes on 100 heterogeneous nodes, the
+  best of 5 (what one cycle of a placed site pays, in-process): `place_1000_on_100_ms` for
+  online AkôScore (an unplanned workflow, or an online point of the front), and
+  `place_1000_on_100_plan_ms` following an offline plan (the plan's per-node order rebuilt
+  as every cycle does), each with its ratio to first fit timed beside it.
 Usage: python benchmarks/bench_scale.py
 """
 
@@ -17,10 +22,12 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from _common import cleanup, figure, fresh_home
@@ -53,7 +60,46 @@ def _cycle(home: Path, wf_id: int, cpus: str) -> dict[str, float]:
     return result
 
 
+def _best_ms(fn: Callable[[], object], runs: int = 5) -> float:
+    best = float("inf")
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best * 1000
+
+
+def placement_figures() -> None:
+    """Time one placement round of 1,000 ready activities on 100 nodes."""
+    from akoflow.executor import Node
+    from akoflow.scheduling.history import RunHistory
+    from akoflow.scheduling.placement import TaskView, place
+    from akoflow.scheduling.plan import Plan
+
+    gib = 1 << 30
+    rng = random.Random(16)
+    shapes = [(8, 32, 1.0), (16, 32, 1.6), (8, 128, 1.2), (4, 8, 0.8)]
+    nodes = []
+    for k in range(100):
+        cpus, mem, speed = rng.choice(shapes)
+        nodes.append(Node(f"n{k}", cpus, cpus, mem * gib, mem * gib, speed=speed))
+    tasks = [TaskView(f"t{i}", cpu=rng.choice([1, 1, 2, 4]), memory=rng.choice([1, 2, 4, 8, 16])
+                      * gib // 2, estimate=rng.uniform(1, 600), rank=rng.uniform(1, 5000))
+             for i in range(1000)]
+    history = RunHistory()
+    plan = Plan("bench", None, 0.5, 0.0, 0.0, {t.name: rng.choice(nodes).name for t in tasks},
+                {t.name: rng.uniform(0, 100) for t in tasks})
+    ff = _best_ms(lambda: place(tasks, nodes, "first-fit", history))
+    ako = _best_ms(lambda: place(tasks, nodes, "akoscore", history))
+    planned = _best_ms(lambda: place(tasks, nodes, "akoscore", history,
+                                     plan.follower([t.name for t in tasks])))
+    figure("place_1000_on_100_first_fit_ms", ff, "ms")
+    figure("place_1000_on_100_ms", ako, f"ms ({ako / ff:.2f}x first fit)")
+    figure("place_1000_on_100_plan_ms", planned, f"ms ({planned / ff:.2f}x first fit)")
+
+
 def main() -> None:
+    placement_figures()
     home = fresh_home("scale")
     os.environ["AKOFLOW_HOME"] = str(home)
     from akoflow import service

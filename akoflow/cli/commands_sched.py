@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
@@ -46,6 +45,9 @@ def simulate(workflow: str, nodes_file: str, policy: str | None, alpha: float | 
                f"{result.policy}{'' if alpha is None else f' alpha={alpha:g}'}")
     click.echo(f"  makespan      {result.makespan:.1f} s")
     click.echo(f"  memory waste  {result.memory_waste_gbh:.4f} GB*h")
+    if result.plan is not None:
+        front = ", ".join(f"{lb} {m:.1f} s/{w:.4f}" for lb, m, w in result.plan.front)
+        click.echo(f"  plan          {result.plan.label} (alpha's point of the front: {front})")
     render.table(["node", "utilisation", "tasks"], [
         [n, f"{u * 100:.1f}%", sum(1 for r in result.runs if r.node == n)]
         for n, u in result.utilisation.items()])
@@ -82,42 +84,46 @@ def nodes(site: str, as_json: bool) -> None:
 @click.option("--attempt", type=int, default=None, help="Attempt number (default: the last).")
 @click.option("--json", "as_json", is_flag=True)
 def explain(wf_id: int, activity: str, attempt: int | None, as_json: bool) -> None:
-    """Why ACTIVITY of workflow WF_ID went to its node: every candidate's score."""
-    from akoflow import service
+    """Why ACTIVITY of workflow WF_ID went to its node: the plan, and every candidate's terms."""
+    from akoflow import query, service
 
-    m = service.open_manifest()
-    act = m.activity_named(wf_id, activity)
-    if act is None:
-        raise click.ClickException(f"workflow {wf_id} has no activity {activity!r}")
-    attempts = m.attempts(wf_id, act.id)
-    chosen = [a for a in attempts if attempt is None or a.number == attempt]
-    if attempt is not None and not chosen:
-        raise click.ClickException(f"{activity} has no attempt {attempt}")
-    rec = chosen[-1] if chosen else None
-    scores: dict[str, Any] = json.loads(rec.scores) if rec is not None and rec.scores else {}
-    data: dict[str, Any] = {"workflow_id": wf_id, "activity": activity, "status": act.status,
-            "attempt": rec.number if rec else None, "node": rec.node if rec else act.node,
-            "alpha": act.alpha, "policy": scores.get("policy"),
-            "scores": scores.get("scores") or {}, "waiting": act.message
-            if act.status == "READY" else None}
+    data = query.placement(wf_id, activity, attempt, manifest=service.open_manifest())
     if as_json:
         render.emit_json(data)
         return
-    if rec is None:
-        click.echo(f"{activity}: {act.status}, not placed yet"
-                   + (f" ({act.message})" if act.message else ""))
+    if data["attempt"] is None:
+        click.echo(f"{activity}: {data['status']}, not placed yet"
+                   + (f" ({data['waiting']})" if data["waiting"] else ""))
         return
+    head = f"{activity} attempt {data['attempt']}: node {data['node'] or '-'}"
+    if data["ran_on"] and data["ran_on"] != data["node"]:
+        head += f" (ran on {data['ran_on']})"
     if not data["scores"]:
-        click.echo(f"{activity} attempt {rec.number}: node {rec.node or '-'}; no policy "
-                   "chose it (the scheduler placed it, or there was a single node)")
+        click.echo(f"{head}; no policy chose it (the scheduler placed it, or there was a "
+                   "single node)")
         return
-    click.echo(f"{activity} attempt {rec.number}: node {rec.node} won under policy "
-               f"{data['policy'] or '?'} (alpha {act.alpha:g}); higher scores win")
-    ranked = sorted(data["scores"].items(), key=lambda kv: -(kv[1] if kv[1] is not None
-                                                              else float("-inf")))
-    render.table(["node", "score", ""], [
-        [n, "unsuitable" if s is None else f"{s:.4f}", "<- chosen" if n == rec.node else ""]
-        for n, s in ranked])
+    rank = "" if data["rank"] is None else f", upward rank {data['rank']:g} s"
+    click.echo(f"{head} won under policy {data['policy'] or '?'} (alpha {data['alpha']:g}"
+               f"{rank}); higher scores win")
+    plan = data["plan"]
+    if plan:
+        click.echo(f"  plan {plan['label']}: alpha's point of this workflow's front "
+                   f"(planned node {plan['node']}, which gets +1 while its turn has come)")
+        for p in plan.get("front", []):
+            mark = "  <- alpha's point" if p["label"] == plan["label"] else ""
+            click.echo(f"    {p['label']:18} makespan {p['makespan']:10.1f} s  waste "
+                       f"{p['memory_waste_gbh']:10.4f} GB*h{mark}")
+    if data["policy"] == "akoscore":
+        click.echo("  score = alpha x memory part + (1 - alpha) x speed part (1 = the best "
+                   "candidate)")
+    render.table(["node", "speed part", "memory part", "score", ""], [
+        [c["node"], _part(c.get("speed")), _part(c.get("memory")),
+         "unsuitable" if c["score"] is None else f"{c['score']:.4f}",
+         "<- chosen" if c["chosen"] else ""] for c in data["candidates"]])
+
+
+def _part(value: Any) -> str:
+    return "-" if value is None else f"{value:.4f}"
 
 
 COMMANDS = [simulate, nodes, explain]

@@ -5,6 +5,10 @@ scheduler takes everything and places it itself, unless the workflow names a pol
 (`spec.schedule`) or the site sets `placement:`: then each activity goes to the node the
 policy picks among those with free room now (`--nodelist`), and one that fits no node now
 stays READY for a later cycle.
+
+AkôScore places by the workflow's plan (`scheduling/planning.py`), made on the first
+placement and kept in the run directory: an offline plan's node and order per node while the
+run keeps to it, or the online setting alpha's point of the front chose.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from akoflow.manifest import ActivityRecord, Manifest, WorkflowRecord
 from akoflow.scheduling.history import LazyHistory
 from akoflow.scheduling.inventory import site_nodes
 from akoflow.scheduling.placement import Decision, first_fit, place, request_of, task_view
+from akoflow.scheduling.plan import Plan
 
 Placed = tuple[list[ActivityRecord], list["Decision | None"]]
 
@@ -29,6 +34,7 @@ class Placer:
         self.wf_id = wf_id
         self.submit_limit = submit_limit
         self.history = LazyHistory(manifest)
+        self._plans: dict[str, Plan | None] = {}  # by site: made or read once per process
 
     def placeable(self, ex: Executor, runtime: str, wf: WorkflowRecord) -> Placed:
         """Ready activities of `runtime` to submit now, each with its placement (or None)."""
@@ -38,7 +44,8 @@ class Placer:
             nodes = self._inventory(ex) if policy and acts else []
             if not nodes:
                 return acts, [None] * len(acts)
-            return self._decide(acts, nodes, str(policy), [(n.cpus, n.memory) for n in nodes])
+            return self._decide(acts, nodes, str(policy), [(n.cpus, n.memory) for n in nodes],
+                                wf, runtime)
         inventory = ex.nodes() if not ex.config.get("nodes") else self._inventory(ex)
         nodes = [replace(n, cpus_free=n.cpus_free + ex.prefetch * n.cpus,
                          memory_free=n.memory_free + int(ex.prefetch * n.memory))
@@ -52,7 +59,7 @@ class Placer:
         acts = self.m.ready_activities(self.wf_id, page, runtime)
         sizes = [(n.cpus, n.memory) for n in nodes]
         if len(nodes) > 1 or policy:
-            return self._decide(acts, nodes, str(policy or "akoscore"), sizes)
+            return self._decide(acts, nodes, str(policy or "akoscore"), sizes, wf, runtime)
         # One node and no policy asked for: nothing to choose, so plain first fit (cheap).
         out = []
         requests = [a.resources_dict() for a in acts]
@@ -69,14 +76,32 @@ class Placer:
             self.m.record_nodes(ex.site, nodes)
         return nodes
 
+    def _plan(self, wf: WorkflowRecord, site: str, nodes: list[Node]) -> Plan | None:
+        from akoflow.scheduling.planning import load_or_make
+
+        if site not in self._plans:
+            self._plans[site] = load_or_make(self.m, wf, site, nodes, self.history)
+        return self._plans[site]
+
     def _decide(self, acts: list[ActivityRecord], nodes: list[Node], policy: str,
-                sizes: list[tuple[float, int]]) -> Placed:
+                sizes: list[tuple[float, int]], wf: WorkflowRecord, site: str) -> Placed:
         views = [task_view(a.name, a.resources_dict(), alpha=a.alpha, identity=a.identity,
                            estimate=a.estimate, seq=a.seq) for a in acts]
+        plan = self._plan(wf, site, nodes) if policy == "akoscore" and acts else None
+        follow = None
+        if plan is not None:
+            from akoflow.scheduling.planning import follower
+
+            follow = follower(self.m, wf, plan)
+            policy = plan.policy or policy  # an online point: its policy and alpha
+            ranked = plan.policy != "first-fit"  # first fit goes longest first, as planned
+            views = [replace(v, rank=plan.rank_of.get(v.name, 0.0) if ranked else 0.0,
+                             alpha=v.alpha if v.name not in plan.rank_of or plan.offline
+                             else plan.alpha) for v in views]
         out: list[ActivityRecord] = []
         chosen: list[Decision | None] = []
         waiting: list[tuple[int, str]] = []
-        for act, d in zip(acts, place(views, nodes, policy, self.history)):
+        for act, d in zip(acts, place(views, nodes, policy, self.history, follow)):
             # Never fits anywhere: hand it over so the executor refuses it with its reason.
             if d.node is not None or never_fits(act.resources_dict(), sizes):
                 out.append(act)

@@ -32,6 +32,7 @@ class RunHistory:
     by_identity: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     by_name: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     peak_rss: dict[str, int] = field(default_factory=dict)
+    _medians: dict[tuple[str, str | None], float | None] = field(default_factory=dict)
 
     def add(self, name: str, identity: str | None, seconds: float,
             peak_rss: int | None = None) -> None:
@@ -41,11 +42,15 @@ class RunHistory:
             self.by_name[name].append(seconds)
         if peak_rss:
             self.peak_rss[name] = max(self.peak_rss.get(name, 0), int(peak_rss))
+        self._medians.clear()
 
     def expected(self, name: str, identity: str | None) -> float | None:
         """Median run time of the same identity (same command and inputs), else same name."""
-        runs = self.by_identity.get(identity or "") or self.by_name.get(name)
-        return _median(runs) if runs else None
+        key = (name, identity)
+        if key not in self._medians:  # placement asks for the same few tasks every round
+            runs = self.by_identity.get(identity or "") or self.by_name.get(name)
+            self._medians[key] = _median(runs) if runs else None
+        return self._medians[key]
 
     def peak_memory(self, name: str) -> int | None:
         return self.peak_rss.get(name)

@@ -4,8 +4,10 @@ An activity is a candidate for a node only if the node's free cpu and memory cov
 request and the node's labels/features satisfy its `nodeSelector`. Every candidate is scored
 by the policy (higher is better, None = unsuitable); the best wins, ties going to the node
 listed first, so a placement is reproducible. An activity no candidate accepts gets no node:
-it stays READY and is reconsidered next cycle. The dispatcher and the simulator both call
-`place()`, so what the simulator measures is what the dispatcher does.
+it stays READY and is reconsidered next cycle. With a plan (AkôScore, `plan.py`), a planned
+task goes to its planned node when its turn there has come, else it waits. The dispatcher
+and the simulator both call `place()`, so what the simulator measures is what the
+dispatcher does.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class TaskView:
     estimate: float | None = None  # declared run time at speed 1.0 (seconds)
     time_limit: float | None = None
     seq: int = 0  # position in the workflow (round-robin's turn)
+    rank: float = 0.0  # upward rank (expected seconds to the workflow's end through it)
 
 
 class History(Protocol):
@@ -52,6 +55,21 @@ NO_HISTORY = NoHistory()
 Policy = Callable[[TaskView, Sequence[Node], float, History], Sequence[float | None]]
 
 
+class Follower(Protocol):
+    """A placement plan being followed (`scheduling/plan.py`): the node it chose for a task
+    (None = place it online), and whether the task's turn on that node has come."""
+
+    label: str
+
+    def planned(self, task: str) -> str | None: ...
+
+    def start_of(self, task: str) -> float: ...
+
+    def may_start(self, task: str) -> bool: ...
+
+    def started(self, task: str) -> None: ...
+
+
 @dataclass
 class Room:
     """What is left on a node during one placement round."""
@@ -70,11 +88,22 @@ class Decision:
     scores: dict[str, float | None]
     reason: str = ""
     policy: str = ""
+    terms: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # speed, memory
+    rank: float | None = None
+    plan: Mapping[str, Any] | None = None  # the plan followed: its label and node
 
     def as_record(self) -> dict[str, Any]:
         """JSON-ready form, stored on the attempt so `akoflow explain` can show the race."""
-        return {"node": self.node, "scores": dict(self.scores), "reason": self.reason,
-                "policy": self.policy}
+        out: dict[str, Any] = {"node": self.node, "scores": dict(self.scores),
+                               "reason": self.reason, "policy": self.policy}
+        if self.terms:
+            out["terms"] = {n: {"speed": round(sp, 6), "memory": round(me, 6)}
+                            for n, (sp, me) in self.terms.items()}
+        if self.rank is not None:
+            out["rank"] = round(self.rank, 3)
+        if self.plan is not None:
+            out["plan"] = dict(self.plan)
+        return out
 
 
 def request_of(resources: Mapping[str, Any]) -> tuple[float, int]:
@@ -122,7 +151,8 @@ def fits(room: Room, resources: Mapping[str, Any]) -> bool:
 
 
 def _shape(task: TaskView) -> tuple[float, int, tuple[tuple[str, str], ...]]:
-    return task.cpu, task.memory, tuple(sorted(task.node_selector.items()))
+    sel = task.node_selector
+    return task.cpu, task.memory, tuple(sorted(sel.items())) if sel else ()
 
 
 def place(
@@ -130,51 +160,103 @@ def place(
     nodes: Sequence[Node],
     policy: str | Policy = "akoscore",
     history: History = NO_HISTORY,
+    plan: Follower | None = None,
 ) -> list[Decision]:
-    """Decide a node (or None = wait) for each task, deducting room as it goes; tasks are
-    taken longest expected time first, the answer is in the order given.
+    """Decide a node (or None = wait) for each task, deducting room as it goes; the answer
+    is in the order given.
 
-    `policy` is a name or `module:function` (resolved by `policies.load_policy`) or the
-    policy function itself. Rooms only shrink within a call, so a request shape that found
-    no candidate is not tried again: a long ready queue costs O(shapes), not O(queue x nodes).
+    Tasks are taken in plan order (planned start) when a plan is followed, else by upward
+    rank when ranks are known, else longest expected time first. A task the plan placed goes
+    to its planned node when its turn there has come and the node has room, else it waits;
+    the rest are scored by `policy` (a name, `module:function`, or the function itself).
+    Rooms only shrink within a call, so a request shape that found no candidate is not tried
+    again: a long ready queue costs O(shapes), not O(queue x nodes).
     """
-    from akoflow.scheduling.policies import call_policy, expected_time, load_policy
+    from akoflow.scheduling.policies import akoscore, akoscore_terms, call_policy, load_policy
+    from akoflow.scheduling.policies import first_fit as first_fit_policy
 
     if isinstance(policy, str):
         name, fn = policy, load_policy(policy)
     else:
         name, fn = str(getattr(policy, "__name__", policy)), policy
+    builtin = fn is akoscore
+    ranked = fn is first_fit_policy  # first fit: the first candidate, no views needed
     rooms = [Room(n, n.cpus_free, n.memory_free) for n in nodes]
+    by_name = {r.node.name: r for r in rooms}
     hopeless: set[tuple[float, int, tuple[tuple[str, str], ...]]] = set()
     decided: dict[int, Decision] = {}
-    # Longest expected time first (LPT; ties keep workflow order): long tasks get the pick
-    # of the nodes, and short ones fill in what is left.
-    order = sorted(range(len(tasks)), key=lambda i: -expected_time(tasks[i], history))
-    for i in order:
+    for i in _order(tasks, history, plan):
         task = tasks[i]
+        target = plan.planned(task.name) if plan is not None else None
+        if target is not None and target not in by_name:
+            target = None  # the planned node is gone from the inventory: place it online
+        if target is not None and not (fits_task(by_name[target], task)
+                                       and plan.may_start(task.name)):  # type: ignore[union-attr]
+            decided[i] = Decision(task.name, None, {}, f"waiting for its planned node {target}"
+                                  f" (plan {plan.label})", name, rank=task.rank)  # type: ignore[union-attr]
+            continue
         shape = _shape(task)
-        cands = [] if shape in hopeless else [r for r in rooms if fits_task(r, task)]
+        cands = [] if shape in hopeless else _candidates(rooms, task)
         if not cands:
             hopeless.add(shape)
             decided[i] = Decision(task.name, None, {}, _no_room(task))
             continue
-        # The policy sees each candidate as it is now, after this round's earlier picks.
-        views = [replace(r.node, cpus_free=r.cpus, memory_free=r.memory) for r in cands]
-        scores = call_policy(fn, name, task, views, history)
+        terms: list[tuple[float, float]] = []
+        if builtin:
+            terms = akoscore_terms(task, cands)
+            a = task.alpha
+            scores: list[float | None] = [a * me + (1.0 - a) * sp for sp, me in terms]
+        elif ranked:
+            scores = [-float(k) for k in range(len(cands))]
+        else:  # a plugin sees each candidate as it is now, after this round's earlier picks
+            views = [replace(r.node, cpus_free=r.cpus, memory_free=r.memory) for r in cands]
+            scores = call_policy(fn, name, task, views, history)
+        if target is not None:  # the plan's node wins: +1 over any score (all are <= 1)
+            scores = [None if s is None else s + (1.0 if r.node.name == target else 0.0)
+                      for r, s in zip(cands, scores)]
         best: Room | None = None
         best_score = 0.0
         for room, score in zip(cands, scores):
             if score is not None and (best is None or score > best_score):
                 best, best_score = room, score
         named = {r.node.name: s for r, s in zip(cands, scores)}
+        named_terms = {r.node.name: t for r, t in zip(cands, terms)}
+        followed = None if target is None else {"label": plan.label, "node": target}  # type: ignore[union-attr]
         if best is None:
             decided[i] = Decision(task.name, None, named, "the policy accepted no candidate",
-                                  name)
+                                  name, named_terms, task.rank)
             continue
         best.cpus -= task.cpu
         best.memory -= task.memory
-        decided[i] = Decision(task.name, best.node.name, named, policy=name)
+        if plan is not None:
+            plan.started(task.name)
+        decided[i] = Decision(task.name, best.node.name, named, policy=name, terms=named_terms,
+                              rank=task.rank, plan=followed)
     return [decided[i] for i in range(len(tasks))]
+
+
+def _candidates(rooms: list[Room], task: TaskView) -> list[Room]:
+    """The rooms the task fits in now (the inner loop of every placement: kept lean)."""
+    cpu, mem = task.cpu - 1e-9, task.memory
+    fit = [r for r in rooms if r.cpus >= cpu and r.memory >= mem]
+    if task.node_selector:
+        fit = [r for r in fit if selector_ok(r.node, task.node_selector)]
+    return fit
+
+
+def _order(tasks: Sequence[TaskView], history: History,
+           plan: Follower | None) -> list[int]:
+    """Plan order when a plan is followed (unplanned tasks by rank after it), else upward
+    rank when known, else longest expected time first; ties keep workflow order."""
+    from akoflow.scheduling.policies import expected_time
+
+    idx = range(len(tasks))
+    if plan is not None:
+        return sorted(idx, key=lambda i: (plan.start_of(tasks[i].name), -tasks[i].rank, i))
+    if any(t.rank for t in tasks):
+        return sorted(idx, key=lambda i: (-tasks[i].rank, i))
+    base = [expected_time(t, history) for t in tasks]
+    return sorted(idx, key=lambda i: (-base[i], i))
 
 
 def _no_room(task: TaskView) -> str:

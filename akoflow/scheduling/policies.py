@@ -5,12 +5,16 @@ per candidate node (every one already has room and matches the selector), higher
 None = unsuitable. `spec.schedule: NAME` names an entry point in the group `akoflow.policies`
 (ours: akoscore, first-fit, round-robin, cost) or a `module:function` path.
 
-AkôScore (the default):  score = alpha * memfit + (1 - alpha) * speed, over the candidates:
-  held   = max(node_memory * dominant_share, request) * expected_time_on_node
-           (+ 1 % of the leftover free memory * time, which only breaks ties: best fit)
-  memfit = (held_max - held) / (held_max - held_min)   (1 = least memory held, 0 = most)
-  speed  = fastest_expected_time / expected_time_on_this_node   (1 = the fastest candidate)
-and the ready tasks of one placement round are offered longest expected time first.
+AkôScore (the default) scores one task's candidates with two terms, each 1 for the best:
+  speed  = this node's speed / the fastest candidate's (= fastest expected time / this one's)
+  held   = max(node_memory * dominant_share, request) / speed   (memory held x run time;
+           + 1 % of the leftover free memory, which only breaks ties: best fit)
+  memory = (held_max - held) / (held_max - held_min)
+  score  = alpha * memory + (1 - alpha) * speed
+This per-task score is what online placement uses (a workflow too big to plan, activities
+whose alpha differs from their workflow's plan, a plan's late activities), and the online
+settings of the plan's family (`front.py`); the plan is what makes alpha a trade-off per
+workflow. Rounds go by upward rank (HEFT's priority) when ranks are known.
 Where this differs from AkôFlow's docs (seed 000), and why:
 - The docs' memory fit is the node's free memory against the request, to avoid "both under-
   and over-utilization". A node with less free memory than the request is never a candidate
@@ -24,9 +28,7 @@ Where this differs from AkôFlow's docs (seed 000), and why:
   would let whichever unit is larger drown the other, and normalising memory by the largest
   node (as the issue sketches) squeezed the memory term so much that alpha = 0.5 placed
   exactly like alpha = 0 on every WfCommons trace.
-- Longest-expected-first (the LPT rule) is how the round is ordered for every policy: the
-  long tasks claim the fast or lean nodes while there is a choice, and what is left over for
-  a memory-heavy node is short, so it is held for less time.
+- Without ranks (first fit, plugins) a round goes longest expected time first (LPT).
 - Expected time comes from provenance (the same activity, by cache identity or name, in earlier
   runs, normalised to speed 1.0), then the declared `estimate`, then `timeLimit`, then 1 s;
   divided by the node's `speed`. With no knowledge at all only the speed ratio matters, which
@@ -43,7 +45,7 @@ from typing import Any
 
 from akoflow import plugins
 from akoflow.executor import Node
-from akoflow.scheduling.placement import History, Policy, TaskView, first_positive
+from akoflow.scheduling.placement import History, Policy, Room, TaskView, first_positive
 
 GROUP = "akoflow.policies"
 DEFAULT_POLICY = "akoscore"
@@ -73,27 +75,29 @@ def _speed(node: Node) -> float:
 def akoscore(task: TaskView, nodes: Sequence[Node], alpha: float,
              history: History) -> list[float | None]:
     """alpha * memory fit + (1 - alpha) * relative speed (see the module docstring)."""
-    base = expected_time(task, history)
-    times = [base / _speed(n) for n in nodes]
-    fastest = min(times, default=1.0)
-    held = [memory_held(task, n, t) for n, t in zip(nodes, times)]
+    rooms = [Room(n, n.cpus_free, n.memory_free) for n in nodes]
+    return [alpha * me + (1.0 - alpha) * sp for sp, me in akoscore_terms(task, rooms)]
+
+
+def akoscore_terms(task: TaskView, rooms: Sequence[Room]) -> list[tuple[float, float]]:
+    """(speed part, memory part) per candidate, both in [0, 1], 1 = best among them.
+
+    speed = this node's speed / the fastest candidate's (= fastest expected time / this
+    one's, since the task's run time divides by the node speed); memory = where the memory
+    the task holds (`memory_held`) lies between the most (0) and the least (1) of the
+    candidates. The run time at speed 1 cancels out of both, so it is not needed here."""
+    speeds = [r.node.speed if r.node.speed > 0 else 1.0 for r in rooms]
+    top = max(speeds, default=1.0)
+    cpu, mem = task.cpu, task.memory
+    held = []
+    for r, sp in zip(rooms, speeds):
+        n = r.node
+        share = max(cpu / n.cpus if n.cpus > 0 else 1.0, mem / n.memory if n.memory > 0 else 1.0)
+        hold = max(n.memory * min(1.0, share), float(mem))
+        held.append((hold + TIGHTNESS * max(0, r.memory - mem)) / sp)
     least, most = min(held, default=0.0), max(held, default=0.0)
-    out: list[float | None] = []
-    for t, h in zip(times, held):
-        fit = (most - h) / (most - least) if most > least else 1.0
-        out.append(alpha * fit + (1.0 - alpha) * (fastest / t))
-    return out
-
-
-def memory_held(task: TaskView, node: Node, seconds: float) -> float:
-    """Byte-seconds of memory the task ties up on `node`: its dominant share of the node
-    (cpu or memory, whichever it takes more of) for its run there, plus a 1 % best-fit
-    term (the free memory it leaves) so that equal shares go to the tightest node."""
-    share = max(task.cpu / node.cpus if node.cpus > 0 else 1.0,
-                task.memory / node.memory if node.memory > 0 else 1.0)
-    held = max(node.memory * min(1.0, share), float(task.memory))
-    gap = max(0, node.memory_free - task.memory)
-    return (held + TIGHTNESS * gap) * seconds
+    span = most - least
+    return [(sp / top, (most - h) / span if span > 0 else 1.0) for sp, h in zip(speeds, held)]
 
 
 def first_fit(task: TaskView, nodes: Sequence[Node], alpha: float,

@@ -7,6 +7,12 @@ waits for the next change. A task holds its cpu and memory request on its node f
 runtime / node.speed seconds. The simulator assumes the workflow ran before: its history
 holds each task's run time at speed 1.0 (that is what AkôScore's speed term is fed in a rerun).
 
+With AkôScore (the default) the simulator does what the dispatcher does at registration: it
+plans (`front.py`: a family of settings, each simulated here, their Pareto front, alpha's
+point on it) and then runs the chosen point, following an offline plan's node choices and
+per-node order (`plan.py`). That run reproduces the point's figures exactly, which is what
+makes alpha's front monotone by construction.
+
 Metrics: makespan; memory waste = the memory of every node while it runs at least one task
 (a node you hold) minus the memory the running tasks actually use, in GB*h; and per-node cpu
 utilisation (busy cpu-seconds / cpus / makespan).
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -23,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from akoflow.executor import Node
 from akoflow.scheduling.history import RunHistory
 from akoflow.scheduling.placement import History, Policy, TaskView, place
+from akoflow.scheduling.plan import Plan, PlanFollower
 from akoflow.scheduling.policies import load_policy
 from akoflow.scheduling.workload import Workload
 
@@ -51,12 +59,14 @@ class SimResult:
     utilisation: dict[str, float]
     runs: list[Run] = field(default_factory=list)
     wall_seconds: float = 0.0
+    plan: Plan | None = None  # AkôScore: the point of the front that was run
 
     def summary(self) -> dict[str, object]:
         return {"policy": self.policy, "makespan": round(self.makespan, 3),
                 "memory_waste_gbh": round(self.memory_waste_gbh, 6),
                 "utilisation": {k: round(v, 4) for k, v in self.utilisation.items()},
-                "tasks": len(self.runs), "wall_seconds": round(self.wall_seconds, 3)}
+                "tasks": len(self.runs), "wall_seconds": round(self.wall_seconds, 3),
+                **({"plan": self.plan.summary()} if self.plan is not None else {})}
 
 
 def _busy_time(intervals: list[tuple[float, float]]) -> float:
@@ -91,21 +101,63 @@ def metrics(runs: Sequence[Run], nodes: Sequence[Node]) -> tuple[float, float, d
     return makespan, waste / GB / 3600.0, util
 
 
-def task_views(wl: Workload, alpha: float | None) -> list[TaskView]:
+def task_views(wl: Workload, alpha: float | None,
+               ranks: Sequence[float] | None = None) -> list[TaskView]:
     return [TaskView(name=t.name, cpu=t.cpu, memory=t.memory, node_selector=t.node_selector,
                      alpha=alpha if alpha is not None else (
                          t.alpha if t.alpha is not None else wl.alpha),
-                     estimate=t.estimate, seq=i) for i, t in enumerate(wl.tasks)]
+                     estimate=t.estimate, seq=i, rank=ranks[i] if ranks else 0.0)
+            for i, t in enumerate(wl.tasks)]
 
 
 def simulate(wl: Workload, nodes: Sequence[Node], policy: str | Policy = "akoscore",
-             alpha: float | None = None, history: History | None = None) -> SimResult:
-    """Run `wl` on `nodes` (all idle at t=0) and measure it."""
+             alpha: float | None = None, history: History | None = None,
+             plan: Plan | None = None) -> SimResult:
+    """Run `wl` on `nodes` (all idle at t=0) and measure it.
+
+    AkôScore first plans (unless `plan` is given: a point of a front made earlier, as the
+    benchmark does to plan once for several alphas) and then runs the plan's point."""
+    hist = history or RunHistory.from_runtimes((t.name, t.runtime) for t in wl.tasks)
+    if plan is None and policy == "akoscore":
+        from akoflow.scheduling.front import plan_for
+
+        plan = plan_for(wl, nodes, hist, wl.alpha if alpha is None else alpha)
+    if plan is None:
+        return run_policy(wl, nodes, policy, alpha, hist)
+    result = run_plan(wl, nodes, plan, hist)
+    result.policy = "akoscore"
+    result.plan = plan
+    return result
+
+
+def run_plan(wl: Workload, nodes: Sequence[Node], plan: Plan, history: History) -> SimResult:
+    """Run one point of a front: its online setting, or its offline plan followed."""
+    if not plan.offline:
+        return run_policy(wl, nodes, str(plan.policy), plan.alpha, history)
+    views = task_views(wl, plan.alpha, wl_ranks(wl, nodes))
+    return _run(wl, nodes, "akoscore", views, history, plan.follower(t.name for t in wl.tasks))
+
+
+def wl_ranks(wl: Workload, nodes: Sequence[Node]) -> list[float]:
+    """Upward ranks at the nodes' mean speed (HEFT's priority)."""
+    from akoflow.scheduling.heft import upward_ranks
+
+    speeds = [n.speed if n.speed > 0 else 1.0 for n in nodes]
+    return upward_ranks(wl.tasks, sum(speeds) / max(1, len(speeds)))
+
+
+def run_policy(wl: Workload, nodes: Sequence[Node], policy: str | Policy,
+               alpha: float | None, history: History) -> SimResult:
+    """Greedy online placement with one policy; AkôScore's rounds go by upward rank."""
+    ranks = wl_ranks(wl, nodes) if policy == "akoscore" else None
+    return _run(wl, nodes, policy, task_views(wl, alpha, ranks), history, None)
+
+
+def _run(wl: Workload, nodes: Sequence[Node], policy: str | Policy, views: list[TaskView],
+         hist: History, follower: PlanFollower | None) -> SimResult:
     began = time.perf_counter()
     fn = load_policy(policy) if isinstance(policy, str) else policy
     label = policy if isinstance(policy, str) else str(getattr(policy, "__name__", policy))
-    hist = history or RunHistory.from_runtimes((t.name, t.runtime) for t in wl.tasks)
-    views = task_views(wl, alpha)
     index = {t.name: i for i, t in enumerate(wl.tasks)}
     children: list[list[int]] = [[] for _ in wl.tasks]
     waiting = [0] * len(wl.tasks)
@@ -126,7 +178,9 @@ def simulate(wl: Workload, nodes: Sequence[Node], policy: str | Policy = "akosco
         if ready and max(cpus, default=0.0) + 1e-9 >= min_cpu:
             free = [replace(n, cpus_free=cpus[k], memory_free=mem[k])
                     for k, n in enumerate(nodes)]
-            decisions = place([views[i] for i in ready], free, fn, hist)
+            if follower is not None and follower.clock < math.inf:
+                follower.advance(now)
+            decisions = place([views[i] for i in ready], free, fn, hist, follower)
             left = []
             for i, d in zip(ready, decisions):
                 if d.node is None:
@@ -139,6 +193,9 @@ def simulate(wl: Workload, nodes: Sequence[Node], policy: str | Policy = "akosco
                 heapq.heappush(heap, (end, i, k))
                 runs.append(Run(t.name, d.node, now, end, t.cpu, t.used_memory))
             ready = left
+        if not heap and follower is not None and follower.clock < math.inf:
+            follower.advance(math.inf)  # nothing runs that could end: the plan lets go
+            continue
         if not heap:
             stuck = wl.tasks[ready[0]]
             sel = f", selector {dict(stuck.node_selector)}" if stuck.node_selector else ""
