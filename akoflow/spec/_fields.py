@@ -363,9 +363,9 @@ _STRINGS = {"type": "object",
             "additionalProperties": {"type": ["string", "number", "boolean", "null"]}}
 _LIST = {"type": "array", "items": {"type": "string"}}
 for _reader, _fragment in (
-    (read_str, {"type": ["string", "null"]}),
+    (read_str, {"type": ["string", "number", "boolean", "null"]}),  # any scalar, as text
     (_bool, {"type": "boolean"}),
-    (_selector, {"anyOf": [{"type": "string", "pattern": "^[^=,]+=[^,]*(,[^=,]+=[^,]*)*$"},
+    (_selector, {"anyOf": [{"type": "string", "pattern": r"^(\s*|[^=,]+=[^,]*(,[^=,]+=[^,]*)*)$"},
                            _STRINGS]}),
     (_extra, _STRINGS),
     (_env, {**_STRINGS, "propertyNames": {"pattern": _ENV_RE.pattern}}),

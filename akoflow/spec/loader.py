@@ -30,6 +30,9 @@ MAX_DEPTH = 200
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _MERGE = "tag:yaml.org,2002:merge"
 _TOP_IGNORED = {"id", "status"}  # written by AkôFlow when it exports a workflow
+# Top-level keys of a Pegasus WMS 5 workflow (an AkôFlow file has `spec` instead).
+PEGASUS_KEYS = {"pegasus", "x-pegasus", "jobs", "jobDependencies", "replicaCatalog",
+                "transformationCatalog"}
 
 
 class _Ctx(F.Ctx):
@@ -148,10 +151,29 @@ def _read(path: Path) -> str:
         raise SpecError([SpecIssue(src, line, "", "not a text file (not valid UTF-8)")]) from None
 
 
+read_text = _read
+
+
+def is_pegasus(root: Node) -> bool:
+    """A Pegasus workflow, told from AkôFlow YAML by its top-level keys."""
+    keys = {k.value for k, _ in root.value} if isinstance(root, MappingNode) else set()
+    return "spec" not in keys and bool(keys & PEGASUS_KEYS)
+
+
+def compose_text(text: str, source: str | None) -> MappingNode:
+    """The document as nodes (lines kept) after the loader's size, depth and syntax checks."""
+    ctx = _Ctx(source, strict=False)
+    root = _compose(ctx, text.removeprefix("\ufeff"))
+    if root is None:
+        raise SpecError(ctx.errors)
+    return root
+
+
 def load_workflow(
     path: str | Path, *, strict: bool = False, warnings: list[SpecIssue] | None = None
 ) -> WorkflowSpec:
-    """Load and fully validate an AkôFlow YAML file; raises SpecError listing every issue.
+    """Load and fully validate an AkôFlow YAML (or Pegasus 5) file; raises SpecError listing
+    every issue.
 
     Warnings (unknown fields when not strict) are logged and, if given, appended to `warnings`.
     """
@@ -166,7 +188,8 @@ def parse_workflow_text(
     strict: bool = False,
     warnings: list[SpecIssue] | None = None,
 ) -> WorkflowSpec:
-    """Validate YAML text; unknown fields are errors when strict, logged warnings otherwise."""
+    """Validate YAML text; unknown fields are errors when strict, logged warnings otherwise.
+    A Pegasus WMS 5 workflow (detected by its top-level keys) is imported from Pegasus."""
     if len(text) > MAX_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         raise SpecError([SpecIssue(source, None, "", "file is larger than 5 MB")])
     if "\x00" in text:
@@ -178,6 +201,10 @@ def parse_workflow_text(
     gc.disable()
     try:
         root = _compose(ctx, text.removeprefix("\ufeff"))
+        if root is not None and is_pegasus(root):
+            from akoflow.spec.pegasus import from_document
+
+            return from_document(root, text, source=source, strict=strict, warnings=warnings)
         spec = _build(ctx, root, text) if root is not None else None
     finally:
         if gc_was_enabled:
