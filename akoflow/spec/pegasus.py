@@ -231,16 +231,17 @@ class _Importer:
         staged = [(lfn, C.replica_pfn(replicas[lfn])) for lfn in raw if lfn in replicas]
         unknown = [lfn for lfn in raw if lfn not in replicas]
         if unknown:
-            self._note_inputs(unknown, "have no replica and no job makes them: they must be in "
-                              "the work directory already")
+            self._note_inputs(unknown, "input files with no replica that no job makes (they "
+                              "must be in the work directory already)")
         absent = [f"{lfn} ({pfn})" for lfn, pfn in staged
                   if pfn and (path := C.local_path(pfn)) and not Path(path).exists()]
         if absent:
-            self._note_inputs(absent, "are replicas that do not exist on this machine: the "
-                              f"{STAGE_IN} activity fails unless they exist where it runs")
+            self._note_inputs(absent, "input files whose replicas do not exist on this machine "
+                              f"(the {STAGE_IN} activity fails unless they exist where it runs)")
         remote = [f"{lfn} ({pfn})" for lfn, pfn in staged if pfn and not C.local_path(pfn)]
         if remote:
-            self._note_inputs(remote, "have no file:// replica: only local files are staged")
+            self._note_inputs(remote, "input files with no file:// replica (only local files are "
+                              "staged)")
         if not staged:
             return None, set()
         name = STAGE_IN
@@ -251,7 +252,7 @@ class _Importer:
 
     def _note_inputs(self, files: list[str], what: str) -> None:
         shown = ", ".join(files[:MAX_LISTED]) + (", ..." if len(files) > MAX_LISTED else "")
-        self.issue(("replicaCatalog",), f"{len(files)} input files {what}: {shown}", warn=True)
+        self.issue(("replicaCatalog",), f"{what}, {len(files)}: {shown}", warn=True)
 
     def _spec(self, acts: list[ActivitySpec], text: str) -> WorkflowSpec:
         if not self.errors:
