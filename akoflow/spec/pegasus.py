@@ -248,7 +248,9 @@ class _Importer:
         while name in taken:
             name += "_"
         readers = {job for lfn, _ in staged for job in raw[lfn]}
-        return ActivitySpec(name=name, run=_stage_script(staged)), readers
+        # On the submit host, as Pegasus's stage-in jobs: where the replicas' paths are, and
+        # outside any container (a job's image sees only the work directory).
+        return ActivitySpec(name=name, run=_stage_script(staged), runtime="local"), readers
 
     def _note_inputs(self, files: list[str], what: str) -> None:
         shown = ", ".join(files[:MAX_LISTED]) + (", ..." if len(files) > MAX_LISTED else "")

@@ -53,6 +53,7 @@ def test_diamond_maps_every_job_field() -> None:
     assert list(acts) == ["stage_in", "preprocess_ID0000001", "findrange_ID0000002",
                           "findrange_ID0000003", "analyze_ID0000004"]
     assert "_stage f.a /data/inputs/f.a\n" in acts["stage_in"].run  # the local file:// replica
+    assert acts["stage_in"].runtime == "local"  # on the submit host, as Pegasus's stage-in jobs
     pre = acts["preprocess_ID0000001"]
     assert pre.run == "/opt/diamond/bin/preprocess -a preprocess -T 60 -i f.a -o f.b1 f.b2\n"
     assert pre.depends_on == ["stage_in"]
