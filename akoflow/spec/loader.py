@@ -156,7 +156,9 @@ read_text = _read
 
 def is_pegasus(root: Node) -> bool:
     """A Pegasus workflow, told from AkôFlow YAML by its top-level keys."""
-    keys = {k.value for k, _ in root.value} if isinstance(root, MappingNode) else set()
+    if not isinstance(root, MappingNode):
+        return False
+    keys = {k.value for k, _ in root.value if isinstance(k, ScalarNode)}
     return "spec" not in keys and bool(keys & PEGASUS_KEYS)
 
 

@@ -46,7 +46,11 @@ def construct(root: Node, source: str | None) -> Any:
     if _expanded_size(root, {}) > MAX_VALUES:
         msg = f"the document expands to more than {MAX_VALUES:,} values (YAML aliases)"
         raise SpecError([SpecIssue(source, None, "", msg)])
-    return _Constructor().construct_document(root)
+    try:
+        return _Constructor().construct_document(root)
+    except yaml.MarkedYAMLError as e:  # an unhashable key, an unknown tag...
+        line = int(e.problem_mark.line) + 1 if e.problem_mark else None
+        raise SpecError([SpecIssue(source, line, "", f"YAML error: {e.problem}")]) from None
 
 
 def _expanded_size(node: Node, seen: dict[int, int]) -> int:

@@ -222,3 +222,26 @@ def test_montage_shaped_pegasus_workflow(tmp_path: Path) -> None:
         expected = set(t["parents"]) | ({"stage_in"} if t["name"] in readers_of_raw else set())
         assert set(acts[t["name"]].depends_on) == expected, t["name"]
     assert acts["stage_in"].run.count("\n_stage ") == len(raw)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("? [a, b]\n: x\njobs: []\n", "wf.yml:1: YAML error: found unhashable key"),
+        ("pegasus: '5.0'\nname: !!python/object x\njobs: []\n",
+         "wf.yml:2: YAML error: could not determine a constructor for the tag "
+         "'tag:yaml.org,2002:python/object'"),
+        ("pegasus: '5.0'\nname: x\njobs: &a [*a]\n",
+         "wf.yml:3: jobs[0]: matches none of the forms the schema allows here "
+         "(Pegasus 5.0 schema)"),
+    ],
+)
+def test_hostile_yaml_is_one_error(text: str, expected: str) -> None:
+    assert _issues(text) == [expected]
+
+
+def test_alias_bomb_is_refused_before_expansion() -> None:
+    lines = ["pegasus: '5.0'", "name: x", "x-a0: &a0 [1, 1]"]
+    lines += [f"x-a{i}: &a{i} [*a{i - 1}, *a{i - 1}]" for i in range(1, 40)]
+    found = _issues("\n".join(lines) + "\njobs: []\n")
+    assert found == ["wf.yml: the document expands to more than 5,000,000 values (YAML aliases)"]
