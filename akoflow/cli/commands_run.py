@@ -177,6 +177,39 @@ def import_wfformat_cmd(trace: str, output: str | None, scale: float, noop: bool
         click.echo(text, nl=False)
 
 
+@import_group.command(name="pegasus")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write YAML here.")
+@click.option("--strict", is_flag=True, help="Warnings (ignored profiles...) are errors.")
+def import_pegasus_cmd(file: str, output: str | None, strict: bool) -> None:
+    """Import a Pegasus WMS 5 YAML workflow (checked against Pegasus's schema)."""
+    from akoflow.spec import dump_yaml
+    from akoflow.spec.pegasus import import_pegasus
+
+    spec = import_pegasus(file, strict=strict)
+    text = dump_yaml(spec)
+    if output:
+        Path(output).write_text(text)
+        click.echo(f"{output}: {len(spec.activities)} activities", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+@click.command()
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write it here.")
+def schema(output: str | None) -> None:
+    """Print the JSON Schema of workflow files (for YAML editors)."""
+    import json
+
+    from akoflow.spec.schema import workflow_schema
+
+    text = json.dumps(workflow_schema(), indent=2, ensure_ascii=False) + "\n"
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)
+
+
 @click.command(hidden=True)
 @click.argument("attempt_dir", type=click.Path(exists=True, file_okay=False))
 def worker(attempt_dir: str) -> None:
@@ -196,4 +229,4 @@ def _params(pairs: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
-COMMANDS = [validate, run, submit, dispatch, cancel, retry, import_group, worker]
+COMMANDS = [validate, run, submit, dispatch, cancel, retry, import_group, schema, worker]

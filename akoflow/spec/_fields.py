@@ -32,6 +32,15 @@ class Ctx(Protocol):
 KV = tuple[Node, Node]
 Pairs = dict[str, KV]
 Reader = Callable[[Ctx, KV, str], Any]
+# What each reader accepts, as a JSON Schema fragment (`akoflow schema` builds on these), so the
+# schema an editor checks against is derived from the code that reads the file.
+JSON_OF: dict[Reader, dict[str, Any]] = {}
+
+
+def _json(reader: Reader, fragment: dict[str, Any]) -> Reader:
+    JSON_OF[reader] = fragment
+    return reader
+
 STR = "tag:yaml.org,2002:str"
 NULL = "tag:yaml.org,2002:null"
 _ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -103,7 +112,7 @@ def _unit(parse: Callable[[object], Any], positive: bool = False) -> Reader:
             return None
         return val
 
-    return read
+    return _json(read, {"$ref": f"#/$defs/{parse.__name__.removeprefix('parse_')}"})
 
 
 def str_list(ctx: Ctx, kv: KV, path: str) -> list[tuple[str, int]] | None:
@@ -171,7 +180,7 @@ def _count(most: int) -> Reader:
             return None
         return None if val is None else int(val)
 
-    return read
+    return _json(read, {"type": "integer", "minimum": 0, "maximum": most})
 
 
 def _ranged(lo: float, hi: float) -> Reader:
@@ -182,7 +191,7 @@ def _ranged(lo: float, hi: float) -> Reader:
             return None
         return None if val is None else float(val)
 
-    return read
+    return _json(read, {"type": "number", "minimum": lo, "maximum": hi})
 
 
 def _selector(ctx: Ctx, kv: KV, path: str) -> dict[str, str]:
@@ -209,9 +218,12 @@ def _extra(ctx: Ctx, kv: KV, path: str) -> dict[str, str]:
     return out
 
 
+STORAGE_TYPES = ("default", "distributed", "standalone")
+
+
 def _policy_type(ctx: Ctx, kv: KV, path: str) -> str | None:
     t = read_str(ctx, kv, path)
-    if t is not None and t not in ("default", "distributed", "standalone"):
+    if t is not None and t not in STORAGE_TYPES:
         ctx.err(kv[0], path, f"storage type {t!r} must be default, distributed or standalone")
         return None
     return t
@@ -259,7 +271,27 @@ def read_fields(
     return out
 
 
+def read_policy(ctx: Ctx, pairs: Pairs, path: str) -> dict[str, Any]:
+    """Storage policy fields; a `storageAkoflowPolicy` mapping fills what is not set directly."""
+    out = read_fields(ctx, pairs, POLICY_FIELDS, path)
+    for key, val in out.pop("policy", {}).items():
+        out.setdefault(key, val)
+    return out
+
+
+def _akoflow_policy(ctx: Ctx, kv: KV, path: str) -> dict[str, Any] | None:
+    """`storageAkoflowPolicy`, as AkôFlow's files write it: a storage type (`distributed`), or a
+    storage policy mapping (`{type: distributed}`); another string is kept as a policy name."""
+    if isinstance(kv[1], MappingNode):
+        return read_policy(ctx, ctx.pairs(kv[1], path, set(POLICY_FIELDS), set()), path)
+    text = read_str(ctx, kv, path)
+    if text is None:
+        return None
+    return {"type": text} if text in STORAGE_TYPES else {"akoflow_policy": text}
+
+
 _modes: Reader = lambda c, kv, p: [m for m, _ in str_list(c, kv, p) or []]  # noqa: E731
+_env: Reader = lambda c, kv, p: _str_map(c, kv, p, _ENV_RE, ctrl_ok=True)  # noqa: E731
 SPEC_FIELDS: dict[str, tuple[str, Reader]] = {
     "runtime": ("runtime", read_str),
     "schedule": ("schedule", read_str),
@@ -277,7 +309,7 @@ POLICY_FIELDS: dict[str, tuple[str, Reader]] = {
     "accessModes": ("access_modes", _modes),
     "storageAccessModes": ("access_modes", _modes),
     "akoflowPolicy": ("akoflow_policy", read_str),
-    "storageAkoflowPolicy": ("akoflow_policy", read_str),
+    "storageAkoflowPolicy": ("policy", _akoflow_policy),
     "nfsServer": ("nfs_server", read_str),
 }
 # AkôFlow's older flat spellings, directly under `spec`.
@@ -305,7 +337,7 @@ ACT_FIELDS: dict[str, tuple[str, Reader]] = {
     "alpha": ("alpha", _ranged(0, 1)),
     "retries": ("retries", _count(MAX_RETRIES)),
     "retryMemoryFactor": ("retry_memory_factor", _ranged(1, 100)),
-    "env": ("env", lambda c, kv, p: _str_map(c, kv, p, _ENV_RE, ctrl_ok=True)),
+    "env": ("env", _env),
 }
 ACT_KNOWN = {"name", "run", "dependsOn", *ACT_FIELDS}
 # Read-only fields AkôFlow writes when it exports a workflow (Go yaml.v3 lower-cases untagged).
@@ -318,4 +350,31 @@ ACT_IGNORED = {
     "createdAt",
     "startedAt",
     "finishedAt",
+    "executionTime",
 }
+# Read-only fields of a workflow as AkôFlow's API returns it.
+SPEC_IGNORED = {
+    "createdAt",
+    "startExecution",
+    "endExecution",
+    "executionTime",
+    "longestActivity",
+    "diskUsage",
+}
+_STRINGS = {"type": "object",
+            "additionalProperties": {"type": ["string", "number", "boolean", "null"]}}
+_LIST = {"type": "array", "items": {"type": "string"}}
+for _reader, _fragment in (
+    (read_str, {"type": ["string", "number", "boolean", "null"]}),  # any scalar, as text
+    (_bool, {"type": "boolean"}),
+    (_selector, {"anyOf": [{"type": "string", "pattern": r"^(\s*|[^=,]+=[^,]*(,[^=,]+=[^,]*)*)$"},
+                           _STRINGS]}),
+    (_extra, _STRINGS),
+    (_env, {**_STRINGS, "propertyNames": {"pattern": _ENV_RE.pattern}}),
+    (_modes, {"anyOf": [{"type": "string"}, _LIST]}),
+    (_volumes, {"anyOf": [{"type": "string"}, _LIST]}),
+    (_policy_type, {"enum": list(STORAGE_TYPES)}),
+    (_akoflow_policy, {"anyOf": [{"type": "string"}, {"$ref": "#/$defs/storagePolicy"}]}),
+    (_webhooks, {"type": "array", "items": {"$ref": "#/$defs/webhook"}}),
+):
+    _json(_reader, _fragment)

@@ -21,6 +21,7 @@ from akoflow.spec.checked import ValidationError
 from akoflow.spec.dag import graph_problems
 from akoflow.spec.errors import SpecError, SpecIssue
 from akoflow.spec.models import ActivitySpec, Resources, StoragePolicy, WorkflowSpec
+from akoflow.spec.typos import near_miss
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,9 @@ MAX_DEPTH = 200
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _MERGE = "tag:yaml.org,2002:merge"
 _TOP_IGNORED = {"id", "status"}  # written by AkôFlow when it exports a workflow
+# Top-level keys of a Pegasus WMS 5 workflow (an AkôFlow file has `spec` instead).
+PEGASUS_KEYS = {"pegasus", "x-pegasus", "jobs", "jobDependencies", "replicaCatalog",
+                "transformationCatalog"}
 
 
 class _Ctx(F.Ctx):
@@ -46,6 +50,11 @@ class _Ctx(F.Ctx):
         line = F.line_of(where) if isinstance(where, Node) else where
         self.errors.append(SpecIssue(self.source, line, path, msg))
 
+    def warn(self, where: Node, path: str, msg: str) -> None:
+        """A problem the file may well mean (AkôFlow accepts it): an error only when strict."""
+        issue = SpecIssue(self.source, F.line_of(where), path, msg)
+        (self.errors if self.strict else self.warnings).append(issue)
+
     def value(self, node: ScalarNode) -> Any:
         if node.tag == F.STR:
             return node.value
@@ -55,7 +64,8 @@ class _Ctx(F.Ctx):
             return node.value
 
     def pairs(self, node: Node, path: str, known: set[str] | None, ignored: set[str]) -> F.Pairs:
-        """Keys of a mapping (merge keys applied); `known=None` accepts any key."""
+        """Keys of a mapping (merge keys applied); `known=None` accepts any key, and `x-` keys
+        (extensions, as in Pegasus and OpenAPI files) are accepted and ignored everywhere."""
         if not isinstance(node, MappingNode):
             self.err(node, path, f"must be a mapping, not {F.kind(node)}")
             return {}
@@ -68,7 +78,7 @@ class _Ctx(F.Ctx):
                 self.err(k, f"{path}.{k.value}".lstrip("."), f"duplicate key {k.value!r}")
             elif known is not None and k.value not in known:
                 seen.add(k.value)
-                if k.value not in ignored:
+                if k.value not in ignored and not k.value.startswith("x-"):
                     self._unknown(k, path, known)
             else:
                 seen.add(k.value)
@@ -76,12 +86,16 @@ class _Ctx(F.Ctx):
         return out
 
     def _unknown(self, k: ScalarNode, path: str, known: set[str]) -> None:
+        """A typo of a known key is an error (its setting would be lost); another unknown key
+        is a warning, since AkôFlow files carry keys of their own."""
         msg = f"unknown field {k.value!r}"
+        where = f"{path}.{k.value}".lstrip(".")
+        typo = near_miss(k.value, known)
+        if typo is not None:
+            self.err(k, where, f"{msg} (did you mean {typo!r}?)")
+            return
         close = difflib.get_close_matches(k.value, sorted(known), n=1)
-        if close:
-            msg += f" (did you mean {close[0]!r}?)"
-        issue = SpecIssue(self.source, F.line_of(k), f"{path}.{k.value}".lstrip("."), msg)
-        (self.errors if self.strict else self.warnings).append(issue)
+        self.warn(k, where, msg + (f" (did you mean {close[0]!r}?)" if close else ""))
 
     def _flatten(self, node: MappingNode, path: str, busy: set[int]) -> list[F.KV]:
         """Entries with YAML merge keys (`<<: *defaults`) resolved; memoised against alias bombs."""
@@ -137,10 +151,31 @@ def _read(path: Path) -> str:
         raise SpecError([SpecIssue(src, line, "", "not a text file (not valid UTF-8)")]) from None
 
 
+read_text = _read
+
+
+def is_pegasus(root: Node) -> bool:
+    """A Pegasus workflow, told from AkôFlow YAML by its top-level keys."""
+    if not isinstance(root, MappingNode):
+        return False
+    keys = {k.value for k, _ in root.value if isinstance(k, ScalarNode)}
+    return "spec" not in keys and bool(keys & PEGASUS_KEYS)
+
+
+def compose_text(text: str, source: str | None) -> MappingNode:
+    """The document as nodes (lines kept) after the loader's size, depth and syntax checks."""
+    ctx = _Ctx(source, strict=False)
+    root = _compose(ctx, text.removeprefix("\ufeff"))
+    if root is None:
+        raise SpecError(ctx.errors)
+    return root
+
+
 def load_workflow(
     path: str | Path, *, strict: bool = False, warnings: list[SpecIssue] | None = None
 ) -> WorkflowSpec:
-    """Load and fully validate an AkôFlow YAML file; raises SpecError listing every issue.
+    """Load and fully validate an AkôFlow YAML (or Pegasus 5) file; raises SpecError listing
+    every issue.
 
     Warnings (unknown fields when not strict) are logged and, if given, appended to `warnings`.
     """
@@ -155,7 +190,8 @@ def parse_workflow_text(
     strict: bool = False,
     warnings: list[SpecIssue] | None = None,
 ) -> WorkflowSpec:
-    """Validate YAML text; unknown fields are errors when strict, logged warnings otherwise."""
+    """Validate YAML text; unknown fields are errors when strict, logged warnings otherwise.
+    A Pegasus WMS 5 workflow (detected by its top-level keys) is imported from Pegasus."""
     if len(text) > MAX_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         raise SpecError([SpecIssue(source, None, "", "file is larger than 5 MB")])
     if "\x00" in text:
@@ -167,6 +203,10 @@ def parse_workflow_text(
     gc.disable()
     try:
         root = _compose(ctx, text.removeprefix("\ufeff"))
+        if root is not None and is_pegasus(root):
+            from akoflow.spec.pegasus import from_document
+
+            return from_document(root, text, source=source, strict=strict, warnings=warnings)
         spec = _build(ctx, root, text) if root is not None else None
     finally:
         if gc_was_enabled:
@@ -221,16 +261,16 @@ def _build(ctx: _Ctx, root: MappingNode, text: str) -> WorkflowSpec | None:
         return None
     kspec, vspec = top["spec"]
     known = set(F.SPEC_FIELDS) | F.FLAT_POLICY | {"activities", "storagePolicy"}
-    spec = ctx.pairs(vspec, "spec", known, set())
+    spec = ctx.pairs(vspec, "spec", known, F.SPEC_IGNORED)
     if not isinstance(vspec, MappingNode):
         return None
     kw = F.read_fields(ctx, spec, F.SPEC_FIELDS, "spec")
     flat = {k: v for k, v in spec.items() if k in F.FLAT_POLICY}
-    policy = F.read_fields(ctx, flat, F.POLICY_FIELDS, "spec")
+    policy = F.read_policy(ctx, flat, "spec")
     if "storagePolicy" in spec:
         pol = spec["storagePolicy"][1]
         nested = ctx.pairs(pol, "spec.storagePolicy", set(F.POLICY_FIELDS), set())
-        policy.update(F.read_fields(ctx, nested, F.POLICY_FIELDS, "spec.storagePolicy"))
+        policy.update(F.read_policy(ctx, nested, "spec.storagePolicy"))
     acts = _activities(ctx, spec.get("activities"), kspec)
     if ctx.errors or name is None or acts is None:
         return None
@@ -293,9 +333,11 @@ def _activity(ctx: _Ctx, node: Node, path: str) -> dict[str, Any]:
         a["_graph_name"] = str(f["name"][1].value)
     a["name"] = F.read_name(ctx, f.get("name"), f"{path}.name", "activity", node)
     run = F.read_str(ctx, f["run"], f"{path}.run") if "run" in f else None
-    if not run or not run.strip():
-        where = f["run"][0] if "run" in f else node
-        ctx.err(where, f"{path}.run", "is required (the command to run)")
+    if "run" not in f:
+        ctx.err(node, f"{path}.run", "is required (the command to run)")
+    elif (not run or not run.strip()) and isinstance(f["run"][1], ScalarNode):
+        ctx.warn(f["run"][0], f"{path}.run", "is empty: the activity does nothing")
+        run = ""
     a["run"] = run
     if "dependsOn" in f:
         a["_deps"] = F.str_list(ctx, f["dependsOn"], f"{path}.dependsOn") or []
