@@ -52,3 +52,12 @@ def procs_with(marker: str) -> list[psutil.Process]:
         except psutil.NoSuchProcess:
             continue
     return found
+
+
+def work_dir(home: Path, wf_id: int | str = 1) -> Path:
+    """A workflow's shared working directory, as `akoflow status` reports it (run
+    directories are named for the manifest instance, so tests never build the path)."""
+    import json
+
+    out = ak("status", str(wf_id), "--json", home=home, check=True).stdout
+    return Path(json.loads(out)["work_dir"])

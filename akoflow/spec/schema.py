@@ -14,6 +14,7 @@ from typing import Any
 
 from akoflow.spec import _fields as F
 from akoflow.spec.models import ActivitySpec, Resources, StoragePolicy, WorkflowSpec
+from akoflow.spec.names import MAX_LABEL_LEN
 from akoflow.spec.units import _CPU_RE, _DUR_RE, _MEM_SUFFIX
 
 DRAFT = "http://json-schema.org/draft-07/schema#"
@@ -83,7 +84,7 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
 
 def workflow_schema() -> dict[str, Any]:
     """The schema of an AkôFlow workflow file with akoflow's extensions (draft-07)."""
-    name = {"type": ["string", "number"], "minLength": 1}
+    name = {"type": ["string", "number"], "minLength": 1, "maxLength": MAX_LABEL_LEN}
     top = _object("top", {"name": name, "spec": {"$ref": "#/$defs/spec"}},
                   ["name", "spec"], {"id", "status"})
     spec_fields = {k: F.JSON_OF[r] for k, (_, r) in F.SPEC_FIELDS.items()}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ak
+from tests.conftest import ak, work_dir
 from tests.infra.docker import DockerHost
 from tests.infra.docker_fixtures import docker_daemon  # noqa: F401
 
@@ -51,7 +51,7 @@ def test_container_job_runs_in_its_image(docker_daemon: DockerHost, dhome: Path,
     wf.write_text(WORKFLOW.format(data=tmp_path, image=docker_daemon.image))
     out = ak("run", str(wf), "--site", "docker", home=dhome, timeout=180)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert (dhome / "runs" / "dock-1" / "work" / "out.txt").read_text() == "HELLO\n"
+    assert (work_dir(dhome, 1) / "out.txt").read_text() == "HELLO\n"
     acts = json.loads(ak("describe", "1", "--json", home=dhome, check=True).stdout)["activities"]
     runtimes = {a["name"]: (a["runtime"], a["image"]) for a in acts}
     # The stage-in copies on the host; the job runs in the catalog's container.

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ak
+from tests.conftest import ak, work_dir
 
 PREP = """#!/bin/bash
 # prep IN UPPER COUNT: upper-case IN, count its lines
@@ -92,7 +92,7 @@ def test_pegasus_workflow_runs_with_outputs_and_lineage(akhome: Path, pegasus_wf
     assert out.returncode == 0, out.stderr
     status = json.loads(out.stdout)
     wf_id = str(status["id"])
-    work = akhome / "runs" / f"report-{wf_id}" / "work"
+    work = work_dir(akhome, wf_id)
     assert (work / "final.txt").read_text() == "hello 2 mode=fast\n2 lines: ALPHA|BETA\n"
     assert (work / "out" / "upper.txt").read_text() == "ALPHA\nBETA\n"
     assert (work / "input.txt").read_text() == "alpha\nbeta\n"  # a copy, not a link
@@ -138,4 +138,5 @@ def test_import_then_run_the_akoflow_yaml(akhome: Path, pegasus_wf: Path,
     assert "pegasus" not in yaml_out.read_text().split("\n", 1)[0]
     out = ak("run", str(yaml_out), "--quiet", home=akhome)
     assert out.returncode == 0, out.stderr
-    assert (akhome / "runs" / "report-1" / "work" / "final.txt").read_text().startswith("hello")
+    wf_id = json.loads(ak("list", "--json", home=akhome).stdout)[0]["id"]
+    assert (work_dir(akhome, wf_id) / "final.txt").read_text().startswith("hello")

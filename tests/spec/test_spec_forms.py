@@ -12,6 +12,7 @@ from spec_helpers import FIXTURES, issues_of
 
 from akoflow.spec import SpecIssue, load_workflow, parse_workflow_text
 from akoflow.spec.typos import edit_distance, near_miss
+from tests.conftest import work_dir
 
 FORMS = FIXTURES / "forms"
 ACT = "name: wf\nspec:\n  activities:\n    - name: a\n      run: echo a\n"
@@ -81,7 +82,7 @@ def test_empty_run_activity_finishes(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert "is empty: the activity does nothing" in out.stderr
-    assert (home / "runs" / "empty-run-1" / "work" / "after.txt").read_text() == "after\n"
+    assert (work_dir(home, 1) / "after.txt").read_text() == "after\n"
 
 
 def test_typo_is_an_error_with_file_line_path_and_exit_2() -> None:

@@ -20,7 +20,7 @@ def test_every_problem_is_reported_with_its_field_path() -> None:
     with pytest.raises(ValidationError) as info:
         WorkflowSpec(name="wf", alpha=2, activities=[
             ActivitySpec(name="ok", run="true"),
-            {"name": "../x", "run": 3, "retries": -1},
+            {"name": "", "run": 3, "retries": -1},
         ])
     found = {(".".join(map(str, e["loc"])), e["msg"]) for e in info.value.errors()}
     assert ("alpha", "alpha must be between 0 and 1") in found
@@ -28,11 +28,17 @@ def test_every_problem_is_reported_with_its_field_path() -> None:
     assert {"activities.1.name", "activities.1.run", "activities.1.retries"} <= paths
 
 
-def test_a_workflow_needs_an_activity_and_safe_names() -> None:
+def test_a_workflow_needs_an_activity_and_a_name() -> None:
     with pytest.raises(ValidationError, match="activities: must have at least 1"):
         WorkflowSpec(name="wf", activities=[])
-    with pytest.raises(ValidationError, match="may only contain"):
-        WorkflowSpec(name="a;rm -rf /", activities=[ActivitySpec(name="a", run="x")])
+    with pytest.raises(ValidationError, match="name is empty"):
+        WorkflowSpec(name=" ", activities=[ActivitySpec(name="a", run="x")])
+    with pytest.raises(ValidationError, match="longer than 1000"):
+        WorkflowSpec(name="w", activities=[ActivitySpec(name="a" * 1001, run="x")])
+    # any other text is a name (AkôFlow takes any string); paths use names.ident
+    assert WorkflowSpec(name="a;rm -rf /", activities=[ActivitySpec(name="../x", run="x")])
+    with pytest.raises(ValidationError, match="may only contain"):  # sites stay strict
+        WorkflowSpec(name="w", runtime="a;b", activities=[ActivitySpec(name="a", run="x")])
     with pytest.raises(ValidationError, match="newline"):
         Resources(extra={"partition": "short\n#SBATCH --x"})
 
