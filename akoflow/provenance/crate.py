@@ -173,7 +173,7 @@ class _Crate:
                       " and keep their beginning and end around a line that says so.", ""]
         member = p.add_bytes("README.md", scrub("\n".join(lines), self.secrets).encode())
         self.non_data += 1
-        self.c.add_file(dest_path=member.id, properties={
+        self.c.add_file(dest_path=member.arcname, properties={
             "name": "README", "about": {"@id": "./"}, "encodingFormat": "text/markdown",
             "contentSize": str(member.size())})
 
@@ -182,7 +182,10 @@ class _Crate:
         lang = self.c.add(ComputerLanguage(self.c, "#akoflow-yaml", properties={
             "name": "AkôFlow workflow YAML", "alternateName": "akoflow"}))
         tools, steps = [], {}
-        for a in self.run.activities:
+        ran = {name for name, _ in self.run.attempt_of}
+        # A tool must be the instrument of some action: activities that never ran (skipped,
+        # cancelled or still pending) have no step here; the spec file lists them all.
+        for a in (a for a in self.run.activities if a.name in ran):
             tool = self.c.add(ContextEntity(self.c, f"#tool-{a.name}", properties=_props(**{
                 "@type": "SoftwareApplication", "name": a.name,
                 "description": f"the `run` command of activity {a.name} (bash)",
@@ -193,10 +196,12 @@ class _Crate:
                 "workExample": _ref(tool)}))
         self.non_data += 1
         member = self.payload.add_bytes(f"workflow/{wf.name}.yaml", self.spec.encode())
-        workflow = self.c.add_workflow(dest_path=member.id, main=True, lang=lang,
+        workflow = self.c.add_workflow(dest_path=member.arcname, main=True, lang=lang,
                                        properties=_props(
             **{"@type": ["File", "SoftwareSourceCode", "ComputationalWorkflow", "HowTo"]},
-            name=wf.name, description=f"namespace {wf.namespace}, runtime {wf.runtime}",
+            name=wf.name, description=f"namespace {wf.namespace}, runtime {wf.runtime}; "
+                                      f"{len(steps)} of {len(self.run.activities)} "
+                                      "activities ran and are steps here",
             step=[_ref(s) for s in steps.values()] or None,
             hasPart=[_ref(t) for t in tools] or None, encodingFormat="application/yaml",
             contentSize=str(member.size())))
@@ -218,7 +223,7 @@ class _Crate:
             if size != last.size:
                 props["description"] = (f"changed on disk after the run: the run left "
                                         f"{last.size} bytes")
-            entity = self.c.add_file(dest_path=member.id, properties={
+            entity = self.c.add_file(dest_path=member.arcname, properties={
                 **props, "contentSize": str(size), "encodingFormat": media_type(path)})
         else:
             assert gone is not None
@@ -302,7 +307,7 @@ class _Crate:
         else:
             return None
         self.non_data += 1
-        return self.c.add_file(dest_path=member.id, properties={
+        return self.c.add_file(dest_path=member.arcname, properties={
             **props, "contentSize": str(member.size())})
 
     def _provenance(self, action: Any) -> None:
@@ -322,7 +327,7 @@ class _Crate:
             data = text.encode()
             member = self.payload.add_bytes(dest, data)
             self.non_data += 1
-            made.append(self.c.add_file(dest_path=member.id, properties={
+            made.append(self.c.add_file(dest_path=member.arcname, properties={
                 **props, "encodingFormat": "application/json", "about": _ref(action),
                 "contentSize": str(len(data))}))
         action.append_to("subjectOf", made)

@@ -19,7 +19,6 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
 
 MiB = 1024 * 1024
 
@@ -44,11 +43,6 @@ class Member:
     head: int = -1  # -1: the whole file
     tail: int = 0
     marker: bytes = b""
-
-    @property
-    def id(self) -> str:
-        """The data entity's @id: the path inside the crate, percent-encoded."""
-        return quote(self.arcname)
 
     def size(self) -> int:
         if self.data is not None:
