@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from akoflow import plugins
 from akoflow.manifest.records import AttemptOutcome
@@ -182,6 +182,10 @@ class Executor(ABC):
     # reports such a job as never runnable once one of them failed: the dispatcher may
     # then queue children ahead of their parents (TaskLaunch.after_ok).
     chains_after_ok: bool = False
+    # Site-profile keys this adapter reads, beyond the core's (`akoflow.site_keys`): a
+    # profile key nobody reads is an error with a "did you mean". Subclasses list their
+    # own; the check takes the union over a class and its bases.
+    site_keys: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, site: str, config: Mapping[str, Any]) -> None:
         self.site = site

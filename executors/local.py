@@ -48,6 +48,10 @@ log = logging.getLogger(__name__)
 
 class LocalExecutor(Executor):
     kind = "local"
+    site_keys = frozenset({
+        "binds", "container", "container_binary", "cpus", "launcher", "memory", "mode",
+        "snapshots",
+    })
     bounded = True
     prefetch = 4.0
 

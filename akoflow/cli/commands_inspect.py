@@ -211,13 +211,27 @@ def sites_list(as_json: bool) -> None:
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True)
 def sites_show(name: str, as_json: bool) -> None:
-    import yaml
+    """The merged profile: every value with the file it came from (`extends` chain,
+    packaged, ~/.config/akoflow/sites, ./site-configs, $AKOFLOW_SITES)."""
+    import json as _json
 
     profile = load_site(name)
     if as_json:
         render.emit_json(profile)
-    else:
-        click.echo(yaml.safe_dump(profile, sort_keys=False), nl=False)
+        return
+    sources: dict[str, str] = profile.get("_sources", {})
+    rows = [(key, _json.dumps(_value_at(profile, key), default=str), src)
+            for key, src in sources.items() if key != "extends"]
+    width = max((len(k) + len(v) for k, v, _ in rows), default=0) + 2
+    for key, value, src in rows:
+        click.echo(f"{key}: {value}".ljust(width + 2) + f"# {src}")
+
+
+def _value_at(profile: dict[str, Any], dotted: str) -> Any:
+    value: Any = profile
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
 
 
 COMMANDS = [list_cmd, status, describe, logs, sites]

@@ -114,10 +114,13 @@ def metrics(workflow_id: str, activity: str | None, samples: bool, as_json: bool
     if as_json:
         render.emit_json(summary)
         return
-    render.table(["activity", "samples", "cpu% peak", "cpu% mean", "rss peak", "wall",
-                  "cpu time"], [
+    # "rss from": kernel = rusage at exit (exact); sampled = seen at a sample (a peak
+    # between samples of a process that was gone by the next one is missed).
+    render.table(["activity", "samples", "cpu% peak", "cpu% mean", "rss peak", "rss from",
+                  "wall", "cpu time"], [
         [s.activity, s.samples, _f(s.cpu_percent_peak), _f(s.cpu_percent_mean),
-         format_bytes(s.rss_peak), _f(s.wall_time, "s"), _f(s.cpu_time, "s")]
+         format_bytes(s.rss_peak), s.rss_peak_source or "-", _f(s.wall_time, "s"),
+         _f(s.cpu_time, "s")]
         for s in summary])
 
 

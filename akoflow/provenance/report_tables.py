@@ -95,20 +95,25 @@ def render_slowest(d: ReportData) -> str:
 
 def render_memory(d: ReportData) -> str:
     rows = [
-        f'<tr{attrs(data_activity=s.name, data_peak_rss=s.peak_rss or s.exit_rss or 0)}>'
+        f'<tr{attrs(data_activity=s.name, data_peak_rss=s.peak_rss or s.exit_rss or 0)}'
+        f'{attrs(data_peak_cpu=s.peak_cpu, data_rss_source=s.rss_source)}>'
         f'<td class="num">{i}</td>{_name_cell(s)}<td class="num">{fmt_bytes(s.peak_rss)}</td>'
-        f'<td class="num">{fmt_bytes(s.mean_rss)}</td>'
-        f'<td class="num">{fmt_num(s.peak_cpu)}</td><td class="num">{fmt_num(s.mean_cpu)}</td>'
+        f'<td>{esc(s.rss_source or DASH)}</td><td class="num">{fmt_bytes(s.mean_rss)}</td>'
+        f'<td class="num peak-cpu">{fmt_num(s.peak_cpu)}</td>'
+        f'<td class="num">{fmt_num(s.mean_cpu)}</td>'
         f'<td class="num">{fmt_bytes(s.exit_rss)}</td><td class="num">{s.samples}</td></tr>'
         for i, s in enumerate(_sorted(d.stats, "rss"), 1)]
     if not rows:
         return '<p class="note">No memory figures were recorded.</p>'
     cols = [("#", "num"), ("activity", ""), ("state", ""), ("peak rss", "num"),
-            ("mean rss", "num"), ("peak cpu %", "num"), ("mean cpu %", "num"),
-            ("max rss at exit", "num"), ("samples", "num")]
-    return ('<p class="note">Peaks over all attempts, from the psutil samples of the whole '
-            'process tree; "at exit" is the kernel\'s figure (for very short tasks it may '
-            'include the launcher).</p>' + table(cols, rows, id="memory-table", class_="data"))
+            ("peak from", ""), ("mean rss", "num"), ("peak cpu %", "num"),
+            ("mean cpu %", "num"), ("kernel rss at exit", "num"), ("samples", "num")]
+    return ('<p class="note">Peaks over all attempts. Peak rss is the kernel\'s figure at exit '
+            '(<i>kernel</i>: exact) where the process that waits on the task can read it, else '
+            '<i>sampled</i>: the tree\'s rss, or a process\'s high-water mark, at a sample '
+            '(samples come 0.5, 1, 2, 4 s ... after a start, then every sampling interval). '
+            'Peak cpu % is the busiest stretch between two samples (cpu time over wall '
+            'time).</p>' + table(cols, rows, id="memory-table", class_="data"))
 
 
 def render_failures(d: ReportData) -> str:

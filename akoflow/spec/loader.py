@@ -6,7 +6,6 @@ fields take the scalar's text as written, as AkôFlow's Go engine does (`cpuLimi
 
 from __future__ import annotations
 
-import difflib
 import gc
 import logging
 import stat
@@ -19,7 +18,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from akoflow.spec import _fields as F
 from akoflow.spec.checked import ValidationError
 from akoflow.spec.dag import graph_problems
-from akoflow.spec.errors import SpecError, SpecIssue
+from akoflow.spec.errors import SpecError, SpecIssue, did_you_mean
 from akoflow.spec.models import ActivitySpec, Resources, StoragePolicy, WorkflowSpec
 
 log = logging.getLogger(__name__)
@@ -76,10 +75,7 @@ class _Ctx(F.Ctx):
         return out
 
     def _unknown(self, k: ScalarNode, path: str, known: set[str]) -> None:
-        msg = f"unknown field {k.value!r}"
-        close = difflib.get_close_matches(k.value, sorted(known), n=1)
-        if close:
-            msg += f" (did you mean {close[0]!r}?)"
+        msg = f"unknown field {k.value!r}{did_you_mean(k.value, known)}"
         issue = SpecIssue(self.source, F.line_of(k), f"{path}.{k.value}".lstrip("."), msg)
         (self.errors if self.strict else self.warnings).append(issue)
 
