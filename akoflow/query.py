@@ -108,7 +108,7 @@ class MetricSummary:
     wall_time: float | None
     cpu_time: float | None
     rusage_peak_rss: int | None  # the kernel's peak at exit (wait4), None where unknown
-    rss_peak_source: str | None = None  # "kernel" (the exit figure) | "sampled"
+    rss_peak_source: str | None = None  # "kernel" (its exit figure is known) | "sampled"
 
 
 @dataclass(frozen=True)
@@ -233,8 +233,9 @@ def metric_summary(wf: WorkflowRef, *, per_attempt: bool = False,
             kernel = max((s.rss for s in every if s.source == "rusage"), default=0)
             wall = _wall(t.started_at, t.finished_at)
             peak_rss = max([s.rss for s in live] + [t.peak_rss or 0]) or None
-            source = None if peak_rss is None else (
-                "kernel" if kernel and kernel >= peak_rss else "sampled")
+            # kernel: its exit figure is known (exact for every single process; a sample's
+            # sum over processes running at once may still be larger, and is then shown).
+            source = None if peak_rss is None else ("kernel" if kernel else "sampled")
             out.append(MetricSummary(
                 key[0], t.number, len(live), max((s.cpu_percent for s in every), default=None),
                 _cpu_mean(t.cpu_time, wall, live), peak_rss,
