@@ -112,6 +112,21 @@ class MetricSummary:
 
 
 @dataclass(frozen=True)
+class FailureRecord:
+    """One failed attempt; `final` when its activity failed for good, False when a later
+    attempt recovered it (or is still trying)."""
+
+    activity: str
+    attempt: int
+    exit_code: int | None
+    reason: str | None
+    message: str | None
+    stderr_tail: str
+    stderr_path: str | None
+    final: bool
+
+
+@dataclass(frozen=True)
 class FileRecord:
     activity: str
     attempt: int
@@ -253,6 +268,14 @@ def _cpu_mean(cpu_time: float | None, wall: float | None, live: Sequence[MetricR
 
 def _wall(start: float | None, end: float | None) -> float | None:
     return None if start is None or end is None else max(end - start, 0.0)
+
+
+def failures(wf: WorkflowRef, *, manifest: Manifest | None = None) -> list[FailureRecord]:
+    """Every failed attempt, in order, each marked final or recovered."""
+    with _manifest(manifest) as m:
+        return [FailureRecord(e.activity, e.attempt, e.exit_code, e.reason, e.message,
+                              e.stderr_tail, e.stderr_path, e.final_status == "FAILED")
+                for e in m.error_tails(_workflow(m, wf).id)]
 
 
 def files(wf: WorkflowRef, role: str | Sequence[str] | None = None,

@@ -43,20 +43,35 @@ def list_cmd(limit: int, status: str | None, as_json: bool) -> None:
 
 
 def status_data(m: Manifest, wf_id: int) -> dict[str, Any]:
+    """Counts of activities by state; failed attempts split into those of activities that
+    failed for good (`failures`) and those a later attempt recovered (`recovered`)."""
+    from akoflow import query
+
     wf = m.get_workflow(wf_id)
+    failed = query.failures(wf_id, manifest=m)
     return {
         "id": wf.id, "name": wf.name, "status": wf.status, "site": wf.site,
         "run_dir": wf.run_dir, "work_dir": wf.work_dir,
         "created_at": render.iso(wf.created_at), "started_at": render.iso(wf.started_at),
         "finished_at": render.iso(wf.finished_at), "counts": m.status_counts(wf_id),
-        "failures": [
-            {"activity": e.activity, "attempt": e.attempt, "exit_code": e.exit_code,
-             "reason": e.reason, "stderr_tail": e.stderr_tail, "stderr_path": e.stderr_path}
-            for e in m.error_tails(wf_id)
-        ],
+        "failures": [_failure(f) for f in failed if f.final],
+        "recovered": [_failure(f) for f in failed if not f.final],
         "waiting": [{"activity": a.name, "why": a.message}
                     for a in m.activities(wf_id, [Status.READY.value]) if a.message],
     }
+
+
+def _failure(f: Any) -> dict[str, Any]:
+    return {"activity": f.activity, "attempt": f.attempt, "exit_code": f.exit_code,
+            "reason": f.reason, "message": f.message, "stderr_tail": f.stderr_tail,
+            "stderr_path": f.stderr_path}
+
+
+def failure_line(f: dict[str, Any]) -> str:
+    """`join attempt 1: EXIT (exit 3): why`, the same wherever a failure is shown."""
+    code = "" if f["exit_code"] is None else f" (exit {f['exit_code']})"
+    why = f": {f['message']}" if f.get("message") else ""
+    return f"{f['activity']} attempt {f['attempt']}: {f['reason'] or 'failed'}{code}{why}"
 
 
 @click.command()
@@ -73,13 +88,16 @@ def status(workflow_id: str, as_json: bool) -> None:
     click.echo(f"workflow {wf.id} {wf.name}: {render.status_text(wf.status)} "
                f"({render.duration(wf.started_at, wf.finished_at)})")
     click.echo(f"  site {wf.site}; run dir {wf.run_dir}")
-    click.echo("  " + ", ".join(f"{s}: {n}" for s, n in sorted(data["counts"].items())))
+    click.echo("  activities: " + ", ".join(f"{n} {s.lower()}"
+                                           for s, n in sorted(data["counts"].items())))
     for f in data["failures"]:
-        code = "" if f["exit_code"] is None else f" exit {f['exit_code']}"
-        click.echo(f"  {render.status_text('FAILED')} {f['activity']} attempt {f['attempt']}: "
-                   f"{f['reason']}{code}")
+        click.echo(f"  {render.status_text('FAILED')} {failure_line(f)}")
         for line in f["stderr_tail"].strip().splitlines()[-10:]:
             click.echo(f"    | {line}")
+    if data["recovered"]:
+        click.echo(f"  {len(data['recovered'])} failed attempts were recovered by a retry:")
+        for f in data["recovered"]:
+            click.echo(f"    recovered {failure_line(f)}")
     for w in data["waiting"][:20]:
         click.echo(f"  READY {w['activity']}: {w['why']}")
 

@@ -21,7 +21,9 @@ def validate(file: str, strict: bool, as_json: bool) -> None:
     """Check a workflow file; exit 2 with one line per problem."""
     spec = service.load_spec(file, strict=strict)
     if as_json:
-        render.emit_json(spec.model_dump(by_alias=True))
+        from akoflow.spec.secrets import redact_data
+
+        render.emit_json(redact_data(spec.model_dump(by_alias=True)))
         return
     deps = sum(len(a.depends_on) for a in spec.activities)
     click.echo(f"{file}: workflow {spec.name!r} is valid: {len(spec.activities)} activities, "

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from akoflow import query
@@ -36,6 +36,7 @@ class Bar:
     submitted: float
     started: float | None
     finished: float | None
+    message: str | None = None
 
 
 @dataclass
@@ -132,7 +133,7 @@ def load_report_data(m: Manifest, wf_id: int) -> ReportData:
 
 def _bar(name: str, t: AttemptRecord) -> Bar:
     return Bar(name, t.number, t.status, t.reason, t.exit_code, t.node, t.submitted_at,
-               t.started_at, t.finished_at)
+               t.started_at, t.finished_at, t.message)
 
 
 def _timings(stats: dict[str, Stats], bars: list[Bar]) -> None:
@@ -178,5 +179,5 @@ def _max(a: _N | None, b: _N | None) -> _N | None:
 
 
 def _clip(e: ErrorTail) -> ErrorTail:
-    return ErrorTail(e.activity, e.attempt, e.exit_code, e.reason, e.stdout_path, e.stderr_path,
-                     e.stdout_tail[-TAIL_CHARS:], e.stderr_tail[-TAIL_CHARS:])
+    return replace(e, stdout_tail=e.stdout_tail[-TAIL_CHARS:],
+                   stderr_tail=e.stderr_tail[-TAIL_CHARS:])

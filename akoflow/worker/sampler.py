@@ -21,6 +21,7 @@ from akoflow.manifest.records import MetricSample
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+MIN_STRETCH = 0.1  # seconds: below this, tick-counted CPU time says nothing about a load
 
 
 def _hwm(pid: int) -> int:
@@ -52,10 +53,14 @@ class TreeSampler:
         return p
 
     def _since(self, now: float, cpu: float, born: float) -> float:
-        """cpu % since the previous sample (or since `born`), and remember this one."""
+        """cpu % since the previous sample (or since `born`), and remember this one. The
+        kernel counts CPU time in clock ticks (10 ms): a process younger than MIN_STRETCH
+        has no meaningful figure yet, so it reads 0 and the next stretch starts at birth."""
         since, before = self._last if self._last is not None else (born, 0.0)
-        self._last = (now, cpu)
         elapsed = now - since
+        if self._last is None and elapsed < MIN_STRETCH:
+            return 0.0
+        self._last = (now, cpu)
         return 100.0 * max(0.0, cpu - before) / elapsed if elapsed > 0 else 0.0
 
     def first_sample(self) -> MetricSample | None:
@@ -122,5 +127,9 @@ class TreeSampler:
 
     def final_percent(self, cpu_total: float, end: float, started: float) -> float:
         """cpu % of the last stretch, from the sample before it (or `started`) to `end`,
-        given the tree's whole CPU time at exit (the kernel's rusage, or bash `times`)."""
-        return self._since(end, cpu_total, started)
+        given the tree's whole CPU time at exit (the kernel's rusage, or bash `times`: exact
+        to the millisecond, so even a short last stretch has its figure)."""
+        since, before = self._last if self._last is not None else (started, 0.0)
+        self._last = (end, cpu_total)
+        elapsed = end - since
+        return 100.0 * max(0.0, cpu_total - before) / elapsed if elapsed > 0 else 0.0
