@@ -27,12 +27,12 @@ from akoflow.manifest import (
     WorkflowRecord,
     akoflow_home,
 )
-from akoflow.provenance.crate_payload import Limits
 from akoflow.sites import SiteError, SiteResolver, load_site
 from akoflow.spec import WorkflowSpec, load_workflow
 
 if TYPE_CHECKING:
     from akoflow.provenance.crate import CrateResult
+    from akoflow.provenance.crate_payload import Limits
 
 
 def home() -> Path:

@@ -22,6 +22,13 @@ from akoflow.manifest.records import MetricSample
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 MIN_STRETCH = 0.1  # seconds: below this, tick-counted CPU time says nothing about a load
+_BOOT: list[float] = []  # the kernel's boot time, read once (start times count from it)
+
+
+def _boot_time() -> float:
+    if not _BOOT:
+        _BOOT.append(psutil.boot_time())
+    return _BOOT[0]
 
 
 def _hwm(pid: int) -> int:
@@ -80,7 +87,7 @@ class TreeSampler:
             return None
         now = time.time()
         cpu = sum(int(f) for f in fields[11:15]) / CLOCK_TICKS  # utime stime cutime cstime
-        born = psutil.boot_time() + int(fields[19]) / CLOCK_TICKS
+        born = _boot_time() + int(fields[19]) / CLOCK_TICKS
         threads, vsize, rss_pages = int(fields[17]), int(fields[20]), int(fields[21])
         return MetricSample(now, self._since(now, cpu, born), rss_pages * PAGE_SIZE, vsize,
                             0, 0, threads, 1)
