@@ -1,4 +1,5 @@
-"""`akoflow crate` of a run whose one task wrote 67 MB to stdout (median wall seconds).
+"""`akoflow crate` of a run whose one task wrote 67 MB of text (base64 of random bytes, so it
+does not compress to nothing) to stdout (median wall seconds).
 
 The run is made once; the crate is packed `--repeat` times. `--baseline PYTHON` packs the
 same run with another akoflow install (an earlier commit) alternately with this one, and
@@ -19,7 +20,7 @@ spec:
   activities:
     - name: talk
       run: |
-        head -c 67000000 /dev/zero | tr '\\0' 'x'
+        head -c 50250000 /dev/urandom | base64 -w 100
 """
 
 
