@@ -6,8 +6,9 @@ Python start-up, validation, registration, execution and the summary.
 Usage: python benchmarks/bench_local.py [--repeat N] [--baseline PYTHON]
 
 `--baseline` names the interpreter of another akoflow install (an earlier commit, say):
-its runs alternate with this one's, run for run, so both see the same machine, and each
-figure is printed with the baseline's and their ratio (this / baseline).
+its runs alternate with this one's, run for run (and which goes first alternates), so both
+see the same machine, and each figure is printed with the baseline's and their ratio
+(this / baseline).
 """
 
 from __future__ import annotations
@@ -64,9 +65,13 @@ def main() -> None:
             figure(f"{name}_wall_median", median_of(args.repeat, once))
             continue
         ours, base = [], []
-        for _ in range(args.repeat):
-            ours.append(once())
-            base.append(once(python=args.baseline))
+        for i in range(args.repeat):  # who goes first alternates too
+            if i % 2:
+                base.append(once(python=args.baseline))
+                ours.append(once())
+            else:
+                ours.append(once())
+                base.append(once(python=args.baseline))
         figure(f"{name}_wall_median", statistics.median(ours))
         figure(f"{name}_baseline_wall_median", statistics.median(base))
         figure(f"{name}_ratio", statistics.median(ours) / statistics.median(base), "x")
