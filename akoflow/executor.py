@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from akoflow import plugins
 from akoflow.manifest.records import AttemptOutcome
@@ -197,6 +197,11 @@ class Executor(ABC):
                 return (f"the {cls.kind} executor needs the Python package {module!r}: "
                         f"pip install 'akoflow[{extra}]'")
         return None
+
+    # Site-profile keys this adapter reads, beyond the core's (`akoflow.site_keys`): a
+    # profile key nobody reads is an error with a "did you mean". Subclasses list their
+    # own; the check takes the union over a class and its bases.
+    site_keys: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, site: str, config: Mapping[str, Any]) -> None:
         self.site = site

@@ -96,21 +96,39 @@ class MetricRecord:
     write_bytes: int
     threads: int
     processes: int
-    source: str  # "psutil" (a sample while running) | "rusage" (the worker's exit summary)
+    # "psutil": a sample while running; "rusage": the exit sample (cpu % since the last
+    # sample from the task's whole CPU time; rss = the kernel's peak, 0 where unknown)
+    source: str
 
 
 @dataclass(frozen=True)
 class MetricSummary:
     activity: str
     attempt: int
-    samples: int  # psutil samples (the rusage exit summary not counted)
-    cpu_percent_peak: float | None
+    samples: int  # psutil samples (the exit sample not counted)
+    cpu_percent_peak: float | None  # the busiest stretch between two samples (or the exit)
     cpu_percent_mean: float | None  # cpu_time / wall_time when known: time-weighted
-    rss_peak: int | None
+    rss_peak: int | None  # the largest of: samples' summed rss, a process's VmHWM, rusage
     rss_mean: float | None
     wall_time: float | None
     cpu_time: float | None
-    rusage_peak_rss: int | None  # what the kernel reported at exit, as recorded
+    rusage_peak_rss: int | None  # the kernel's peak at exit (wait4), None where unknown
+    rss_peak_source: str | None = None  # "kernel" (its exit figure is known) | "sampled"
+
+
+@dataclass(frozen=True)
+class FailureRecord:
+    """One failed attempt; `final` when its activity failed for good, False when a later
+    attempt recovered it (or is still trying)."""
+
+    activity: str
+    attempt: int
+    exit_code: int | None
+    reason: str | None
+    message: str | None
+    stderr_tail: str
+    stderr_path: str | None
+    final: bool
 
 
 @dataclass(frozen=True)
@@ -189,24 +207,28 @@ def iso(ts: float | None) -> str | None:
 
 
 def status_report(wf: WorkflowRef, *, manifest: Manifest | None = None) -> dict[str, Any]:
-    """What `akoflow status --json` prints: the workflow's state, counts per activity
-    state, failures with their stderr tails, and why ready activities wait."""
+    """What `akoflow status --json` prints: the workflow's state, counts of activities by
+    state, failed attempts split into those of activities that failed for good (`failures`)
+    and those a later attempt recovered (`recovered`), and why ready activities wait."""
     with _manifest(manifest) as m:
         w = _workflow(m, wf)
+        failed = failures(w.id, manifest=m)
         return {
             "id": w.id, "name": w.name, "status": w.status, "site": w.site,
             "run_dir": w.run_dir, "work_dir": w.work_dir,
             "created_at": iso(w.created_at), "started_at": iso(w.started_at),
             "finished_at": iso(w.finished_at), "counts": m.status_counts(w.id),
-            "failures": [
-                {"activity": e.activity, "attempt": e.attempt, "exit_code": e.exit_code,
-                 "reason": e.reason, "stderr_tail": e.stderr_tail,
-                 "stderr_path": e.stderr_path}
-                for e in m.error_tails(w.id)
-            ],
+            "failures": [_failure(f) for f in failed if f.final],
+            "recovered": [_failure(f) for f in failed if not f.final],
             "waiting": [{"activity": a.name, "why": a.message}
                         for a in m.activities(w.id, [Status.READY.value]) if a.message],
         }
+
+
+def _failure(f: FailureRecord) -> dict[str, Any]:
+    return {"activity": f.activity, "attempt": f.attempt, "exit_code": f.exit_code,
+            "reason": f.reason, "message": f.message, "stderr_tail": f.stderr_tail,
+            "stderr_path": f.stderr_path}
 
 
 def activities(wf: WorkflowRef, *, manifest: Manifest | None = None) -> list[ActivityInfo]:
@@ -257,11 +279,12 @@ def metric_summary(wf: WorkflowRef, *, per_attempt: bool = False,
                    manifest: Manifest | None = None) -> list[MetricSummary]:
     """Per activity (its final attempt), or per attempt: peak/mean cpu % and rss, times.
 
-    Peaks and the rss mean come from the psutil samples (the cpu peak is at least the cpu
-    mean). The cpu mean is cpu_time over wall
-    time when both are known (psutil's first reading of a process is always 0 %, so a plain
-    average of samples under-reports short tasks). The kernel's exit figure is kept apart
-    (`rusage_peak_rss`): for a task forked from a large parent it can reflect the parent.
+    Every sample's cpu % is the tree's CPU time over the wall time since the sample before
+    (the first: since the process started; the exit sample: since the last one), so the
+    peak is the busiest stretch and never below the lifetime mean, which is cpu_time over
+    wall time. The rss peak is the kernel's (rusage at exit) where the process waiting on the
+    task could read it, else sampled: the summed rss of the tree at a sample, or one
+    process's high-water mark (VmHWM) read at a sample; `rss_peak_source` says which.
     """
     with _manifest(manifest) as m:
         w = _workflow(m, wf)
@@ -277,18 +300,19 @@ def metric_summary(wf: WorkflowRef, *, per_attempt: bool = False,
         out = []
         for t in attempts:
             key = (names[t.activity_id], t.number)
-            live = [s for s in samples.get(key, []) if s.source == "psutil"]
+            every = samples.get(key, [])
+            live = [s for s in every if s.source == "psutil"]
+            kernel = max((s.rss for s in every if s.source == "rusage"), default=0)
             wall = _wall(t.started_at, t.finished_at)
-            mean = _cpu_mean(t.cpu_time, wall, live)
-            # A peak below the lifetime mean would only mean the samples missed it (a short
-            # task's only psutil reading is 0 %): the mean is a lower bound of the peak.
-            peak = max([s.cpu_percent for s in live] + ([mean] if mean is not None else []),
-                       default=None)
+            peak_rss = max([s.rss for s in live] + [t.peak_rss or 0]) or None
+            # kernel: its exit figure is known (exact for every single process; a sample's
+            # sum over processes running at once may still be larger, and is then shown).
+            source = None if peak_rss is None else ("kernel" if kernel else "sampled")
             out.append(MetricSummary(
-                key[0], t.number, len(live), peak, mean,
-                max((s.rss for s in live), default=None),
+                key[0], t.number, len(live), max((s.cpu_percent for s in every), default=None),
+                _cpu_mean(t.cpu_time, wall, live), peak_rss,
                 sum(s.rss for s in live) / len(live) if live else None,
-                wall, t.cpu_time, t.peak_rss))
+                wall, t.cpu_time, kernel or None, source))
         return out
 
 
@@ -301,6 +325,14 @@ def _cpu_mean(cpu_time: float | None, wall: float | None, live: Sequence[MetricR
 
 def _wall(start: float | None, end: float | None) -> float | None:
     return None if start is None or end is None else max(end - start, 0.0)
+
+
+def failures(wf: WorkflowRef, *, manifest: Manifest | None = None) -> list[FailureRecord]:
+    """Every failed attempt, in order, each marked final or recovered."""
+    with _manifest(manifest) as m:
+        return [FailureRecord(e.activity, e.attempt, e.exit_code, e.reason, e.message,
+                              e.stderr_tail, e.stderr_path, e.final_status == "FAILED")
+                for e in m.error_tails(_workflow(m, wf).id)]
 
 
 def files(wf: WorkflowRef, role: str | Sequence[str] | None = None,

@@ -6,13 +6,14 @@ together, so the layers below stay ignorant of one another and the CLI stays thi
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from akoflow.dispatch.chain import dispatcher_name
 from akoflow.dispatch.lock import DispatchLock
@@ -27,8 +28,12 @@ from akoflow.manifest import (
     WorkflowRecord,
     akoflow_home,
 )
-from akoflow.sites import SiteError, SiteResolver, site_problem
+from akoflow.sites import SiteError, SiteResolver, load_site, site_problem
 from akoflow.spec import WorkflowSpec, load_workflow
+
+if TYPE_CHECKING:
+    from akoflow.provenance.crate import CrateResult
+    from akoflow.provenance.crate_payload import Limits
 
 
 def home() -> Path:
@@ -335,3 +340,23 @@ def retry(m: Manifest, wf_id: int, names: Sequence[str] | None = None) -> int:
             if m.activity_named(wf_id, n) is None:
                 raise ManifestError(f"workflow {wf_id} has no activity {n!r}")
     return m.retry(wf_id, names or None)
+
+
+def write_crate(m: Manifest, wf_id: int, out: str | Path, *, license: str | None = None,
+                limits: Limits | None = None) -> CrateResult:
+    """The run's RO-Crate. Its license: the one given, else the spec's `license`, else the
+    site profile's `license`, else none (the crate says so)."""
+    from akoflow.provenance.crate import write_crate as write
+
+    if license is None:
+        wf = m.get_workflow(wf_id)
+        license = json.loads(wf.spec_json or "{}").get("license") or _site_license(wf)
+    return write(m, wf_id, out, license=license, limits=limits)
+
+
+def _site_license(wf: WorkflowRecord) -> str | None:
+    try:
+        value = load_site(wf.site or wf.runtime).get("license")
+    except SiteError:  # the profile is gone since the run: no default from it
+        return None
+    return str(value) if value else None

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from akoflow.executor import Executor, ExecutorError, executor_class
+from akoflow.site_keys import executor_keys, problems
 
 MAX_EXTENDS_DEPTH = 10
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -96,14 +97,49 @@ def load_site(name: str) -> dict[str, Any]:
             break
         current = str(parent)
     merged: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     for n in reversed(chain):
         merged = _merge(merged, raw[n][0])
+        for path, src in _origins(raw[n][0], str(raw[n][1])).items():
+            parts = path.split(".")
+            for i in range(1, len(parts)):  # an empty mapping filled in by a later file
+                sources.pop(".".join(parts[:i]), None)
+            for old in [k for k in sources if k.startswith(path + ".")]:
+                del sources[old]  # a mapping replaced by a plain value
+            sources[path] = src
     merged["name"] = name
     merged.pop("extends", None)
     merged["_source"] = str(raw[name][1])
     if "executor" not in merged:
         raise SiteError(f"site {name!r} ({merged['_source']}) names no executor")
+    _check([raw[n] for n in chain], str(merged["executor"]))
+    merged["_sources"] = sources
     return merged
+
+
+def _origins(data: dict[str, Any], source: str, prefix: str = "") -> dict[str, str]:
+    """Which file set each value: `key` or `block.key` for mappings merged key by key."""
+    out: dict[str, str] = {}
+    for k, v in data.items():
+        path = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(_origins(v, source, f"{path}."))
+        else:
+            out[path] = source
+    return out
+
+
+def _check(files: list[tuple[dict[str, Any], Path]], executor: str) -> None:
+    """Unknown keys and ill-typed core values of every file in an `extends` chain are one
+    error naming file, line and key. An executor that cannot be loaded is left to the
+    resolver, which says so."""
+    try:
+        extra = executor_keys(executor_class(executor))
+    except (ExecutorError, ImportError):
+        return
+    issues = [i for data, path in files for i in problems(data, path, extra)]
+    if issues:
+        raise SiteError("\n".join(str(i) for i in issues))
 
 
 def list_sites() -> list[dict[str, Any]]:

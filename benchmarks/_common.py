@@ -36,11 +36,13 @@ def fresh_home(tag: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"{tag}-", dir=base))
 
 
-def akoflow(*args: str, home: Path) -> float:
-    """Wall seconds of one `akoflow ARGS` process, as a user would type it."""
+def akoflow(*args: str, home: Path, python: str | None = None) -> float:
+    """Wall seconds of one `akoflow ARGS` process, as a user would type it; `python` runs
+    another interpreter's akoflow (an install of an earlier version, for a baseline)."""
     env = {**os.environ, "AKOFLOW_HOME": str(home)}
+    argv = akoflow_argv() if python is None else [python, "-P", "-m", "akoflow"]
     start = time.perf_counter()
-    proc = subprocess.run([*akoflow_argv(), *args], env=env, capture_output=True, text=True)
+    proc = subprocess.run([*argv, *args], env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"akoflow {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")

@@ -3,13 +3,19 @@
 W1: 1,000 independent no-op activities; W2: a chain of 200; W3: the WfCommons Montage trace
 (619 activities) with no-op commands. Each run starts from a fresh AKOFLOW_HOME and includes
 Python start-up, validation, registration, execution and the summary.
-Usage: python benchmarks/bench_local.py [--repeat N]
+Usage: python benchmarks/bench_local.py [--repeat N] [--baseline PYTHON]
+
+`--baseline` names the interpreter of another akoflow install (an earlier commit, say):
+its runs alternate with this one's, run for run (and which goes first alternates), so both
+see the same machine, and each figure is printed with the baseline's and their ratio
+(this / baseline).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 from pathlib import Path
 
 from _common import akoflow, cleanup, figure, fresh_home, median_of, precompile, trace
@@ -38,6 +44,8 @@ def w3(path: Path, home: Path) -> Path:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--baseline", metavar="PYTHON",
+                    help="interpreter of another akoflow install, measured alternately")
     args = ap.parse_args()
     precompile()
     setup = fresh_home("setup")
@@ -46,14 +54,27 @@ def main() -> None:
              "W3_montage_619": w3(setup / "w3.yaml", setup)}
     homes: list[Path] = []
     for name, wf in files.items():
-        def once(wf: Path = wf) -> float:
+        def once(wf: Path = wf, python: str | None = None) -> float:
             homes.append(fresh_home("run"))
             # Start every run with the disk quiet: the previous run's thousands of new
             # files are still being written back, which would slow this one down
             # (`hyperfine --prepare sync` does the same).
             os.sync()
-            return akoflow("run", str(wf), "--quiet", home=homes[-1])
-        figure(f"{name}_wall_median", median_of(args.repeat, once))
+            return akoflow("run", str(wf), "--quiet", home=homes[-1], python=python)
+        if not args.baseline:
+            figure(f"{name}_wall_median", median_of(args.repeat, once))
+            continue
+        ours, base = [], []
+        for i in range(args.repeat):  # who goes first alternates too
+            if i % 2:
+                base.append(once(python=args.baseline))
+                ours.append(once())
+            else:
+                ours.append(once())
+                base.append(once(python=args.baseline))
+        figure(f"{name}_wall_median", statistics.median(ours))
+        figure(f"{name}_baseline_wall_median", statistics.median(base))
+        figure(f"{name}_ratio", statistics.median(ours) / statistics.median(base), "x")
     # Deleting thousands of files makes this machine's disk slow for seconds afterwards:
     # clean up only once every run is measured.
     for home in [setup, *homes]:

@@ -75,6 +75,10 @@ class BatchExecutor(Executor):
     """Base of the scheduler adapters: configuration, command running, retries."""
 
     bounded = False
+    site_keys = frozenset({
+        "binds", "command_retries", "command_timeout", "container", "container_binary",
+        "defaults", "dispatcher", "env", "modules", "python",
+    })
 
     def __init__(self, site: str, config: Mapping[str, Any],
                  transport: Transport | None = None) -> None:

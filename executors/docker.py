@@ -79,6 +79,10 @@ DEFAULT_SHELL = ("sh", "-e", "-c")
 
 class DockerExecutor(Executor):
     kind = "docker"
+    site_keys = frozenset({
+        "api_timeout", "cpus", "docker_host", "env", "image", "keep_containers", "memory",
+        "mount_path", "network", "shell", "snapshots", "stop_grace", "user",
+    })
     bounded = True
     requires = (("docker", "docker"),)
 

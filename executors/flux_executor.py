@@ -31,6 +31,7 @@ MEMORY_POLICIES = ("ignore", "refuse")
 
 class FluxExecutor(BatchExecutor):
     kind = "flux"
+    site_keys = frozenset({"dispatcher_wake", "memory_policy"})
     hosts_dispatcher = True
 
     def __init__(self, site: str, config: Mapping[str, Any],

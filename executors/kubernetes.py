@@ -107,6 +107,13 @@ def _why(exc: BaseException) -> str:
 
 class KubernetesExecutor(Executor):
     kind = "kubernetes"
+    site_keys = frozenset({
+        "access_modes", "allow_host_path", "api_retries", "context", "create_namespace",
+        "default_memory", "env", "gpu_resource", "host", "image", "image_pull_policy",
+        "in_cluster", "keep_jobs", "kubeconfig", "log_limit_bytes", "namespaces",
+        "node_selector", "node_usage", "request_timeout", "service_account", "storage_class",
+        "storage_size", "verify_ssl",
+    })
 
     def __init__(self, site: str, config: Mapping[str, Any], api: Any = None) -> None:
         super().__init__(site, config)

@@ -36,6 +36,7 @@ from akoflow.executor import (
     akoflow_argv,
 )
 from akoflow.manifest.records import AttemptOutcome
+from akoflow.spec.units import format_bytes
 from akoflow.worker import leftovers
 from akoflow.worker.monitor import TaskProcess, pid_owner_matches
 from akoflow.worker.snapshot import Snapshot
@@ -49,6 +50,10 @@ log = logging.getLogger(__name__)
 
 class LocalExecutor(Executor):
     kind = "local"
+    site_keys = frozenset({
+        "binds", "container", "container_binary", "cpus", "launcher", "memory", "mode",
+        "snapshots",
+    })
     bounded = True
     prefetch = 4.0
 
@@ -121,8 +126,8 @@ class LocalExecutor(Executor):
         if cpu > self.cpus:
             raise SpecError(f"{name} asks for {cpu:g} cpus; this machine has {self.cpus:g}")
         if mem > self.memory:
-            raise SpecError(f"{name} asks for {mem} bytes of memory; this machine has "
-                            f"{self.memory}")
+            raise SpecError(f"{name} asks for {format_bytes(mem)} of memory; this machine "
+                            f"has {format_bytes(self.memory)}")
 
     def _start_queued(self) -> None:
         while self.queue:

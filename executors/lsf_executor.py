@@ -25,6 +25,7 @@ NAME_PREFIX = "akoflow."
 
 class LsfExecutor(BatchExecutor):
     kind = "lsf"
+    site_keys = frozenset({"user"})
     hosts_dispatcher = True
 
     def __init__(self, site: str, config: Mapping[str, Any],

@@ -24,6 +24,7 @@ NAME_PREFIX = "akoflow."
 
 class PbsExecutor(BatchExecutor):
     kind = "pbs"
+    site_keys = frozenset({"flavor"})
     hosts_dispatcher = True
 
     def __init__(self, site: str, config: Mapping[str, Any],

@@ -47,6 +47,11 @@ SIBLING = "+"  # `<dispatcher name>+<leader id>`: a member of a dispatcher group
 
 class SgeExecutor(BatchExecutor):
     kind = "sge"
+    site_keys = frozenset({
+        "array_throttle", "arrays", "dispatcher_max_wait", "dispatcher_watchers", "gpu_resource",
+        "memory_resource", "parallel_environment", "qacct", "qacct_per_poll", "time_limit_grace",
+        "user",
+    })
     hosts_dispatcher = True
 
     def __init__(self, site: str, config: Mapping[str, Any],

@@ -42,6 +42,7 @@ _MAX_ARRAY = re.compile(r"^MaxArraySize\s*=\s*(\d+)", re.MULTILINE)
 
 class SlurmExecutor(BatchExecutor):
     kind = "slurm"
+    site_keys = frozenset({"accounting", "array_throttle", "arrays", "max_array_size", "user"})
     hosts_dispatcher = True
     chains_after_ok = True
 

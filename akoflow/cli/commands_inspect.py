@@ -49,6 +49,13 @@ def status_data(m: Manifest, wf_id: int) -> dict[str, Any]:
     return service.status_report(m, wf_id)
 
 
+def failure_line(f: dict[str, Any]) -> str:
+    """`join attempt 1: EXIT (exit 3): why`, the same wherever a failure is shown."""
+    code = "" if f["exit_code"] is None else f" (exit {f['exit_code']})"
+    why = f": {f['message']}" if f.get("message") else ""
+    return f"{f['activity']} attempt {f['attempt']}: {f['reason'] or 'failed'}{code}{why}"
+
+
 @click.command()
 @click.argument("workflow_id")
 @click.option("--json", "as_json", is_flag=True)
@@ -63,13 +70,16 @@ def status(workflow_id: str, as_json: bool) -> None:
     click.echo(f"workflow {wf.id} {wf.name}: {render.status_text(wf.status)} "
                f"({render.duration(wf.started_at, wf.finished_at)})")
     click.echo(f"  site {wf.site}; run dir {wf.run_dir}")
-    click.echo("  " + ", ".join(f"{s}: {n}" for s, n in sorted(data["counts"].items())))
+    click.echo("  activities: " + ", ".join(f"{n} {s.lower()}"
+                                           for s, n in sorted(data["counts"].items())))
     for f in data["failures"]:
-        code = "" if f["exit_code"] is None else f" exit {f['exit_code']}"
-        click.echo(f"  {render.status_text('FAILED')} {f['activity']} attempt {f['attempt']}: "
-                   f"{f['reason']}{code}")
+        click.echo(f"  {render.status_text('FAILED')} {failure_line(f)}")
         for line in f["stderr_tail"].strip().splitlines()[-10:]:
             click.echo(f"    | {line}")
+    if data["recovered"]:
+        click.echo(f"  {len(data['recovered'])} failed attempts were recovered by a retry:")
+        for f in data["recovered"]:
+            click.echo(f"    recovered {failure_line(f)}")
     for w in data["waiting"][:20]:
         click.echo(f"  READY {w['activity']}: {w['why']}")
     if data["dispatcher_problem"]:
@@ -203,13 +213,27 @@ def sites_list(as_json: bool) -> None:
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True)
 def sites_show(name: str, as_json: bool) -> None:
-    import yaml
+    """The merged profile: every value with the file it came from (`extends` chain,
+    packaged, ~/.config/akoflow/sites, ./site-configs, $AKOFLOW_SITES)."""
+    import json as _json
 
     profile = load_site(name)
     if as_json:
         render.emit_json(profile)
-    else:
-        click.echo(yaml.safe_dump(profile, sort_keys=False), nl=False)
+        return
+    sources: dict[str, str] = profile.get("_sources", {})
+    rows = [(key, _json.dumps(_value_at(profile, key), default=str), src)
+            for key, src in sources.items() if key != "extends"]
+    width = max((len(k) + len(v) for k, v, _ in rows), default=0) + 2
+    for key, value, src in rows:
+        click.echo(f"{key}: {value}".ljust(width + 2) + f"# {src}")
+
+
+def _value_at(profile: dict[str, Any], dotted: str) -> Any:
+    value: Any = profile
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
 
 
 COMMANDS = [list_cmd, status, describe, logs, sites]

@@ -8,7 +8,7 @@ import click
 
 from akoflow import service
 from akoflow.cli import render
-from akoflow.spec.units import format_bytes
+from akoflow.spec.units import format_bytes, parse_memory
 
 
 @click.command()
@@ -46,17 +46,47 @@ def lineage(workflow_id: str, file_: str | None, activity: str | None, direction
     _out(renderer(graph), output)
 
 
+def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return parse_memory(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
 @click.command()
 @click.argument("workflow_id")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="The .crate.zip to write.")
-def crate(workflow_id: str, output: str) -> None:
-    """Workflow Run RO-Crate of a run: spec, PROV, run log, task logs."""
-    from akoflow.provenance.crate import write_crate
+@click.option("--license", "license_", metavar="SPDX|URL",
+              help="License of the crate (default: the spec's `license`, else the site's).")
+@click.option("--max-file-bytes", callback=_size, metavar="SIZE",
+              help="Data files larger than this stay out (default 64Mi).")
+@click.option("--max-data-bytes", callback=_size, metavar="SIZE",
+              help="Data files in all (default 256Mi); the rest stay out, described.")
+@click.option("--max-log-bytes", callback=_size, metavar="SIZE",
+              help="Longer stdout/stderr keep their head and end (default 1Mi).")
+def crate(workflow_id: str, output: str, license_: str | None, max_file_bytes: int | None,
+          max_data_bytes: int | None, max_log_bytes: int | None) -> None:
+    """Workflow Run RO-Crate of a run: spec, data files, PROV, run log, task logs."""
+    from dataclasses import replace
 
+    from akoflow.provenance.crate_payload import Limits
+
+    sizes = {"max_file_bytes": max_file_bytes, "max_data_bytes": max_data_bytes,
+             "max_log_bytes": max_log_bytes}
+    limits = replace(Limits(), **{k: v for k, v in sizes.items() if v is not None})
     m = service.open_manifest()
-    path = write_crate(m, m.find_workflow(workflow_id).id, output)
-    click.echo(f"{path}: {path.stat().st_size} bytes")
+    r = service.write_crate(m, m.find_workflow(workflow_id).id, output, license=license_,
+                            limits=limits)
+    text = f"{r.path}: {format_bytes(r.path.stat().st_size)}, {r.files} data files inside"
+    if r.left_out:
+        text += (f"; {r.left_out} left out ({format_bytes(r.left_out_bytes)}; "
+                 "README.md in the crate lists them)")
+    if r.logs_cut:
+        text += f"; {r.logs_cut} logs cut to their head and end"
+    click.echo(text)
 
 
 @click.command()
@@ -84,10 +114,13 @@ def metrics(workflow_id: str, activity: str | None, samples: bool, as_json: bool
     if as_json:
         render.emit_json(summary)
         return
-    render.table(["activity", "samples", "cpu% peak", "cpu% mean", "rss peak", "wall",
-                  "cpu time"], [
+    # "rss from": kernel = rusage at exit (exact); sampled = seen at a sample (a peak
+    # between samples of a process that was gone by the next one is missed).
+    render.table(["activity", "samples", "cpu% peak", "cpu% mean", "rss peak", "rss from",
+                  "wall", "cpu time"], [
         [s.activity, s.samples, _f(s.cpu_percent_peak), _f(s.cpu_percent_mean),
-         format_bytes(s.rss_peak), _f(s.wall_time, "s"), _f(s.cpu_time, "s")]
+         format_bytes(s.rss_peak), s.rss_peak_source or "-", _f(s.wall_time, "s"),
+         _f(s.cpu_time, "s")]
         for s in summary])
 
 

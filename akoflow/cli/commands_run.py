@@ -23,7 +23,9 @@ def validate(file: str, strict: bool, as_json: bool) -> None:
     for warning in service.site_warnings(spec):
         click.echo(f"warning: {warning}", err=True)
     if as_json:
-        render.emit_json(spec.model_dump(by_alias=True))
+        from akoflow.spec.secrets import redact_data
+
+        render.emit_json(redact_data(spec.model_dump(by_alias=True)))
         return
     deps = sum(len(a.depends_on) for a in spec.activities)
     click.echo(f"{file}: workflow {spec.name!r} is valid: {len(spec.activities)} activities, "

@@ -94,7 +94,10 @@ def main() -> None:
     except (SiteError, ManifestError, ExecutorError, StartError) as exc:
         if debug:
             raise
-        _fail(str(exc), 1)
+        *first, last = str(exc).splitlines() or [""]
+        for line in first:  # a profile with several bad keys: one `error:` line each
+            click.echo(f"error: {line}", err=True)
+        _fail(last, 1)
     except PolicyError as exc:  # a placement plugin that cannot be loaded or misbehaves
         if debug:
             raise

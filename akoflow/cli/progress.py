@@ -52,24 +52,28 @@ class ProgressLine:
 
 
 def print_summary(m: Manifest, wf_id: int, elapsed: float | None) -> None:
-    """The end of a run; `elapsed` None: the workflow's own start-to-end time."""
+    """The end of a run: activities counted by their final state, failed attempts that a
+    retry recovered listed apart from the failures that stand."""
+    from akoflow.cli.commands_inspect import failure_line, status_data
+
     wf = m.get_workflow(wf_id)
     if elapsed is None:
         elapsed = max(0.0, (wf.finished_at or time.time()) - (wf.started_at or wf.created_at))
-    counts = m.status_counts(wf_id)
-    parts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
+    data = status_data(m, wf_id)
+    parts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(data["counts"].items()))
+    recovered = data["recovered"]
+    if recovered:
+        parts += (f" ({len(recovered)} failed attempt{'s' if len(recovered) > 1 else ''}"
+                  " recovered by a retry)")
     click.echo(f"workflow {wf.id} ({wf.name}) {render.status_text(wf.status)} in "
                f"{elapsed:.2f}s: {parts}")
-    failed = m.error_tails(wf_id)
     shown: set[str] = set()
-    for e in reversed(failed):
-        if e.activity in shown:
+    for f in reversed(data["failures"]):  # the last failure of each activity that failed
+        if f["activity"] in shown:
             continue
-        shown.add(e.activity)
-        code = "" if e.exit_code is None else f" (exit {e.exit_code})"
-        click.echo(f"  {render.status_text('FAILED')} {e.activity} attempt {e.attempt}: "
-                   f"{e.reason}{code}")
-        for line in e.stderr_tail.strip().splitlines()[-5:]:
+        shown.add(f["activity"])
+        click.echo(f"  {render.status_text('FAILED')} {failure_line(f)}")
+        for line in f["stderr_tail"].strip().splitlines()[-5:]:
             click.echo(f"    | {line}")
     if wf.status != "FINISHED":
         click.echo(f"  inspect: akoflow status {wf.id}; akoflow logs {wf.id}; "

@@ -418,11 +418,19 @@ class Dispatcher(LookaheadMixin):
             attempt_dir=protocol.attempt_dir(wf.run_dir, act.name, number),
             work_dir=Path(wf.work_dir), run_dir=Path(wf.run_dir), script=act.run,
             env=act.env_dict(), resources=act.resources_dict(), image=act.image,
-            sample_interval=self.config.sample_interval, namespace=wf.namespace,
+            sample_interval=self._sample_interval(act.runtime), namespace=wf.namespace,
         )
         if act.container != "{}":
-            self._containerize(launch, act.container_dict())
+            c = act.container_dict()
+            self._containerize(launch, c)
+            launch.sample_interval = float(c.get("sample_interval") or launch.sample_interval)
         return launch
+
+    def _sample_interval(self, runtime: str) -> float:
+        """The environment's override, else the site profile's, else 15 s."""
+        if self.config.sample_interval:
+            return self.config.sample_interval
+        return float(self.executor(runtime).config.get("sample_interval") or 15.0)
 
     def _containerize(self, launch: TaskLaunch, c: dict[str, Any]) -> None:
         """Mount, volumes and storage policy; `standalone` gives every activity its own

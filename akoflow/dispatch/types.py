@@ -10,7 +10,9 @@ from akoflow.manifest import Completion, LiveAttempt, Reason, Status
 
 @dataclass
 class DispatchConfig:
-    sample_interval: float = 15.0
+    # Seconds between psutil samples: AKOFLOW_SAMPLE_INTERVAL; None = the site profile's
+    # `sample_interval` (15 s unless it says otherwise). A spec's `sampleInterval` wins.
+    sample_interval: float | None = None
     lost_grace: float = 120.0  # seconds a job may be unknown to its scheduler without a result
     submit_limit: int = 5000  # activities submitted per cycle
     notify_budget: float = 2.0  # seconds per cycle spent on webhook delivery

@@ -25,15 +25,17 @@ Field choices:
 * `DependOnActivity` is a single nullable int in AkôFlow; akoflow activities may have several
   parents, so it is the smallest parent id (deterministic), `null` for a root. The complete
   list is in `ResourceK8sBase64` (`dependsOn`, `dependsOnIds`).
-* `RawWorkflow` is base64 (standard alphabet) of the workflow's YAML text as submitted.
+* `RawWorkflow` is base64 (standard alphabet) of the workflow's YAML text as submitted,
+  with secret fields (`akoflow.spec.secrets`: a webhook's `secret`) redacted.
 * `ResourceK8sBase64`: AkôFlow stores base64 of `yaml.Marshal(WorkflowActivities)` there and
   decodes it with `yaml.Unmarshal`. We emit base64 of a compact JSON object with sorted keys
   -- JSON is valid YAML 1.2, so AkôFlow's own decoder reads it -- using AkôFlow's YAML keys
   (`name`, `image`, `cpuLimit`, `memoryLimit`, `nodeSelector`, `dependsOn`, `procId`) in
   Kubernetes quantity notation (`"500m"`, `"4Gi"`), plus akoflow's exact request under
   `resources` (cpu in cores, memory in bytes, time_limit in seconds, gpus, extra) and the
-  `attempt`, `node` and `reason` of the run. The user's `run` command is not included: a
-  webhook receiver is outside the cluster and commands often carry tokens.
+  `attempt`, `node`, `reason` and `message` (why it failed) of the run. The user's `run`
+  command is not included: a webhook receiver is outside the cluster and commands often
+  carry tokens.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from akoflow.events.codes import status_code
+from akoflow.spec.secrets import redact_text
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +122,8 @@ def _activity_data(
 
 
 def _workflow_data(event_type: str, s: Mapping[str, Any], raw_fallback: str) -> dict[str, Any]:
-    raw = str(s.get("raw_spec") or raw_fallback)
+    # Secret fields (a webhook's own HMAC key) never travel: the receiver verifies with it.
+    raw = redact_text(str(s.get("raw_spec") or raw_fallback))
     return {
         "ID": int(s["id"]),
         "Namespace": str(s.get("namespace") or ""),
@@ -149,6 +153,7 @@ def _resource_doc(
         "attempt": s.get("attempt"),
         "node": s.get("node"),
         "reason": s.get("reason"),
+        "message": s.get("message"),
     }
 
 

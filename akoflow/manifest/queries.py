@@ -32,6 +32,9 @@ class ErrorTail:
     stderr_path: str | None
     stdout_tail: str
     stderr_tail: str
+    message: str | None = None  # the attempt's own words on why (e.g. "asks for 64 cpus")
+    final_status: str | None = None  # the activity's state now (FAILED, or FINISHED if a
+    # later attempt recovered)
 
 
 @dataclass(frozen=True)
@@ -145,7 +148,8 @@ class QueriesMixin(ManifestBase):
         return self._rows(
             ErrorTail,
             "SELECT a.name, t.number, t.exit_code, t.reason, e.stdout_path, e.stderr_path,"
-            " COALESCE(e.stdout_tail, ''), COALESCE(e.stderr_tail, '') FROM attempt t"
+            " COALESCE(e.stdout_tail, ''), COALESCE(e.stderr_tail, ''), t.message, a.status"
+            " FROM attempt t"
             " JOIN activity a ON a.id=t.activity_id LEFT JOIN errors e ON e.attempt_id=t.id"
             f" WHERE t.workflow_id=? {cond} ORDER BY t.id",
             (wf_id,),

@@ -228,9 +228,15 @@ class TransitionsMixin(ActivitiesMixin):
             "resources": act.resources_dict(), "status": act.status, "job_id": act.job_id,
             "node": act.node, "parents": self.parents_of(act_id), "created_at": act.created_at,
             "started_at": act.started_at, "finished_at": act.finished_at,
-            "attempt": number, "reason": act.reason,
+            "attempt": number, "reason": act.reason, "message": self._attempt_message(act_id,
+                                                                                  number),
         }
         self.enqueue_webhooks(wf_id, act_id, kind, payload, f"{kind}-{act_id}-{number}")
+
+    def _attempt_message(self, act_id: int, number: int) -> str | None:
+        row = self.conn.execute("SELECT message FROM attempt WHERE activity_id=? AND number=?",
+                                (act_id, number)).fetchone()
+        return None if row is None or row[0] is None else str(row[0])
 
     def cancel(self, wf_id: int, names: Sequence[str] | None = None) -> list[LiveAttempt]:
         """Mark unfinished activities CANCELLED; returns live attempts the executors must kill."""

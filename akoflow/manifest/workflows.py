@@ -26,8 +26,8 @@ WF_SELECT_LIGHT = f"SELECT {_COLS.format(texts=chr(39) * 2 + ', ' + chr(39) * 2)
 
 
 def container_settings(spec: WorkflowSpec, act: ActivitySpec) -> dict[str, Any]:
-    """What container executors need beyond the image: mount, volumes, storage policy.
-    Empty for a plain activity, so the common case stores `{}`."""
+    """What container executors need beyond the image: mount, volumes, storage policy (and
+    the spec's sampling interval). Empty for a plain activity, so the common case stores `{}`."""
     out: dict[str, Any] = {}
     mount = act.mount_path or spec.mount_path
     if mount:
@@ -43,6 +43,8 @@ def container_settings(spec: WorkflowSpec, act: ActivitySpec) -> dict[str, Any]:
         out["keep_disk"] = True
     if spec.namespace != "akoflow":
         out["namespace"] = spec.namespace
+    if spec.sample_interval:  # the spec's own; else the site's (dispatch/cycle.py)
+        out["sample_interval"] = spec.sample_interval
     return out
 
 

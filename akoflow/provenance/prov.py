@@ -46,6 +46,7 @@ from prov.serializers.provjson import ProvJSONEncoder
 import akoflow
 from akoflow.manifest import AttemptRecord, Manifest
 from akoflow.provenance.run import AttemptKey, FileVersion, RunData, load_run, version
+from akoflow.spec.secrets import redact_text
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +175,10 @@ class _Builder:
         site = wf.site or wf.runtime
         self.site: ProvAgent = self.doc.agent(q(f"site.{_safe(site)}"), {
             PROV_TYPE: q("Site"), q("name"): site})
-        spec_hash = hashlib.sha256((wf.raw_spec or wf.spec_json).encode()).hexdigest()
+        # Of the spec text with its secret fields redacted: a hash of a short secret could
+        # be searched for. (A YAML spec: the same bytes as the crate's workflow file.)
+        text = redact_text(wf.raw_spec or wf.spec_json)
+        spec_hash = hashlib.sha256(text.encode()).hexdigest()
         self.plan = self.doc.entity(q(f"workflow.{self.tag}"), _attrs({
             PROV_TYPE: PROV["Plan"], PROV_LABEL: wf.name, q("name"): wf.name,
             q("workflowId"): wf.id, q("namespace"): wf.namespace, q("runtime"): wf.runtime,

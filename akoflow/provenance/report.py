@@ -27,6 +27,7 @@ from akoflow.provenance.report_charts import render_resources, render_timeline
 from akoflow.provenance.report_dag import render_dag
 from akoflow.provenance.report_data import ReportData, load_report_data
 from akoflow.provenance.report_tables import (
+    render_attempts,
     render_failures,
     render_files,
     render_memory,
@@ -40,6 +41,7 @@ SECTIONS = (
     ("summary", "Summary", render_summary),
     ("dag", "DAG", render_dag),
     ("timeline", "Timeline", render_timeline),
+    ("attempts", "Every attempt", render_attempts),
     ("resources", "CPU & memory", render_resources),
     ("slowest", "Slowest activities", render_slowest),
     ("memory", "Most memory", render_memory),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
+from akoflow import query
 from akoflow.provenance.report_base import (
     SERIES_COLOURS,
     attrs,
@@ -114,20 +115,26 @@ def _line(points: Sequence[tuple[float, float]], colour: str) -> str:
 
 
 def _panel(title: str, series: list[list[tuple[float, float]]], x0: float, span: float,
-           width: int, height: int, y_off: int, fmt: Callable[[float], str]) -> str:
-    """One chart: a frame, its peak label, and one line per series ((t, value) points)."""
-    peak = max((v for s in series for _, v in s), default=0.0) or 1.0
+           width: int, height: int, y_off: int, fmt: Callable[[float], str],
+           peak: float | None = None, kind: str = "") -> str:
+    """One chart: a frame, its peak label, and one line per series ((t, value) points).
+    `peak` is the figure the tables show, when known: the label says it and the scale
+    reaches it (the kernel's peak rss can be above every sample)."""
+    drawn = max((v for s in series for _, v in s), default=0.0)
+    shown = drawn if peak is None else peak
+    top = max(drawn, shown) or 1.0
     out = [f'<rect class="frame" x="0" y="{y_off}" width="{width}" height="{height}"/>',
-           f'<text class="axis" x="4" y="{y_off + 11}">{esc(title)} (peak {fmt(peak)})</text>']
+           f'<text class="axis peak"{attrs(data_kind=kind or None, data_peak=round(shown, 1))}'
+           f' x="4" y="{y_off + 11}">{esc(title)} (peak {fmt(shown)})</text>']
     for i, s in enumerate(series):
         pts = [((t - x0) / span * (width - 8) + 4,
-                y_off + height - 3 - v / peak * (height - 18)) for t, v in s]
+                y_off + height - 3 - v / top * (height - 18)) for t, v in s]
         out.append(_line(pts, SERIES_COLOURS[i % len(SERIES_COLOURS)]))
     return "".join(out)
 
 
 def _percent(v: float) -> str:
-    return f"{v:.0f}%"
+    return f"{v:.1f}%"
 
 
 def _overview(d: ReportData) -> str:
@@ -135,16 +142,18 @@ def _overview(d: ReportData) -> str:
     t0, span = d.t0, max(d.t1 - d.t0, 1e-3)
     cpu: dict[int, dict[tuple[str, int], float]] = defaultdict(dict)
     rss: dict[int, dict[tuple[str, int], float]] = defaultdict(dict)
-    for name, samples in d.series.items():
+    for name, samples in [*d.series.items(), *d.exits.items()]:
         for s in samples:
             k, key = min(int((s.ts - t0) / span * BINS), BINS - 1), (name, s.attempt)
             cpu[k][key] = max(cpu[k].get(key, 0.0), s.cpu_percent)
-            rss[k][key] = max(rss[k].get(key, 0.0), float(s.rss))
+            if s.source == "psutil":
+                rss[k][key] = max(rss[k].get(key, 0.0), float(s.rss))
     if not cpu:
         return '<p class="note">No resource samples were recorded.</p>'
     step = span / BINS
     cpu_pts = [(t0 + (k + 0.5) * step, sum(cpu[k].values())) for k in sorted(cpu)]
-    rss_pts = [(t0 + (k + 0.5) * step, sum(rss[k].values())) for k in sorted(rss)]
+    rss_pts = [(t0 + (k + 0.5) * step, sum(rss[k].values())) for k in sorted(rss)
+               if rss[k]]
     w, h = PLOT_W, 90
     body = (_panel("all activities: cpu %", [cpu_pts], t0, span, w, h, 20, _percent)
             + _panel("all activities: rss", [rss_pts], t0, span, w, h, 20 + h + 8, fmt_bytes)
@@ -168,24 +177,40 @@ def top_by_resources(stats: dict[str, Stats], sampled: set[str]) -> list[Stats]:
     return [s for s in by_rss if s.name in chosen]
 
 
+def _cpu_points(d: ReportData) -> dict[str, list[query.MetricRecord]]:
+    """Every cpu reading per activity, in time order: the samples and each attempt's exit
+    sample (its last stretch), so a task shorter than the interval still draws a line."""
+    out: dict[str, list[query.MetricRecord]] = {}
+    for name in {*d.series, *d.exits}:
+        out[name] = sorted([*d.series.get(name, []), *d.exits.get(name, [])],
+                           key=lambda r: r.ts)
+    return out
+
+
 def render_resources(d: ReportData) -> str:
-    """The overview chart, then small multiples (cpu % above rss) for the top activities."""
-    # A line needs two points: tasks shorter than the sampling interval have one sample.
-    top = top_by_resources(d.stats, {n for n, s in d.series.items() if len(s) > 1})
+    """The overview chart, then small multiples (cpu % above rss) for the top activities.
+    Each panel's peak label is the figure of the tables below (same numbers, same
+    rounding); the lines are the readings it comes from."""
+    cpu_points = _cpu_points(d)
+    top = top_by_resources(d.stats, {n for n, s in cpu_points.items() if len(s) > 1})
     cards = []
     for s in top:
-        samples = d.series[s.name]
-        by_attempt: dict[int, list[tuple[float, float, float]]] = defaultdict(list)
-        for r in samples:
-            by_attempt[r.attempt].append((r.ts, r.cpu_percent, float(r.rss)))
-        lo = min(r.ts for r in samples)
-        span = max(max(r.ts for r in samples) - lo, 1e-3)
-        runs = [by_attempt[a] for a in sorted(by_attempt)]
+        points = cpu_points[s.name]
+        cpu_runs: dict[int, list[tuple[float, float]]] = defaultdict(list)
+        rss_runs: dict[int, list[tuple[float, float]]] = defaultdict(list)
+        for r in points:
+            cpu_runs[r.attempt].append((r.ts, r.cpu_percent))
+            if r.source == "psutil":
+                rss_runs[r.attempt].append((r.ts, float(r.rss)))
+        lo = min(r.ts for r in points)
+        span = max(max(r.ts for r in points) - lo, 1e-3)
+        runs = [cpu_runs[a] for a in sorted(cpu_runs)]
+        samples = d.series.get(s.name, [])
         w, h = 300, 64
-        svg = (_panel("cpu %", [[(t, c) for t, c, _ in r] for r in runs], lo, span, w, h, 0,
-                      _percent)
-               + _panel("rss", [[(t, m) for t, _, m in r] for r in runs], lo, span, w, h,
-                        h + 4, fmt_bytes))
+        rss_title = "rss" if s.rss_source != "kernel" else "rss; peak from the kernel"
+        svg = (_panel("cpu %", runs, lo, span, w, h, 0, _percent, s.peak_cpu, "cpu")
+               + _panel(rss_title, [rss_runs[a] for a in sorted(rss_runs)], lo, span, w, h,
+                        h + 4, fmt_bytes, s.peak_rss, "rss"))
         cards.append(
             f'<figure class="mini"{attrs(data_activity=s.name, data_peak_rss=s.peak_rss)}'
             f'{attrs(data_peak_cpu=s.peak_cpu, data_samples=len(samples))}>'
@@ -194,8 +219,8 @@ def render_resources(d: ReportData) -> str:
             f'{", " + plural(len(runs), "attempt") if len(runs) > 1 else ""}</span>'
             f'</figcaption><svg xmlns="http://www.w3.org/2000/svg" width="{w}" '
             f'height="{2 * h + 4}" viewBox="0 0 {w} {2 * h + 4}">{svg}</svg></figure>')
-    sampled = sum(1 for s in d.series.values() if s)
-    lines = sum(1 for s in d.series.values() if len(s) > 1)
+    sampled = sum(1 for s in cpu_points.values() if s)
+    lines = sum(1 for s in cpu_points.values() if len(s) > 1)
     note = (f"Above: the whole workflow (per time bucket, each attempt's highest sample, "
             f"summed). {plural(sampled, 'activity')} sampled, {lines} at least twice; "
             f"below, {len(top)} of those, the heaviest by peak memory and by peak cpu "

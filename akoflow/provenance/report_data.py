@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from akoflow import query
@@ -36,6 +36,7 @@ class Bar:
     submitted: float
     started: float | None
     finished: float | None
+    message: str | None = None
 
 
 @dataclass
@@ -49,7 +50,8 @@ class Stats:
     wall: float | None = None  # final attempt, start -> end
     total: float | None = None  # first submission -> last end (queueing and retries)
     cpu_time: float | None = None
-    peak_rss: int | None = None  # psutil samples
+    peak_rss: int | None = None  # samples, VmHWM or the kernel's exit figure (the largest)
+    rss_source: str | None = None  # "kernel" | "sampled" (of peak_rss)
     mean_rss: float | None = None
     peak_cpu: float | None = None
     mean_cpu: float | None = None
@@ -67,6 +69,7 @@ class ReportData:
     bars: list[Bar]
     stats: dict[str, Stats]
     series: dict[str, list[query.MetricRecord]]  # psutil samples per activity, time order
+    exits: dict[str, list[query.MetricRecord]]  # exit samples (cpu % of the last stretch)
     failures: list[ErrorTail]
     failed_attempts: int
     files: list[query.FileRecord]
@@ -107,9 +110,9 @@ def load_report_data(m: Manifest, wf_id: int) -> ReportData:
     _timings(stats, bars)
     _peaks(stats, query.metric_summary(wf_id, per_attempt=True, manifest=m))
     series: dict[str, list[query.MetricRecord]] = defaultdict(list)
+    exits: dict[str, list[query.MetricRecord]] = defaultdict(list)
     for r in query.metrics(wf_id, manifest=m):
-        if r.source == "psutil":
-            series[r.activity].append(r)
+        (series if r.source == "psutil" else exits)[r.activity].append(r)
     failures = m.error_tails(wf_id, only_failed=True)
     files = query.files(wf_id, manifest=m)
     roles: Counter[str] = Counter()
@@ -121,7 +124,7 @@ def load_report_data(m: Manifest, wf_id: int) -> ReportData:
     return ReportData(
         workflow=wf, counts=m.status_counts(wf_id), order=[a.name for a in acts],
         status={a.name: a.status for a in acts}, parents={a.name: a.parents for a in acts},
-        bars=bars, stats=stats, series=dict(series),
+        bars=bars, stats=stats, series=dict(series), exits=dict(exits),
         failures=[_clip(e) for e in failures[:MAX_FAILURES]],
         failed_attempts=sum(1 for b in bars if b.status == "FAILED"),
         files=shown, file_total=len(files), file_roles=dict(roles), file_bytes=dict(sizes),
@@ -130,7 +133,7 @@ def load_report_data(m: Manifest, wf_id: int) -> ReportData:
 
 def _bar(name: str, t: AttemptRecord) -> Bar:
     return Bar(name, t.number, t.status, t.reason, t.exit_code, t.node, t.submitted_at,
-               t.started_at, t.finished_at)
+               t.started_at, t.finished_at, t.message)
 
 
 def _timings(stats: dict[str, Stats], bars: list[Bar]) -> None:
@@ -158,7 +161,8 @@ def _peaks(stats: dict[str, Stats], summaries: list[query.MetricSummary]) -> Non
         if s is None:
             continue
         s.samples += ms.samples
-        s.peak_rss = _max(s.peak_rss, ms.rss_peak)
+        if ms.rss_peak is not None and (s.peak_rss is None or ms.rss_peak > s.peak_rss):
+            s.peak_rss, s.rss_source = ms.rss_peak, ms.rss_peak_source
         s.peak_cpu = _max(s.peak_cpu, ms.cpu_percent_peak)
         s.exit_rss = _max(s.exit_rss, ms.rusage_peak_rss)
         if ms.attempt >= s.attempts or s.cpu_time is None:
@@ -175,5 +179,5 @@ def _max(a: _N | None, b: _N | None) -> _N | None:
 
 
 def _clip(e: ErrorTail) -> ErrorTail:
-    return ErrorTail(e.activity, e.attempt, e.exit_code, e.reason, e.stdout_path, e.stderr_path,
-                     e.stdout_tail[-TAIL_CHARS:], e.stderr_tail[-TAIL_CHARS:])
+    return replace(e, stdout_tail=e.stdout_tail[-TAIL_CHARS:],
+                   stderr_tail=e.stderr_tail[-TAIL_CHARS:])

@@ -20,7 +20,9 @@ from akoflow.provenance.report_base import (
     state_class,
     table,
 )
-from akoflow.provenance.report_data import MAX_FAILURES, MAX_FILES, ReportData, Stats
+from akoflow.provenance.report_data import MAX_FAILURES, MAX_FILES, Bar, ReportData, Stats
+
+MAX_ATTEMPTS = 2000  # rows of the attempts table
 
 TOP_ROWS = 20  # rows of the slowest / memory tables
 
@@ -50,6 +52,7 @@ def render_summary(d: ReportData) -> str:
         _item("activities", "summary-activities", len(d.order), str(len(d.order))),
         _item("attempts", "summary-attempts", len(d.bars), str(len(d.bars))),
         _item("failed attempts", "summary-failures", d.failed_attempts, str(d.failed_attempts)),
+        _item("of them recovered", "summary-recovered", _recovered(d), str(_recovered(d))),
         _item("files recorded", "summary-files", d.file_total, str(d.file_total)),
     ]
     states = [s for s in STATE_ORDER if d.counts.get(s)] + sorted(
@@ -95,20 +98,57 @@ def render_slowest(d: ReportData) -> str:
 
 def render_memory(d: ReportData) -> str:
     rows = [
-        f'<tr{attrs(data_activity=s.name, data_peak_rss=s.peak_rss or s.exit_rss or 0)}>'
+        f'<tr{attrs(data_activity=s.name, data_peak_rss=s.peak_rss or s.exit_rss or 0)}'
+        f'{attrs(data_peak_cpu=s.peak_cpu, data_rss_source=s.rss_source)}>'
         f'<td class="num">{i}</td>{_name_cell(s)}<td class="num">{fmt_bytes(s.peak_rss)}</td>'
-        f'<td class="num">{fmt_bytes(s.mean_rss)}</td>'
-        f'<td class="num">{fmt_num(s.peak_cpu)}</td><td class="num">{fmt_num(s.mean_cpu)}</td>'
+        f'<td>{esc(s.rss_source or DASH)}</td><td class="num">{fmt_bytes(s.mean_rss)}</td>'
+        f'<td class="num peak-cpu">{fmt_num(s.peak_cpu)}</td>'
+        f'<td class="num">{fmt_num(s.mean_cpu)}</td>'
         f'<td class="num">{fmt_bytes(s.exit_rss)}</td><td class="num">{s.samples}</td></tr>'
         for i, s in enumerate(_sorted(d.stats, "rss"), 1)]
     if not rows:
         return '<p class="note">No memory figures were recorded.</p>'
     cols = [("#", "num"), ("activity", ""), ("state", ""), ("peak rss", "num"),
-            ("mean rss", "num"), ("peak cpu %", "num"), ("mean cpu %", "num"),
-            ("max rss at exit", "num"), ("samples", "num")]
-    return ('<p class="note">Peaks over all attempts, from the psutil samples of the whole '
-            'process tree; "at exit" is the kernel\'s figure (for very short tasks it may '
-            'include the launcher).</p>' + table(cols, rows, id="memory-table", class_="data"))
+            ("peak from", ""), ("mean rss", "num"), ("peak cpu %", "num"),
+            ("mean cpu %", "num"), ("kernel rss at exit", "num"), ("samples", "num")]
+    return ('<p class="note">Peaks over all attempts. Peak rss is the kernel\'s figure at exit '
+            '(<i>kernel</i>: exact) where the process that waits on the task can read it, else '
+            '<i>sampled</i>: the tree\'s rss, or a process\'s high-water mark, at a sample '
+            '(samples come 0.5, 1, 2, 4 s ... after a start, then every sampling interval). '
+            'Peak cpu % is the busiest stretch between two samples (cpu time over wall '
+            'time).</p>' + table(cols, rows, id="memory-table", class_="data"))
+
+
+def _recovered(d: ReportData) -> int:
+    """Failed attempts whose activity did not fail in the end (a later attempt finished)."""
+    return sum(1 for b in d.bars if b.status == "FAILED" and d.status.get(b.activity) != "FAILED")
+
+
+def _ran(b: Bar) -> float | None:
+    return None if b.started is None or b.finished is None else b.finished - b.started
+
+
+def render_attempts(d: ReportData) -> str:
+    """Every attempt, one row each (the timeline draws quick ones on top of each other)."""
+    rows = [
+        f'<tr{attrs(data_activity=b.activity, data_attempt=b.number, data_outcome=b.status)}>'
+        f'<td class="name">{esc(b.activity)}</td><td class="num">{b.number}</td>'
+        f'<td><span class="tag {state_class(b.status)}">{esc(b.status.lower())}</span></td>'
+        f'<td>{esc(b.reason or DASH)}</td>'
+        f'<td class="num">{DASH if b.exit_code is None else b.exit_code}</td>'
+        f'<td>{esc(b.node or DASH)}</td><td class="num">{fmt_time(b.started)}</td>'
+        f'<td class="num">{fmt_duration(_ran(b))}</td>'
+        f'<td class="message">{esc(b.message or "")}</td></tr>'
+        for b in sorted(d.bars, key=lambda b: (b.submitted, b.activity, b.number))[:MAX_ATTEMPTS]]
+    if not rows:
+        return '<p class="note">No attempt was made yet.</p>'
+    note = f"{plural(len(d.bars), 'attempt')}, in the order they were submitted"
+    note += (f"; the first {MAX_ATTEMPTS} are listed." if len(d.bars) > MAX_ATTEMPTS else ".")
+    cols = [("activity", ""), ("#", "num"), ("outcome", ""), ("reason", ""), ("exit", "num"),
+            ("node", ""), ("started", "num"), ("ran", "num"), ("message", "")]
+    return (f'<p class="note">{esc(note)}</p><div class="scroll files-box">'
+            + table(cols, rows, id="attempts-table", class_="data", data_total=len(d.bars))
+            + "</div>")
 
 
 def render_failures(d: ReportData) -> str:
@@ -120,15 +160,19 @@ def render_failures(d: ReportData) -> str:
             + " Retried attempts are listed too.")
     items = []
     for e in d.failures:
+        recovered = e.final_status not in (None, "FAILED")
         head = (f"{e.activity} #{e.attempt}: {e.reason or 'failed'}"
-                + (f", exit code {e.exit_code}" if e.exit_code is not None else ""))
+                + (f", exit code {e.exit_code}" if e.exit_code is not None else "")
+                + (f": {e.message}" if e.message else "")
+                + (" (recovered: a later attempt finished)" if recovered else ""))
         stdout = (f"<details><summary>stdout tail</summary><pre class=\"stdout\">"
                   f"{esc(e.stdout_tail)}</pre></details>" if e.stdout_tail else "")
         path = (f'<p class="path">stderr: <code>{esc(e.stderr_path)}</code></p>'
                 if e.stderr_path else "")
         items.append(
             f'<article class="failure"{attrs(data_activity=e.activity, data_attempt=e.attempt)}'
-            f'{attrs(data_exit_code=e.exit_code, data_reason=e.reason)}><h3>{esc(head)}</h3>'
+            f'{attrs(data_exit_code=e.exit_code, data_reason=e.reason)}'
+            f'{attrs(data_recovered=str(recovered).lower())}><h3>{esc(head)}</h3>'
             f'{path}<pre class="stderr">{esc(e.stderr_tail) or "(stderr was empty)"}</pre>'
             f"{stdout}</article>")
     return f'<p class="note" data-count="{d.failed_attempts}">{esc(note)}</p>{"".join(items)}'

@@ -186,7 +186,7 @@ def crate(workflow_id: int) -> Response:
     m = deps.manifest()
     wf = deps.workflow(m, workflow_id)
     with tempfile.TemporaryDirectory(prefix="akoflow-crate-") as tmp:
-        data = write_crate(m, wf.id, Path(tmp) / "run.crate.zip").read_bytes()
+        data = write_crate(m, wf.id, Path(tmp) / "run.crate.zip").path.read_bytes()
     return Response(data, media_type="application/zip", headers={
         "content-disposition": f'attachment; filename="{wf.name}-{wf.id}.crate.zip"'})
 

@@ -301,6 +301,8 @@ SPEC_FIELDS: dict[str, tuple[str, Reader]] = {
     "alpha": ("alpha", _ranged(0, 1)),
     "volumes": ("volumes", _volumes),
     "webhooks": ("webhooks", _webhooks),
+    "sampleInterval": ("sample_interval", _unit(parse_duration, positive=True)),
+    "license": ("license", read_str),
 }
 POLICY_FIELDS: dict[str, tuple[str, Reader]] = {
     "type": ("type", _policy_type),

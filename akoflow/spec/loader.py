@@ -6,7 +6,6 @@ fields take the scalar's text as written, as AkôFlow's Go engine does (`cpuLimi
 
 from __future__ import annotations
 
-import difflib
 import gc
 import logging
 import stat
@@ -19,7 +18,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from akoflow.spec import _fields as F
 from akoflow.spec.checked import ValidationError
 from akoflow.spec.dag import graph_problems
-from akoflow.spec.errors import SpecError, SpecIssue
+from akoflow.spec.errors import SpecError, SpecIssue, did_you_mean
 from akoflow.spec.models import ActivitySpec, Resources, StoragePolicy, WorkflowSpec
 from akoflow.spec.typos import near_miss
 
@@ -94,8 +93,7 @@ class _Ctx(F.Ctx):
         if typo is not None:
             self.err(k, where, f"{msg} (did you mean {typo!r}?)")
             return
-        close = difflib.get_close_matches(k.value, sorted(known), n=1)
-        self.warn(k, where, msg + (f" (did you mean {close[0]!r}?)" if close else ""))
+        self.warn(k, where, msg + did_you_mean(k.value, known))
 
     def _flatten(self, node: MappingNode, path: str, busy: set[int]) -> list[F.KV]:
         """Entries with YAML merge keys (`<<: *defaults`) resolved; memoised against alias bombs."""

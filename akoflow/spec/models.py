@@ -225,6 +225,8 @@ class WorkflowSpec(Checked):
     webhooks: list[Webhook] = field(default_factory=list)
     alpha: float = 0.5
     activities: list[ActivitySpec]
+    sample_interval: float | None = None  # seconds between psutil samples of each task
+    license: str | None = None  # of the run's products (RO-Crate): SPDX id or URL
     # The original text the spec came from (YAML), kept for provenance and webhooks.
     raw: str = ""
     source: str | None = None
@@ -236,7 +238,7 @@ class WorkflowSpec(Checked):
         "namespace": _name_of("runtime/namespace"), "mount_path": _opt_str,
         "volumes": nested_list(Volume), "storage_policy": nested(StoragePolicy),
         "webhooks": nested_list(Webhook), "alpha": _unit_interval, "raw": to_str,
-        "source": _opt_str,
+        "source": _opt_str, "sample_interval": optional(to_float), "license": _opt_str,
     }
 
     def activity(self, name: str) -> ActivitySpec:

@@ -30,6 +30,10 @@ BASH = shutil.which("bash") or "/bin/bash"
 HOST = (os.environ.get("SLURMD_NODENAME") or os.environ.get("FLUX_NODE_NAME")
         or socket.gethostname())
 KILL_GRACE = 2.0
+# Samples come densely while a task is young (0.5 s, 1 s, 2 s, 4 s, ... after its start)
+# and back off to `sample_interval`: a short task still gets samples while it runs (its
+# peak memory, its real cpu load), and a long one costs no more than before.
+EARLY_SAMPLE = 0.5
 # Python ignores SIGPIPE (and SIGXFSZ); a child must not inherit that, or `yes | head -1`
 # fails under `set -o pipefail` (subprocess resets the same signals).
 DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
@@ -132,7 +136,8 @@ class TaskProcess:
         self._sampler = TreeSampler(pid)
         if not self.exited:
             self.sample(tree=False)  # the cheap first sample (one /proc read), at birth
-            self.next_sample = time.time() + self.sample_interval
+            now = time.time()
+            self.next_sample = now + self._delay(now)
 
     def adopt(self, pid: int, started_at: float) -> bool:
         """Watch a task started by another (dead) dispatcher; False if it is already gone."""
@@ -161,11 +166,16 @@ class TaskProcess:
             if s is not None:
                 self.metrics.append(s)
 
+    def _delay(self, now: float) -> float:
+        """Seconds to the next sample: the task's age (so samples double their spacing from
+        EARLY_SAMPLE on), at most `sample_interval`."""
+        return min(self.sample_interval, max(EARLY_SAMPLE, now - self.started_at))
+
     def tick(self, now: float) -> float:
         """Sample and enforce the time limit when due; returns the next deadline."""
         if now >= self.next_sample:
             self.sample(tree=bool(self.metrics))
-            self.next_sample = now + self.sample_interval
+            self.next_sample = now + self._delay(now)
         deadline = self.next_sample
         if self.time_limit is not None:
             limit_at = self.started_at + self.time_limit
@@ -243,12 +253,20 @@ class TaskProcess:
             except ValueError:
                 pass
         if cpu is not None:
+            # The exit sample: cpu % since the last sample, from the task's whole CPU time.
+            # No rss: the kernel's peak is not ours to read here (we are not the parent).
             o.cpu_time = cpu
-            end = o.finished_at or time.time()
-            wall = max(end - self.started_at, 1e-6)
-            o.metrics.append(MetricSample(end, 100.0 * cpu / wall, o.peak_rss or 0,
-                                          0, 0, 0, 0, 0))
+            o.metrics.append(MetricSample(o.finished_at or time.time(),
+                                          self._final_percent(cpu, o.finished_at), 0, 0, 0,
+                                          0, 0, 0))
         return o
+
+    def _final_percent(self, cpu: float, end: float | None) -> float:
+        end = end or time.time()
+        if self._sampler is None:
+            wall = max(end - self.started_at, 1e-6)
+            return 100.0 * cpu / wall
+        return self._sampler.final_percent(cpu, end, self.started_at)
 
     def _outcome(self, rc: int | None, usage: resource.struct_rusage | None) -> AttemptOutcome:
         now = time.time()
@@ -265,18 +283,23 @@ class TaskProcess:
             exit_code=rc, reason=reason, started_at=self.started_at, finished_at=now,
             node=HOST, message=self.message, metrics=self.metrics,
         )
-        sampled = max((m.rss for m in self.metrics), default=0)
+        # Sampled: the tree's largest summed RSS, or one process's kernel high-water mark
+        # (VmHWM) read at a sample, whichever is larger.
+        sampled = max([m.rss for m in self.metrics]
+                      + [self._sampler.peak_hwm if self._sampler else 0])
         o.peak_rss = sampled or None
         if usage is not None:
             ru = usage
             o.cpu_time = ru.ru_utime + ru.ru_stime
             kernel_peak = ru.ru_maxrss * 1024
-            if kernel_peak > 1.05 * self.parent_rss:  # the task's own peak, not inherited
-                o.peak_rss = max(kernel_peak, sampled)
-            wall = max(now - self.started_at, 1e-6)
-            # The exit sample: lifetime cpu % and peak RSS from the kernel's rusage.
-            o.metrics.append(MetricSample(now, 100.0 * o.cpu_time / wall, o.peak_rss or 0, 0,
-                                          ru.ru_inblock * 512, ru.ru_oublock * 512, 0, 0))
+            if kernel_peak <= 1.05 * self.parent_rss:  # inherited from us (vfork), not its own
+                kernel_peak = 0
+            o.peak_rss = max(kernel_peak, sampled) or None
+            # The exit sample: cpu % since the last sample, and the kernel's peak RSS of the
+            # task's tree (0 when it is not the task's own): the exact figure.
+            o.metrics.append(MetricSample(now, self._final_percent(o.cpu_time, now),
+                                          kernel_peak, 0, ru.ru_inblock * 512,
+                                          ru.ru_oublock * 512, 0, 0))
         protocol.attach_streams(self.attempt_dir, o)
         return o
 
