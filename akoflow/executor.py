@@ -112,6 +112,9 @@ class TaskLaunch:
     # argv that runs the user's command inside a container (`apptainer exec ... IMAGE`);
     # empty = run it directly. Set from `Executor.task_wrapper` before task.sh is written.
     wrapper: list[str] = field(default_factory=list)
+    # How the task's file operations are observed (dispatch/protocol.observation): the
+    # site's `trace:` setting, its data directories and container mounts.
+    observe: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ import select
 import shutil
 import time
 
+from akoflow.worker import tracing
 from akoflow.worker.monitor import DEFAULT_SIGNALS
 
 BASH = shutil.which("bash") or "/bin/bash"
@@ -70,8 +71,14 @@ done
 class Launcher:
     """The dispatcher's end of the launcher: send directories, collect `(pid, dir)` pairs."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], trace_dir: str | None = None) -> None:
         self.env = env
+        # With a trace directory, the launcher bash runs under `strace -DD -f`: one tracer
+        # follows every task it starts (bash stays our child; see worker/tracing.py). Each
+        # launcher started writes a log of its own (a restarted one must not truncate the
+        # log its predecessor's tracer still writes for tasks that run on).
+        self.trace_dir = trace_dir
+        self.logs: list[str] = []
         self.pid = 0
         self._to = -1  # write end of the launcher's stdin
         self.fd = -1  # read end of its stdout: poll it for new pids
@@ -106,7 +113,13 @@ class Launcher:
         ]
         try:
             # argv[0] is bash itself: the script starts tasks with "$0".
-            self.pid = os.posix_spawn(BASH, [BASH, "-c", SCRIPT, BASH], self.env,
+            argv = [BASH, "-c", SCRIPT, BASH]
+            if self.trace_dir is not None:
+                log = os.path.join(self.trace_dir, f"launcher-{os.getpid()}-{time.time_ns()}"
+                                   ".strace")
+                self.logs.append(log)
+                argv = [*tracing.argv(log), *argv]
+            self.pid = os.posix_spawn(argv[0], argv, self.env,
                                       file_actions=actions, setsid=True,
                                       setsigdef=DEFAULT_SIGNALS)
         finally:

@@ -35,15 +35,18 @@ from akoflow.executor import (
     TaskLaunch,
     akoflow_argv,
 )
+from akoflow.manifest import akoflow_home
 from akoflow.manifest.records import AttemptOutcome
 from akoflow.spec.units import format_bytes
-from akoflow.worker import leftovers
+from akoflow.worker import leftovers, tracing
+from akoflow.worker.fileops import Roots
 from akoflow.worker.monitor import TaskProcess, pid_owner_matches
 from akoflow.worker.snapshot import Snapshot
 from akoflow.worker.snapshot import take as take_snapshot
 
 from .launcher import Launcher
 from .local_groups import claim_for_cancel, claim_owner, wait_then_kill
+from .local_trace import SharedTrace
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +92,16 @@ class LocalExecutor(Executor):
             leftovers.sweep()
         else:
             self._env.pop(leftovers.ROOT_ENV, None)
-        self.launcher: Launcher | None = Launcher(self._env) if use else None
+        # File lineage: each task's syscalls traced (worker/tracing.py) where strace works,
+        # one tracer for all the launcher's tasks; snapshots of the work directory where not.
+        # In `mode: process` each `akoflow worker` traces its own task.
+        self.trace = self.mode == "inline" and tracing.available(config.get("trace"))
+        self.shared: SharedTrace | None = None
+        trace_dir = None
+        if self.trace and use:
+            self.shared = SharedTrace(akoflow_home() / "traces")
+            trace_dir = str(self.shared.dir)
+        self.launcher: Launcher | None = Launcher(self._env, trace_dir) if use else None
         self._unheard: dict[str, TaskProcess] = {}  # launched, pid not reported yet
 
     def task_wrapper(self, launch: TaskLaunch) -> list[str]:
@@ -114,7 +126,8 @@ class LocalExecutor(Executor):
             self._check_fits(ln.resources, ln.activity)
             job = str(ln.attempt_dir)
             res = {**ln.resources, "sample_interval": ln.sample_interval,
-                   "fresh_shell": protocol.needs_fresh_shell(ln.script)}
+                   "fresh_shell": protocol.needs_fresh_shell(ln.script),
+                   "observe": ln.observe}
             self.queue.append((job, ln.attempt_dir, ln.work_dir, res))
             ids.append(job)
         self._start_queued()
@@ -146,11 +159,15 @@ class LocalExecutor(Executor):
             argv = [*akoflow_argv(), "worker", str(adir)]
         interval = float(res.get("sample_interval") or self.sample_interval)
         starter = self.launcher if argv is None and Launcher.usable(job) else None
+        traced = self.trace and tracing.wanted((res.get("observe") or {}).get("trace"))
         task = TaskProcess(adir, wdir, sample_interval=interval,
-                           time_limit=res.get("time_limit"), snapshots=self.snapshots,
+                           time_limit=res.get("time_limit"),
+                           snapshots=self.snapshots and not traced,
                            argv=argv, snapshotter=self._snapshot, env=self._env,
                            starter=starter, fresh_shell=bool(res.get("fresh_shell", True)),
-                           cgroup_root=self.cgroup)
+                           cgroup_root=self.cgroup,
+                           roots=Roots.of(wdir, res.get("observe") or {}),
+                           trace=traced and starter is None and argv is None)
         if wdir not in self._made:
             wdir.mkdir(parents=True, exist_ok=True)
             self._made.add(wdir)
@@ -248,15 +265,23 @@ class LocalExecutor(Executor):
                 return  # (or it has ended: poll() reads its exit code from the pid file)
         if self.mode == "process":
             return  # `akoflow worker` wrote result.json itself
-        task.add_files(outcome)
+        ops = None
+        if self.shared is not None and not task.trace and (task.launched or not task.child):
+            # started by a launcher: ours, or (adopted after a crash) a dead dispatcher's
+            if self.launcher is not None:
+                self.shared.watch(self.launcher.logs)
+            ops = self.shared.ops_for(str(task.attempt_dir), task.pid)
+        task.add_files(outcome, ops)
         # The report is ingested from memory within milliseconds; the exitcode file that
         # task.sh wrote is the durable record should this process die before that.
         self.ended[job] = outcome
 
     def _adopt(self, job: str, adir: Path, wdir: Path, pid: int) -> bool:
         started = (adir / protocol.PID).stat().st_mtime
+        info = protocol.read_task(adir)
         task = TaskProcess(adir, wdir, sample_interval=self.sample_interval, snapshots=False,
-                           cgroup_root=self.cgroup)
+                           cgroup_root=self.cgroup, roots=Roots.of(wdir, info.get("observe") or {}),
+                           trace=(adir / tracing.TRACE_FILE).exists())
         if not task.adopt(pid, started):
             return False
         res = self._task_resources(adir)
@@ -437,6 +462,9 @@ class LocalExecutor(Executor):
         return bool(self.running or self.queue)
 
     def close(self) -> None:
-        """Let the launcher go (it exits at end of input); running tasks keep running."""
+        """Let the launcher go (it exits at end of input); running tasks keep running, and
+        their tracer's log stays for whoever adopts them."""
         if self.launcher is not None:
             self.launcher.close()
+            if self.shared is not None and not (self.running or self.queue or self._unheard):
+                self.shared.forget(self.launcher.logs)

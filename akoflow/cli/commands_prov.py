@@ -128,11 +128,15 @@ def metrics(workflow_id: str, activity: str | None, samples: bool, as_json: bool
 @click.argument("workflow_id")
 @click.option("--generated", "roles", flag_value="generated", help="Only generated files.")
 @click.option("--used", "roles", flag_value="used", help="Only used files.")
-@click.option("--pre-existing", "roles", flag_value="pre-existing")
+@click.option("--pre-existing", "roles", flag_value="pre-existing",
+              help="Only files used that no activity of the workflow made.")
+@click.option("--invalidated", "roles", flag_value="invalidated",
+              help="Only files removed (deleted, or renamed away).")
 @click.option("--activity", help="Only this activity's files.")
 @click.option("--json", "as_json", is_flag=True)
 def files(workflow_id: str, roles: str | None, activity: str | None, as_json: bool) -> None:
-    """Files each attempt used and generated (from the before/after snapshots)."""
+    """Files each attempt used, generated and removed: traced system calls where strace
+    works (exact), else snapshots (marked `?` where they cannot tell)."""
     from akoflow import query
 
     m = service.open_manifest()
@@ -140,8 +144,12 @@ def files(workflow_id: str, roles: str | None, activity: str | None, as_json: bo
     if as_json:
         render.emit_json(records)
         return
-    render.table(["activity", "attempt", "role", "size", "path"], [
-        [r.activity, r.attempt, r.role, format_bytes(r.size), r.path] for r in records])
+    render.table(["activity", "attempt", "role", "size", "seen by", "path"], [
+        [r.activity, r.attempt, r.role + ("?" if r.ambiguous else ""), format_bytes(r.size),
+         r.observed, r.path] for r in records])
+    if any(r.ambiguous for r in records):
+        click.echo("?: ambiguous: snapshots cannot see reads, nor tell apart tasks that ran "
+                   "at once in one directory", err=True)
 
 
 @click.command()

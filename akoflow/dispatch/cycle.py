@@ -424,6 +424,7 @@ class Dispatcher(LookaheadMixin):
             c = act.container_dict()
             self._containerize(launch, c)
             launch.sample_interval = float(c.get("sample_interval") or launch.sample_interval)
+        launch.observe = protocol.observation(launch, self.executor(act.runtime).config)
         return launch
 
     def _sample_interval(self, runtime: str) -> float:

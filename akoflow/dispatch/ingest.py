@@ -47,25 +47,43 @@ class Lineage:
                 queue.extend(parents.get(p, []))
         return seen
 
-    def classify(self, activity_id: int, files: list[FileEntry]) -> list[FileEntry]:
+    def classify(self, activity_id: int, files: list[FileEntry],
+                 concurrent: bool = False) -> list[FileEntry]:
+        """Traced rows are exact: a file used that no activity of the workflow made is
+        `pre-existing`. Snapshot rows are guesses and say so (`ambiguous`): a file present
+        before the task counts as used when an ancestor made it (a snapshot cannot see
+        reads), and what changed is credited to the task even when another task of the
+        workflow ran beside it in the same directory (`concurrent`)."""
+        producers, parents = self._load()
+        out: list[FileEntry] = []
         present = [f for f in files if f.role == "present"]
-        out = [f for f in files if f.role != "present"]
+        for f in files:
+            if f.role == "present":
+                continue
+            if f.observed == "trace":
+                if f.role == "used" and f.path not in producers:
+                    f = replace(f, role="pre-existing")
+                out.append(f)
+            else:
+                out.append(replace(f, ambiguous=f.ambiguous or concurrent)
+                           if f.role == "generated" else f)
         if present:
-            producers, parents = self._load()
             is_root = not parents.get(activity_id)
             ancestors = self.ancestors(activity_id) if not is_root else set()
             pre = 0
             for f in present:
                 producer = producers.get(f.path)
                 if producer is not None and producer in ancestors:
-                    out.append(replace(f, role="used"))
+                    out.append(replace(f, role="used", ambiguous=True))
                 elif producer is None and is_root and pre < PRE_EXISTING_LIMIT:
                     pre += 1
-                    out.append(replace(f, role="pre-existing"))
+                    out.append(replace(f, role="pre-existing", ambiguous=True))
         if self._producers is not None:
             for f in out:
                 if f.role == "generated":
                     self._producers[f.path] = activity_id
+                elif f.role == "invalidated":
+                    self._producers.pop(f.path, None)
         return out
 
 
@@ -79,7 +97,10 @@ def ingest(
     manifest: Manifest, wf_id: int, live: LiveAttempt, outcome: AttemptOutcome, lineage: Lineage
 ) -> Completion | None:
     """Apply one attempt's outcome (files sorted into roles); None if it was no longer live."""
-    outcome.files = lineage.classify(live.activity_id, [_as_text(f) for f in outcome.files])
+    files = [_as_text(f) for f in outcome.files]
+    concurrent = any(f.observed == "snapshot" for f in files) and manifest.overlapped(
+        wf_id, live.attempt_id, outcome.started_at, outcome.finished_at)
+    outcome.files = lineage.classify(live.activity_id, files, concurrent)
     done = manifest.complete_attempt(wf_id, live.attempt_id, outcome)
     if done is not None:
         log.debug("%s attempt %d -> %s", live.activity, live.number, done.status.value)

@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shlex
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +94,27 @@ def task_info(launch: TaskLaunch) -> dict[str, Any]:
         "resources": launch.resources,
         "image": launch.image,
         "wrapper": launch.wrapper,
+        "observe": launch.observe,
     }
+
+
+def observation(launch: TaskLaunch, site: Mapping[str, Any]) -> dict[str, Any]:
+    """What the worker side needs to observe a task's file operations: whether to trace
+    (the site's `trace:`; unset = when possible), the data directories besides the work
+    directory (volumes, the site's `data_roots`), and how paths inside a container map to
+    the host (mount path -> work directory, each volume)."""
+    roots = [h for h, _ in launch.volumes] + [str(r) for r in site.get("data_roots") or []]
+    mounts = [[t, h] for h, t in launch.volumes]
+    if launch.mount_path:
+        mounts.append([launch.mount_path, str(launch.work_dir)])
+    out: dict[str, Any] = {}
+    if site.get("trace") is not None:
+        out["trace"] = site.get("trace")
+    if roots:
+        out["roots"] = roots
+    if mounts:
+        out["mounts"] = mounts
+    return out
 
 
 def render_task_script(launch: TaskLaunch, *, work_dir: str | None = None) -> str:

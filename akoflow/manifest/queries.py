@@ -175,6 +175,23 @@ class QueriesMixin(ManifestBase):
         return [FileRow(r[0], r[1], FileEntry(r[2], r[3], r[4], r[5], r[6], str(r[7]),
                                               bool(r[8]), r[9])) for r in rows]
 
+    def overlapped(self, wf_id: int, attempt_id: int, started: float | None,
+                   finished: float | None) -> bool:
+        """Whether another attempt of the workflow ran while this one did: then a snapshot
+        of their shared directory cannot tell whose files are whose. Two indexed lookups."""
+        if started is None or finished is None:
+            return True
+        ended_after = self.conn.execute(
+            "SELECT 1 FROM attempt WHERE workflow_id=? AND id<>? AND finished_at>? LIMIT 1",
+            (wf_id, attempt_id, started)).fetchone()
+        if ended_after:
+            return True
+        live = self.conn.execute(
+            "SELECT 1 FROM attempt WHERE workflow_id=? AND id<>? AND status IN"
+            " ('QUEUED','RUNNING') AND started_at<? LIMIT 1",
+            (wf_id, attempt_id, finished)).fetchone()
+        return live is not None
+
     def generated_paths(self, wf_id: int) -> dict[str, int]:
         """path -> id of the activity that last generated it in this workflow."""
         rows = self.conn.execute(

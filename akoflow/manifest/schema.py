@@ -213,7 +213,8 @@ ALTER TABLE workflow ADD COLUMN dispatcher_error TEXT;
 ALTER TABLE files ADD COLUMN observed TEXT NOT NULL DEFAULT 'snapshot';
 ALTER TABLE files ADD COLUMN ambiguous INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE files ADD COLUMN raw BLOB;
-ALTER TABLE activity ADD COLUMN declared TEXT NOT NULL DEFAULT '{}'
+ALTER TABLE activity ADD COLUMN declared TEXT NOT NULL DEFAULT '{}';
+CREATE INDEX attempt_wf_finished ON attempt(workflow_id, finished_at)
 """
 
 MIGRATIONS: Final[list[str]] = [_V1, _V2, _V3]

@@ -19,7 +19,8 @@ from types import FrameType
 
 from akoflow.dispatch import protocol
 from akoflow.manifest.states import Reason
-from akoflow.worker import leftovers
+from akoflow.worker import leftovers, tracing
+from akoflow.worker.fileops import Roots
 from akoflow.worker.monitor import TaskProcess
 
 log = logging.getLogger(__name__)
@@ -34,10 +35,13 @@ def run_worker(attempt_dir: Path) -> int:
     root = leftovers.cgroup_root()
     if root is not None:  # task.sh joins the attempt's cgroup there
         os.environ[leftovers.ROOT_ENV] = root
+    observe = task_info.get("observe") or {}
     task = TaskProcess(
         attempt_dir, Path(task_info["work_dir"]),
         sample_interval=float(task_info.get("sample_interval", 15.0)),
         time_limit=res.get("time_limit"), cgroup_root=root,
+        roots=Roots.of(task_info["work_dir"], observe),
+        trace=tracing.available(observe.get("trace")),
     )
     Path(task_info["work_dir"]).mkdir(parents=True, exist_ok=True)
 

@@ -13,7 +13,7 @@ import shutil
 import signal
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -22,7 +22,7 @@ import psutil
 from akoflow.dispatch import protocol
 from akoflow.manifest.records import AttemptOutcome, MetricSample
 from akoflow.manifest.states import Reason
-from akoflow.worker import leftovers, snapshot
+from akoflow.worker import fileops, leftovers, snapshot, strace_log, tracing
 from akoflow.worker.sampler import TreeSampler
 
 BASH = shutil.which("bash") or "/bin/bash"
@@ -65,6 +65,8 @@ class TaskProcess:
         starter: Starter | None = None,
         fresh_shell: bool = True,
         cgroup_root: str | None = None,
+        roots: fileops.Roots | None = None,
+        trace: bool = False,
     ) -> None:
         self.attempt_dir = attempt_dir
         self.work_dir = work_dir
@@ -77,6 +79,11 @@ class TaskProcess:
         self.starter = starter
         self.fresh_shell = fresh_shell  # the starter must exec a new bash (not fork one)
         self.cgroup_root = cgroup_root  # where the attempt's cgroup goes (None: no cgroups)
+        self.roots = roots or fileops.Roots(str(work_dir))  # data directories it may touch
+        # Its file operations are traced: by a strace of its own (a task this process spawns,
+        # log in the attempt directory) or by the launcher's (the owner hands them to
+        # `add_files`). Snapshots of the work directory otherwise.
+        self.trace = trace
         self.pid = 0
         self.pidfd = -1
         self.child = False
@@ -92,8 +99,12 @@ class TaskProcess:
         self._sampler: TreeSampler | None = None
         self._term_sent = 0.0
 
+    @property
+    def trace_log(self) -> Path:
+        return self.attempt_dir / tracing.TRACE_FILE
+
     def spawn(self) -> None:
-        if self.snapshots:
+        if self.snapshots and not self.trace:
             self.before = self.snapshotter(self.work_dir)
         d = str(self.attempt_dir)
         leftovers.prepare(self.cgroup_root, d)
@@ -111,11 +122,14 @@ class TaskProcess:
             (os.POSIX_SPAWN_OPEN, 1, f"{d}/{protocol.STDOUT}", append, 0o644),
             (os.POSIX_SPAWN_OPEN, 2, f"{d}/{protocol.STDERR}", append, 0o644),
         ]
+        argv = self.argv
+        if self.trace:  # this task's own tracer: strace runs bash, and is the group leader
+            argv = [*tracing.argv(str(self.trace_log)), *argv]
         self.started_at = time.time()
         # A vfork'd child starts out sharing our memory, and the kernel's peak-RSS figure of
         # the child keeps that: remember ours, so an inherited figure is not reported.
         self.parent_rss = _own_rss()
-        self.pid = os.posix_spawn(self.argv[0], self.argv, self.env or os.environ,
+        self.pid = os.posix_spawn(argv[0], argv, self.env or os.environ,
                                   file_actions=actions, setsid=True, setsigdef=DEFAULT_SIGNALS)
         self.child = True
         self._open_pidfd()
@@ -303,10 +317,24 @@ class TaskProcess:
         protocol.attach_streams(self.attempt_dir, o)
         return o
 
-    def add_files(self, o: AttemptOutcome) -> None:
-        """The after-snapshot and its diff; call only once the process is reaped, so the
-        snapshot cannot predate the task's last write."""
-        if self.snapshots:
+    def add_files(self, o: AttemptOutcome,
+                  ops: Sequence[tuple[str, str]] | None = None) -> None:
+        """The attempt's files; call only once the process is reaped (and what it left
+        stopped), so nothing it did is missed. From its traced operations (`ops`, when a
+        shared tracer followed it; its own trace log otherwise), else from the diff of two
+        snapshots of the work directory."""
+        if ops is None and self.trace:
+            state = strace_log.TraceFeed(str(self.trace_log), str(self.work_dir)).read_all()
+            ops = state.take(str(self.attempt_dir))
+            if state.owners.get(str(self.attempt_dir)) is None:
+                ops = None  # the task never claimed its attempt: nothing it did was ours
+            try:
+                self.trace_log.unlink()
+            except OSError:
+                pass
+        if ops is not None:
+            o.files = fileops.summarize(ops, self.roots)
+        elif self.snapshots:
             generated, present = snapshot.diff(self.before, self.snapshotter(self.work_dir))
             o.files = generated + present
 
