@@ -7,6 +7,7 @@ with what the tasks were written to do (the ground truth), row for row.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from collections import defaultdict
@@ -100,7 +101,7 @@ def test_fifty_tasks_at_once_in_one_directory(akhome: Path, tmp_path: Path, mode
     desc = json.loads(ak("describe", "1", "--json", home=akhome, env=env).stdout)
     spans = sorted((a["started_at"], a["finished_at"]) for a in desc["activities"]
                    if a["name"].startswith("r"))
-    assert any(b[0] < a[1] for a, b in zip(spans, spans[1:]))
+    assert any(b[0] < a[1] for a, b in itertools.pairwise(spans))
 
 
 def test_without_a_tracer_snapshots_say_so(akhome: Path, tmp_path: Path) -> None:
