@@ -175,3 +175,46 @@ def retry(m: Manifest, wf_id: int, names: Sequence[str] | None = None) -> int:
             if m.activity_named(wf_id, n) is None:
                 raise ManifestError(f"workflow {wf_id} has no activity {n!r}")
     return m.retry(wf_id, names or None)
+
+
+def controllable(m: Manifest, ref: str) -> WorkflowRecord:
+    """The workflow `ref`, refusing a copy pulled from a cluster: it runs there, and is
+    controlled there (`SITE:ID`)."""
+    wf = m.find_workflow(ref)
+    origin = m.origin_of(wf.id)
+    if origin is not None:
+        raise ManifestError(f"workflow {wf.id} is a copy pulled from {origin}; it runs there: "
+                            f"use `akoflow cancel|retry {origin}`")
+    return wf
+
+
+def cancel_command(m: Manifest, ref: str, names: Sequence[str] | None = None
+                   ) -> dict[str, object]:
+    """`akoflow cancel`: what was stopped, as the CLI prints it (here or from a laptop)."""
+    wf = controllable(m, ref)
+    stopped = cancel(m, wf.id, names or None)
+    return {"id": wf.id, "stopped_jobs": stopped or 0, "status": m.workflow_status(wf.id),
+            "was": wf.status, "over": stopped is None}
+
+
+def retry_command(m: Manifest, ref: str, names: Sequence[str] | None = None,
+                  start_dispatcher: bool = True) -> dict[str, object]:
+    """`akoflow retry`: reset, then start a dispatcher when there is work and nobody
+    dispatches it (a workflow whose dispatcher died gets one even with nothing to reset)."""
+    wf = controllable(m, ref)
+    count = retry(m, wf.id, names or None)
+    wanted = count > 0 or unattended(m, wf)
+    pid = start(m, wf) if wanted and start_dispatcher else None
+    return {"id": wf.id, "reset": count, "dispatcher": pid}
+
+
+def register_once(m: Manifest, spec: WorkflowSpec, key: str) -> tuple[WorkflowRecord, bool]:
+    """Register `spec` unless a submission with idempotency `key` already did (a laptop
+    repeating a submit whose connection broke); (workflow, newly registered)."""
+    with m.transaction():
+        existing = m.submission(key)
+        if existing is not None:
+            return m.get_workflow(existing, texts=False), False
+        wf = register(m, spec)
+        m.record_submission(key, wf.id)
+    return wf, True

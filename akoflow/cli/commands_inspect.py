@@ -6,73 +6,50 @@ import datetime as dt
 import json
 import re
 import time
-from typing import Any
 
 import click
 
-from akoflow import service
-from akoflow.cli import render
-from akoflow.manifest import WORKFLOW_ENDED, EventFilter, Manifest, Status
+from akoflow.cli import render, route
 from akoflow.manifest.states import LOG_FILTERS
 from akoflow.sites import list_sites, load_site
 from akoflow.spec.units import format_bytes
+
+SITE_HELP = "Ask this SSH site (as SITE:ID does)."
 
 
 @click.command(name="list")
 @click.option("--limit", default=20, show_default=True)
 @click.option("--status", help="Only workflows in this status.")
+@click.option("--site", help=SITE_HELP)
 @click.option("--json", "as_json", is_flag=True)
-def list_cmd(limit: int, status: str | None, as_json: bool) -> None:
-    """Workflows in the manifest, newest first."""
-    m = service.open_manifest()
-    wfs = m.list_workflows(limit, status.upper() if status else None)
-    rows: list[dict[str, Any]] = []
-    for wf in wfs:
-        c = m.status_counts(wf.id)
-        rows.append({"id": wf.id, "name": wf.name, "status": wf.status, "site": wf.site,
-                     "activities": sum(c.values()), "finished": c.get("FINISHED", 0),
-                     "created": render.iso(wf.created_at),
-                     "elapsed": render.duration(wf.started_at, wf.finished_at)})
+def list_cmd(limit: int, status: str | None, site: str | None, as_json: bool) -> None:
+    """Workflows in the manifest, newest first (pulled runs show where they came from)."""
+    rows = route.ask("workflows", None, site, limit=limit, status=status)
     if as_json:
         render.emit_json(rows)
         return
     render.table(["id", "name", "status", "site", "done", "created", "elapsed"], [
-        [r["id"], r["name"], render.status_text(r["status"]), r["site"],
-         f"{r['finished']}/{r['activities']}", render.ts(wfs[i].created_at), r["elapsed"]]
-        for i, r in enumerate(rows)])
-
-
-def status_data(m: Manifest, wf_id: int) -> dict[str, Any]:
-    wf = m.get_workflow(wf_id)
-    return {
-        "id": wf.id, "name": wf.name, "status": wf.status, "site": wf.site,
-        "run_dir": wf.run_dir, "work_dir": wf.work_dir,
-        "created_at": render.iso(wf.created_at), "started_at": render.iso(wf.started_at),
-        "finished_at": render.iso(wf.finished_at), "counts": m.status_counts(wf_id),
-        "failures": [
-            {"activity": e.activity, "attempt": e.attempt, "exit_code": e.exit_code,
-             "reason": e.reason, "stderr_tail": e.stderr_tail, "stderr_path": e.stderr_path}
-            for e in m.error_tails(wf_id)
-        ],
-        "waiting": [{"activity": a.name, "why": a.message}
-                    for a in m.activities(wf_id, [Status.READY.value]) if a.message],
-    }
+        [r["id"], r["name"], render.status_text(r["status"]),
+         f"{r['site']} (from {r['origin']})" if r.get("origin") else r["site"],
+         f"{r['finished']}/{r['activities']}", render.ts(render.epoch(r["created"])),
+         render.duration(render.epoch(r["started"]), render.epoch(r["ended"]))]
+        for r in rows])
 
 
 @click.command()
 @click.argument("workflow_id")
+@click.option("--site", help=SITE_HELP)
 @click.option("--json", "as_json", is_flag=True)
-def status(workflow_id: str, as_json: bool) -> None:
+def status(workflow_id: str, site: str | None, as_json: bool) -> None:
     """Workflow state, counts per state, and failures with their stderr tails."""
-    m = service.open_manifest()
-    data = status_data(m, m.find_workflow(workflow_id).id)
+    data = route.ask("status", workflow_id, site)
     if as_json:
         render.emit_json(data)
         return
-    wf = m.get_workflow(data["id"])
-    click.echo(f"workflow {wf.id} {wf.name}: {render.status_text(wf.status)} "
-               f"({render.duration(wf.started_at, wf.finished_at)})")
-    click.echo(f"  site {wf.site}; run dir {wf.run_dir}")
+    started, ended = render.epoch(data["started_at"]), render.epoch(data["finished_at"])
+    click.echo(f"workflow {data['id']} {data['name']}: {render.status_text(data['status'])} "
+               f"({render.duration(started, ended)})")
+    click.echo(f"  site {data['site']}; run dir {data['run_dir']}")
     click.echo("  " + ", ".join(f"{s}: {n}" for s, n in sorted(data["counts"].items())))
     for f in data["failures"]:
         code = "" if f["exit_code"] is None else f" exit {f['exit_code']}"
@@ -86,31 +63,17 @@ def status(workflow_id: str, as_json: bool) -> None:
 
 @click.command()
 @click.argument("workflow_id")
+@click.option("--site", help=SITE_HELP)
 @click.option("--json", "as_json", is_flag=True)
-def describe(workflow_id: str, as_json: bool) -> None:
+def describe(workflow_id: str, site: str | None, as_json: bool) -> None:
     """The DAG: every activity with its dependencies, resources, state and attempts."""
-    m = service.open_manifest()
-    wf = m.find_workflow(workflow_id)
-    acts = m.activities(wf.id)
-    names = {a.id: a.name for a in acts}
-    parents: dict[int, list[str]] = {}
-    for child, parent in m.edges(wf.id):
-        parents.setdefault(child, []).append(names[parent])
-    rows: list[dict[str, Any]] = []
-    for a in acts:
-        res = a.resources_dict()
-        rows.append({"name": a.name, "status": a.status, "reason": a.reason,
-                     "depends_on": sorted(parents.get(a.id, [])), "runtime": a.runtime,
-                     "image": a.image, "resources": res, "attempts": a.attempts,
-                     "retries": a.retries, "node": a.node, "job_id": a.job_id,
-                     "started_at": render.iso(a.started_at),
-                     "finished_at": render.iso(a.finished_at)})
+    data = route.ask("describe", workflow_id, site)
     if as_json:
-        render.emit_json({"id": wf.id, "name": wf.name, "status": wf.status,
-                          "activities": rows})
+        render.emit_json(data)
         return
-    click.echo(f"workflow {wf.id} {wf.name}: {render.status_text(wf.status)}, "
-               f"{len(acts)} activities")
+    rows = data["activities"]
+    click.echo(f"workflow {data['id']} {data['name']}: {render.status_text(data['status'])}, "
+               f"{len(rows)} activities")
     # elapsed: from the first attempt's start to the last one's end; tries: made/allowed
     render.table(
         ["activity", "status", "depends on", "cpu", "memory", "limit", "elapsed", "tries",
@@ -118,8 +81,9 @@ def describe(workflow_id: str, as_json: bool) -> None:
         [[r["name"], render.status_text(r["status"]), ",".join(r["depends_on"]) or "-",
           f"{r['resources'].get('cpu', 1):g}", format_bytes(r["resources"].get("memory")),
           _limit(r["resources"].get("time_limit")),
-          render.duration(a.started_at, a.finished_at) if a.started_at else "-",
-          f"{r['attempts']}/{a.retries + 1}", r["runtime"]] for r, a in zip(rows, acts)])
+          render.duration(render.epoch(r["started_at"]), render.epoch(r["finished_at"]))
+          if r["started_at"] else "-",
+          f"{r['attempts']}/{r['retries'] + 1}", r["runtime"]] for r in rows])
 
 
 def _limit(seconds: float | None) -> str:
@@ -154,40 +118,32 @@ def parse_when(text: str | None) -> float | None:
 @click.option("--since", help="From this time (ISO, HH:MM, or an age like 10m).")
 @click.option("--until", help="Up to this time.")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new events until the end.")
+@click.option("--site", help=SITE_HELP)
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON object per line (JSON Lines), as --follow prints them.")
 def logs(workflow_id: str, activity: str | None, status_: str | None, node: str | None,
          attempt: int | None, since: str | None, until: str | None, follow: bool,
-         as_json: bool) -> None:
+         site: str | None, as_json: bool) -> None:
     """The run log: every state transition, filterable by activity, state, node and time."""
     if status_ is not None and status_.upper() not in LOG_FILTERS:
         raise click.BadParameter(f"{status_!r} is neither a state nor an event kind; one of: "
                                  f"{', '.join(LOG_FILTERS)}", param_hint="'--status'")
-    m = service.open_manifest()
-    wf = m.find_workflow(workflow_id)
-    f = EventFilter(activity=activity, status=status_, node=node, attempt=attempt,
-                    since=parse_when(since), until=parse_when(until))
-    last = 0
-    while True:
-        events = m.events(wf.id, EventFilter(**{**f.__dict__, "after_id": last}))
-        if events:
-            last = events[-1].id
-        if as_json:
-            for e in events:
-                click.echo(json.dumps(render.to_jsonable(e) | {"time": render.iso(e.ts)}))
-        else:
-            for e in events:
-                who = e.activity or "(workflow)"
-                att = f"#{e.attempt}" if e.attempt else ""
-                move = f"{e.from_status or ''}->{e.to_status}" if e.to_status else ""
-                click.echo(f"{render.ts(e.ts)}  {who}{att}  {e.kind} {move}"
-                           f"{'  @' + e.node if e.node else ''}"
-                           f"{'  ' + e.message if e.message else ''}")
-        if not follow:
-            return
-        if m.get_workflow(wf.id).status in WORKFLOW_ENDED and not events:
-            return
-        time.sleep(0.5)
+    # Ages (`10m`) are turned into times here, on the laptop's clock, before asking anyone.
+    filters = {"activity": activity, "status": status_, "node": node, "attempt": attempt,
+               "since": parse_when(since), "until": parse_when(until)}
+    batches = (route.follow(workflow_id, site, **filters) if follow
+               else iter([route.ask("events", workflow_id, site, **filters)]))
+    for batch in batches:
+        for e in batch["events"]:
+            if as_json:
+                click.echo(json.dumps(e))
+                continue
+            who = e["activity"] or "(workflow)"
+            att = f"#{e['attempt']}" if e["attempt"] else ""
+            move = f"{e['from_status'] or ''}->{e['to_status']}" if e["to_status"] else ""
+            click.echo(f"{render.ts(e['ts'])}  {who}{att}  {e['kind']} {move}"
+                       f"{'  @' + e['node'] if e['node'] else ''}"
+                       f"{'  ' + e['message'] if e['message'] else ''}")
 
 
 @click.group()

@@ -7,8 +7,10 @@ from pathlib import Path
 import click
 
 from akoflow import service
-from akoflow.cli import render
+from akoflow.cli import render, route
 from akoflow.spec.units import format_bytes
+
+SITE_HELP = "Ask this SSH site (as SITE:ID does)."
 
 
 @click.command()
@@ -16,13 +18,10 @@ from akoflow.spec.units import format_bytes
 @click.option("--format", "fmt", default="prov-json", show_default=True,
               type=click.Choice(["prov-json", "prov-n", "prov-xml", "rdf"]))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to a file.")
-def prov(workflow_id: str, fmt: str, output: str | None) -> None:
+@click.option("--site", help=SITE_HELP)
+def prov(workflow_id: str, fmt: str, output: str | None, site: str | None) -> None:
     """W3C PROV document of a run (files, attempts, agents and their relations)."""
-    from akoflow.provenance.prov import export
-
-    m = service.open_manifest()
-    text = export(m, m.find_workflow(workflow_id).id, fmt)
-    _out(text, output)
+    _out(route.ask("prov", workflow_id, site, fmt=fmt), output)
 
 
 @click.command()
@@ -34,28 +33,22 @@ def prov(workflow_id: str, fmt: str, output: str | None) -> None:
 @click.option("--format", "fmt", default="mermaid", show_default=True,
               type=click.Choice(["dot", "mermaid", "json"]))
 @click.option("-o", "--output", type=click.Path(dir_okay=False))
+@click.option("--site", help=SITE_HELP)
 def lineage(workflow_id: str, file_: str | None, activity: str | None, direction: str,
-            fmt: str, output: str | None) -> None:
+            fmt: str, output: str | None, site: str | None) -> None:
     """Data lineage graph: tasks and files, `used` and `wasGeneratedBy` edges."""
-    from akoflow.provenance import lineage as lin
-
-    m = service.open_manifest()
-    graph = lin.lineage(m, m.find_workflow(workflow_id).id, file=file_, activity=activity,
-                        direction=direction)
-    renderer = {"dot": lin.to_dot, "mermaid": lin.to_mermaid, "json": lin.to_json}[fmt]
-    _out(renderer(graph), output)
+    _out(route.ask("lineage", workflow_id, site, file=file_, activity=activity,
+                   direction=direction, fmt=fmt), output)
 
 
 @click.command()
 @click.argument("workflow_id")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="The .crate.zip to write.")
-def crate(workflow_id: str, output: str) -> None:
+@click.option("--site", help=SITE_HELP)
+def crate(workflow_id: str, output: str, site: str | None) -> None:
     """Workflow Run RO-Crate of a run: spec, PROV, run log, task logs."""
-    from akoflow.provenance.crate import write_crate
-
-    m = service.open_manifest()
-    path = write_crate(m, m.find_workflow(workflow_id).id, output)
+    path = _artifact("crate", workflow_id, site, output)
     click.echo(f"{path}: {path.stat().st_size} bytes")
 
 
@@ -63,32 +56,25 @@ def crate(workflow_id: str, output: str) -> None:
 @click.argument("workflow_id")
 @click.option("--activity", help="Only this activity.")
 @click.option("--samples", is_flag=True, help="Every psutil sample, not the summary.")
+@click.option("--site", help=SITE_HELP)
 @click.option("--json", "as_json", is_flag=True)
-def metrics(workflow_id: str, activity: str | None, samples: bool, as_json: bool) -> None:
+def metrics(workflow_id: str, activity: str | None, samples: bool, site: str | None,
+            as_json: bool) -> None:
     """Resource use: per-activity peak/mean cpu and memory and wall time, or the samples."""
-    from akoflow import query
-
-    m = service.open_manifest()
-    wf = m.find_workflow(workflow_id)
-    if samples:
-        records = query.metrics(wf.id, activity, manifest=m)
-        if as_json:
-            render.emit_json(records)
-            return
-        render.table(["activity", "attempt", "time", "cpu%", "rss", "threads", "procs"], [
-            [r.activity, r.attempt, render.ts(r.ts), f"{r.cpu_percent:.1f}",
-             format_bytes(r.rss), r.threads, r.processes] for r in records])
-        return
-    summary = [s for s in query.metric_summary(wf.id, manifest=m)
-               if activity is None or s.activity == activity]
+    records = route.ask("metrics", workflow_id, site, activity=activity, samples=samples)
     if as_json:
-        render.emit_json(summary)
+        render.emit_json(records)
+        return
+    if samples:
+        render.table(["activity", "attempt", "time", "cpu%", "rss", "threads", "procs"], [
+            [r["activity"], r["attempt"], render.ts(r["ts"]), f"{r['cpu_percent']:.1f}",
+             format_bytes(r["rss"]), r["threads"], r["processes"]] for r in records])
         return
     render.table(["activity", "samples", "cpu% peak", "cpu% mean", "rss peak", "wall",
                   "cpu time"], [
-        [s.activity, s.samples, _f(s.cpu_percent_peak), _f(s.cpu_percent_mean),
-         format_bytes(s.rss_peak), _f(s.wall_time, "s"), _f(s.cpu_time, "s")]
-        for s in summary])
+        [s["activity"], s["samples"], _f(s["cpu_percent_peak"]), _f(s["cpu_percent_mean"]),
+         format_bytes(s["rss_peak"]), _f(s["wall_time"], "s"), _f(s["cpu_time"], "s")]
+        for s in records])
 
 
 @click.command()
@@ -97,31 +83,44 @@ def metrics(workflow_id: str, activity: str | None, samples: bool, as_json: bool
 @click.option("--used", "roles", flag_value="used", help="Only used files.")
 @click.option("--pre-existing", "roles", flag_value="pre-existing")
 @click.option("--activity", help="Only this activity's files.")
+@click.option("--site", help=SITE_HELP)
 @click.option("--json", "as_json", is_flag=True)
-def files(workflow_id: str, roles: str | None, activity: str | None, as_json: bool) -> None:
+def files(workflow_id: str, roles: str | None, activity: str | None, site: str | None,
+          as_json: bool) -> None:
     """Files each attempt used and generated (from the before/after snapshots)."""
-    from akoflow import query
-
-    m = service.open_manifest()
-    records = query.files(m.find_workflow(workflow_id).id, roles, activity, manifest=m)
+    records = route.ask("files", workflow_id, site, roles=roles, activity=activity)
     if as_json:
         render.emit_json(records)
         return
     render.table(["activity", "attempt", "role", "size", "path"], [
-        [r.activity, r.attempt, r.role, format_bytes(r.size), r.path] for r in records])
+        [r["activity"], r["attempt"], r["role"], format_bytes(r["size"]), r["path"]]
+        for r in records])
 
 
 @click.command()
 @click.argument("workflow_id")
 @click.option("-o", "--output", default="report.html", show_default=True,
               type=click.Path(dir_okay=False))
-def report(workflow_id: str, output: str) -> None:
+@click.option("--site", help=SITE_HELP)
+def report(workflow_id: str, output: str, site: str | None) -> None:
     """One self-contained HTML report of a run (summary, DAG, timeline, resources)."""
+    path = _artifact("report", workflow_id, site, output)
+    click.echo(f"{path}: {path.stat().st_size} bytes")
+
+
+def _artifact(op: str, workflow_id: str, site: str | None, output: str) -> Path:
+    """A file a cluster makes and sends back, or that is made here from the manifest."""
+    data = route.artifact(op, workflow_id, site)
+    if data is not None:
+        out = Path(output)
+        out.write_bytes(data)
+        return out
+    from akoflow.provenance.crate import write_crate
     from akoflow.provenance.report import write_report
 
     m = service.open_manifest()
-    path = write_report(m, m.find_workflow(workflow_id).id, Path(output))
-    click.echo(f"{path}: {path.stat().st_size} bytes")
+    writer = write_crate if op == "crate" else write_report
+    return Path(writer(m, m.find_workflow(workflow_id).id, Path(output)))
 
 
 @click.command()

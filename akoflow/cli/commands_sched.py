@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
@@ -77,47 +76,35 @@ def nodes(site: str, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("wf_id", type=int)
+@click.argument("wf_id")
 @click.argument("activity")
 @click.option("--attempt", type=int, default=None, help="Attempt number (default: the last).")
+@click.option("--site", help="Ask this SSH site (as SITE:ID does).")
 @click.option("--json", "as_json", is_flag=True)
-def explain(wf_id: int, activity: str, attempt: int | None, as_json: bool) -> None:
+def explain(wf_id: str, activity: str, attempt: int | None, site: str | None,
+            as_json: bool) -> None:
     """Why ACTIVITY of workflow WF_ID went to its node: every candidate's score."""
-    from akoflow import service
+    from akoflow.cli import route
 
-    m = service.open_manifest()
-    act = m.activity_named(wf_id, activity)
-    if act is None:
-        raise click.ClickException(f"workflow {wf_id} has no activity {activity!r}")
-    attempts = m.attempts(wf_id, act.id)
-    chosen = [a for a in attempts if attempt is None or a.number == attempt]
-    if attempt is not None and not chosen:
-        raise click.ClickException(f"{activity} has no attempt {attempt}")
-    rec = chosen[-1] if chosen else None
-    scores: dict[str, Any] = json.loads(rec.scores) if rec is not None and rec.scores else {}
-    data: dict[str, Any] = {"workflow_id": wf_id, "activity": activity, "status": act.status,
-            "attempt": rec.number if rec else None, "node": rec.node if rec else act.node,
-            "alpha": act.alpha, "policy": scores.get("policy"),
-            "scores": scores.get("scores") or {}, "waiting": act.message
-            if act.status == "READY" else None}
+    data = route.ask("explain", wf_id, site, activity=activity, attempt=attempt)
     if as_json:
         render.emit_json(data)
         return
-    if rec is None:
-        click.echo(f"{activity}: {act.status}, not placed yet"
-                   + (f" ({act.message})" if act.message else ""))
+    if data["attempt"] is None:
+        click.echo(f"{activity}: {data['status']}, not placed yet"
+                   + (f" ({data['waiting']})" if data["waiting"] else ""))
         return
     if not data["scores"]:
-        click.echo(f"{activity} attempt {rec.number}: node {rec.node or '-'}; no policy "
-                   "chose it (the scheduler placed it, or there was a single node)")
+        click.echo(f"{activity} attempt {data['attempt']}: node {data['node'] or '-'}; no "
+                   "policy chose it (the scheduler placed it, or there was a single node)")
         return
-    click.echo(f"{activity} attempt {rec.number}: node {rec.node} won under policy "
-               f"{data['policy'] or '?'} (alpha {act.alpha:g}); higher scores win")
+    click.echo(f"{activity} attempt {data['attempt']}: node {data['node']} won under policy "
+               f"{data['policy'] or '?'} (alpha {data['alpha']:g}); higher scores win")
     ranked = sorted(data["scores"].items(), key=lambda kv: -(kv[1] if kv[1] is not None
                                                               else float("-inf")))
     render.table(["node", "score", ""], [
-        [n, "unsuitable" if s is None else f"{s:.4f}", "<- chosen" if n == rec.node else ""]
-        for n, s in ranked])
+        [n, "unsuitable" if s is None else f"{s:.4f}",
+         "<- chosen" if n == data["node"] else ""] for n, s in ranked])
 
 
 COMMANDS = [simulate, nodes, explain]

@@ -11,9 +11,16 @@ from typing import NoReturn
 import click
 
 from akoflow import __version__
-from akoflow.cli import commands_inspect, commands_prov, commands_run, commands_sched
+from akoflow.cli import (
+    commands_inspect,
+    commands_prov,
+    commands_remote,
+    commands_run,
+    commands_sched,
+)
 from akoflow.executor import ExecutorError
 from akoflow.manifest import ManifestError
+from akoflow.remote.config import RemoteError
 from akoflow.scheduling.policies import PolicyError
 from akoflow.sites import SiteError
 from akoflow.spec.errors import SpecError
@@ -36,7 +43,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 for command in (*commands_run.COMMANDS, *commands_inspect.COMMANDS, *commands_prov.COMMANDS,
-                *commands_sched.COMMANDS):
+                *commands_sched.COMMANDS, *commands_remote.COMMANDS):
     cli.add_command(command)
 
 
@@ -82,7 +89,7 @@ def main() -> None:
         for issue in exc.issues:
             click.echo(f"error: {issue}", err=True)
         sys.exit(EXIT_SPEC)
-    except (SiteError, ManifestError, ExecutorError) as exc:
+    except (SiteError, ManifestError, ExecutorError, RemoteError) as exc:
         if debug:
             raise
         _fail(str(exc), 1)

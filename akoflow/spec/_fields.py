@@ -267,6 +267,7 @@ SPEC_FIELDS: dict[str, tuple[str, Reader]] = {
     "alpha": ("alpha", _ranged(0, 1)),
     "volumes": ("volumes", _volumes),
     "webhooks": ("webhooks", _webhooks),
+    "inputs": ("inputs", _modes),  # files a remote submission uploads (akoflow.remote)
 }
 POLICY_FIELDS: dict[str, tuple[str, Reader]] = {
     "type": ("type", _policy_type),

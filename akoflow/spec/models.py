@@ -189,6 +189,9 @@ class WorkflowSpec(Checked):
     webhooks: list[Webhook] = field(default_factory=list)
     alpha: float = 0.5
     activities: list[ActivitySpec]
+    # Files and directories (relative to the spec) that `submit --site SSH-SITE` uploads into
+    # the work directory, at the same relative paths.
+    inputs: list[str] = field(default_factory=list)
     # The original text the spec came from (YAML), kept for provenance and webhooks.
     raw: str = ""
     source: str | None = None
@@ -200,7 +203,7 @@ class WorkflowSpec(Checked):
         "namespace": _name_of("runtime/namespace"), "mount_path": _opt_str,
         "volumes": nested_list(Volume), "storage_policy": nested(StoragePolicy),
         "webhooks": nested_list(Webhook), "alpha": _unit_interval, "raw": to_str,
-        "source": _opt_str,
+        "source": _opt_str, "inputs": str_list,
     }
 
     def activity(self, name: str) -> ActivitySpec:
