@@ -5,6 +5,7 @@ connection: it opens a master that later commands reuse, so MFA is answered once
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import subprocess
@@ -19,9 +20,17 @@ _UNREACHABLE = ("Connection refused", "Could not resolve hostname", "Connection 
 
 
 def control_path(cfg: SshConfig) -> str:
-    """Where the master's socket lives when ~/.ssh/config names none (%C: a hash of host,
-    port and user, so sites never share one)."""
-    return str(Path.home() / ".ssh" / "akoflow-cm-%C")
+    """Where the master's socket lives when ~/.ssh/config names none (%C: a 40-character
+    hash of host, port and user, so sites never share one). A socket path must stay under
+    108 bytes: with a long home, a private 0700 directory under /tmp is used instead."""
+    ours = Path.home() / ".ssh"
+    if len(str(ours)) + len("/akoflow-cm-") + 40 >= 100:
+        ours = Path(os.environ.get("XDG_RUNTIME_DIR") or "/tmp") / f"akoflow-ssh-{os.getuid()}"
+        ours.mkdir(mode=0o700, exist_ok=True)
+        st = ours.stat()
+        if st.st_uid != os.getuid() or st.st_mode & 0o077:
+            raise RemoteError(f"{ours} must be a private directory of yours (mode 0700)")
+    return str(ours / "akoflow-cm-%C")
 
 
 def _hop_options(cfg: SshConfig, hop: Hop, batch: bool) -> list[str]:
