@@ -75,6 +75,17 @@ def remote_login(site: str, persist: str) -> None:
     click.echo(f"{site}: master connection open (for {persist} after its last use)")
 
 
+@remote.command(name="logout")
+@click.argument("site")
+def remote_logout(site: str) -> None:
+    """Close the master connection `remote login` opened to SITE."""
+    from akoflow.remote.config import ssh_config
+    from akoflow.remote.openssh import logout
+
+    closed = logout(ssh_config(site))
+    click.echo(f"{site}: {'master connection closed' if closed else 'no master connection'}")
+
+
 @click.command()
 @click.argument("ref", metavar="SITE:ID")
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False),

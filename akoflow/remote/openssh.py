@@ -50,14 +50,15 @@ def _hop_options(cfg: SshConfig, hop: Hop, batch: bool) -> list[str]:
     return opts
 
 
-def base_argv(cfg: SshConfig, *, batch: bool = True) -> list[str]:
+def base_argv(cfg: SshConfig, *, batch: bool = True, verbose: bool = False) -> list[str]:
     """`ssh` with every option up to the destination (no command)."""
     argv = ["ssh", *_hop_options(cfg, cfg.target, batch), "-T", "-o", "LogLevel=ERROR"]
     if cfg.jumps:
         # Our own ProxyCommand rather than -J: -J does not pass these options (known_hosts,
         # identity, strict checking) on to the jump connection.
         last = cfg.jumps[-1]
-        inner = ["ssh", *_hop_options(cfg, last, batch), "-W", "[%h]:%p"]
+        inner = ["ssh", *_hop_options(cfg, last, batch), *(["-v"] if verbose else []),
+                 "-W", "[%h]:%p"]
         if len(cfg.jumps) > 1:
             inner += ["-J", ",".join(h.spec for h in cfg.jumps[:-1])]
         inner.append(last.host)
@@ -182,7 +183,8 @@ def classify(cfg: SshConfig, stderr: str) -> RemoteError | None:
 def offered_key(cfg: SshConfig) -> str | None:
     """The key type and fingerprint the server offers, from a verbose probe that stops at
     the (failing) host key check: a strict ssh does not print it otherwise."""
-    argv = [*base_argv(cfg), "-v", "-o", "ControlPath=none", cfg.target.host, "true"]
+    argv = [*base_argv(cfg, verbose=True), "-v", "-o", "ControlPath=none", cfg.target.host,
+            "true"]
     try:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=60,
                              stdin=subprocess.DEVNULL, check=False).stderr
@@ -197,3 +199,10 @@ def login(cfg: SshConfig, persist: str = "4h") -> int:
     argv = [*base_argv(cfg, batch=False), "-o", "ControlMaster=yes",
             "-o", f"ControlPersist={persist}", "-N", "-f", cfg.target.host]
     return subprocess.run(argv, check=False).returncode
+
+
+def logout(cfg: SshConfig) -> bool:
+    """Stop the master connection, if one runs; whether one did."""
+    argv = [*base_argv(cfg), "-O", "exit", cfg.target.host]
+    return subprocess.run(argv, capture_output=True, stdin=subprocess.DEVNULL, timeout=30,
+                          check=False).returncode == 0

@@ -4,6 +4,7 @@ checked against known_hosts), keys and the agent only, never a password or a pro
 from __future__ import annotations
 
 import getpass
+import logging
 import socket
 from typing import IO, Any
 
@@ -11,6 +12,12 @@ import paramiko
 
 from akoflow.remote.config import Hop, RemoteError, SshConfig
 from akoflow.remote.transport import fingerprint, known_hosts_file
+
+
+# paramiko logs a dropped connection as an ERROR with a traceback-like line; the user gets
+# one `error:` line from akoflow instead (--debug shows paramiko's own).
+if not logging.getLogger().isEnabledFor(logging.DEBUG):
+    logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 
 
 class UnknownHostKey(paramiko.SSHException):

@@ -85,7 +85,8 @@ def submit(site: str, spec: WorkflowSpec, uploads: list[str], strict: bool = Fal
         sent = upload(s, blobs)
         s.send("submit", args)
         if os.environ.get(FAULT_ENV) == "drop-after-submit":
-            s.conn.close()
+            assert s.proc is not None
+            s.proc.kill()
             raise s.lost("after the submission was sent")
         answer = s.answer("submit")[0]
     intent.unlink(missing_ok=True)

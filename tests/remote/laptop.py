@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 import time
@@ -92,7 +91,12 @@ def remote_home(cluster: SshCluster) -> Path:
 
 
 def cluster_workflows(cluster: SshCluster) -> list[tuple[int, str]]:
-    """(id, name) of every workflow in the cluster's manifest, read directly (as root)."""
+    """(id, name) of every workflow in the cluster's manifest, read as the cluster user (a
+    root reader could leave root-owned -shm files behind)."""
     db = remote_home(cluster) / "manifest.db"
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        return [(int(i), str(n)) for i, n in conn.execute("SELECT id, name FROM workflow")]
+    if not db.exists():
+        return []
+    code = ("import json, sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+            "print(json.dumps(c.execute('SELECT id, name FROM workflow').fetchall()))")
+    out = cluster.as_user("python3", "-c", code, str(db))
+    return [(int(i), str(n)) for i, n in json.loads(out)]
