@@ -9,8 +9,6 @@ from typing import Any
 
 import click
 
-from akoflow import service, views
-
 
 def split(ref: str | None, site: str | None) -> tuple[str | None, str | None]:
     """(the SSH site to ask, or None for this machine; the workflow reference there)."""
@@ -38,6 +36,8 @@ def ask(op: str, ref: str | None, site: str | None, **args: Any) -> Any:
         from akoflow.remote.client import call
 
         return call(remote, op, args)
+    from akoflow import service, views
+
     fn: Callable[..., Any] = views.QUERIES[op]
     return fn(service.open_manifest(), **args)
 
@@ -49,6 +49,8 @@ def act(op: str, ref: str, site: str | None, **args: Any) -> Any:
         from akoflow.remote.client import call
 
         return call(remote, op, {"ref": wf_ref, **args})
+    from akoflow import service
+
     fn: Callable[..., Any] = {"cancel": service.cancel_command,
                               "retry": service.retry_command}[op]
     return fn(service.open_manifest(), str(wf_ref), **args)
@@ -62,6 +64,7 @@ def follow(ref: str, site: str | None, **args: Any) -> Iterator[dict[str, Any]]:
 
         yield from stream(remote, "follow", {"ref": wf_ref, **args})
         return
+    from akoflow import service
     from akoflow.views import follow_events
 
     yield from follow_events(service.open_manifest(), str(wf_ref), **args)
