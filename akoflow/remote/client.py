@@ -43,6 +43,7 @@ class Session:
         self.site = cfg.site
         self.conn: Connection = connect(cfg)
         self.proc: RemoteProcess | None = None
+        self.bootstrap = bootstrap is not None
         try:
             self.proc = self.conn.start(command or serve_command(cfg))
             if bootstrap is not None:
@@ -83,6 +84,9 @@ class Session:
             err = classify(self.cfg, stderr)
             if err is not None:
                 return err
+        if self.bootstrap and code == 127:
+            return RemoteError(f"{self.site}: no `{self.cfg.python}` on the cluster; set "
+                               "ssh.python to a Python 3.8+ interpreter there")
         if code == 127 or "No such file or directory" in stderr or "not found" in stderr:
             return RemoteError(f"akoflow is not installed on {self.site} (no "
                                f"{venv_python(self.cfg)}): run `akoflow remote setup "

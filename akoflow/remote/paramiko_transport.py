@@ -13,7 +13,6 @@ import paramiko
 from akoflow.remote.config import Hop, RemoteError, SshConfig
 from akoflow.remote.transport import fingerprint, known_hosts_file
 
-
 # paramiko logs a dropped connection as an ERROR with a traceback-like line; the user gets
 # one `error:` line from akoflow instead (--debug shows paramiko's own).
 if not logging.getLogger().isEnabledFor(logging.DEBUG):

@@ -118,3 +118,17 @@ def test_diamond_on_slurm_as_the_cluster_user(laptop: Laptop, transport: str,
             break
         time.sleep(1)
     assert not [n for n in names if n.startswith(prefix)], names
+
+
+def test_logs_follow_streams_a_running_workflow(laptop: Laptop, tmp_path: Path) -> None:
+    site = laptop.site("clu", "paramiko")
+    spec = tmp_path / "slow.yaml"
+    spec.write_text("name: slow\nspec:\n  activities:\n    - name: a\n      run: sleep 2\n"
+                    "    - name: b\n      run: sleep 1\n      dependsOn: [a]\n")
+    ref = laptop.ak("submit", str(spec), "--site", site, check=True).stdout.strip()
+    started = time.time()
+    lines = laptop.ak("logs", ref, "--follow", "--json", check=True).stdout.splitlines()
+    events = [json.loads(line) for line in lines]
+    assert time.time() - started >= 2  # it waited for the run, over one connection
+    assert [e["to_status"] for e in events if e["activity"] == "b"][-1] == "FINISHED"
+    assert events[-1]["kind"] == "WORKFLOW" and events[-1]["to_status"] == "FINISHED"
