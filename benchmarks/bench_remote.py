@@ -64,12 +64,18 @@ class Laptop:
         raise SystemExit(f"{ref} did not end within {timeout} s")
 
 
-def median(lap: Laptop, n: int, *args: str) -> float:
-    return statistics.median(lap.run(*args)[0] for _ in range(n))
+def rounds(lap: Laptop, n: int, commands: dict[str, tuple[str, ...]]) -> dict[str, float]:
+    """Median wall time of each command over n rounds, one of each per round."""
+    times: dict[str, list[float]] = {k: [] for k in commands}
+    for _ in range(n):
+        for key, argv in commands.items():
+            times[key].append(lap.run(*argv)[0])
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def figure(name: str, value: float, unit: str = "s", base: float | None = None) -> None:
-    ratio = f"  ({value / base:.2f}x the local baseline {base:.3f} {unit})" if base else ""
+    ratio = (f"  ({value / base:.2f}x the local baseline {base:.3f} {unit}; "
+             f"+{value - base:.3f} {unit})" if base else "")
     print(f"{name} {value:.3f} {unit}{ratio}", flush=True)
 
 
@@ -98,17 +104,24 @@ def main() -> None:
         lap.wait(ref)
         local_id = lap.run("submit", diamond)[1].strip()
         lap.wait(local_id)
-        base = median(lap, args.repeat, "status", local_id)
-        figure("status_local_s", base)
-        figure("status_paramiko_fresh_s", median(lap, args.repeat, "status", ref), base=base)
         os_ref = "os:" + ref.split(":")[1]
-        figure("status_openssh_fresh_s", median(lap, args.repeat, "status", os_ref), base=base)
+        # Rounds interleave the commands, so a busy spell on this shared machine weighs on
+        # each of them alike; the master is opened only for the last phase (once open, every
+        # openssh command to that host uses it).
+        fresh = rounds(lap, args.repeat, {"local": ("status", local_id),
+                                          "paramiko": ("status", ref),
+                                          "openssh": ("status", os_ref)})
+        figure("status_local_s", fresh["local"])
+        figure("status_paramiko_fresh_s", fresh["paramiko"], base=fresh["local"])
+        figure("status_openssh_fresh_s", fresh["openssh"], base=fresh["local"])
         lap.run("remote", "login", "os")
         try:
-            figure("status_openssh_master_s", median(lap, args.repeat, "status", os_ref),
-                   base=base)
+            warm = rounds(lap, args.repeat, {"local": ("status", local_id),
+                                             "master": ("status", os_ref)})
         finally:
             lap.run("remote", "logout", "os")
+        figure("status_local_again_s", warm["local"])
+        figure("status_openssh_master_s", warm["master"], base=warm["local"])
         _uploads(lap, root)
         _montage(lap, root)
     finally:
