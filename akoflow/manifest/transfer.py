@@ -48,7 +48,9 @@ class TransferMixin(ManifestBase):
         out: dict[str, Rows] = {}
         for table in self.workflow_tables():
             key = "id" if table == "workflow" else "workflow_id"
-            cur = self.conn.execute(f'SELECT * FROM "{table}" WHERE {key}=?', (wf_id,))
+            # in id order, so the ids given on import keep the rows' order (events, files)
+            order = " ORDER BY id" if "id" in self._columns(table) else ""
+            cur = self.conn.execute(f'SELECT * FROM "{table}" WHERE {key}=?{order}', (wf_id,))
             out[table] = {"columns": [d[0] for d in cur.description],
                           "rows": [list(r) for r in cur]}
         out["meta"] = {"columns": ["key", "value"], "rows": [["instance", self._instance()]]}

@@ -48,6 +48,7 @@ class Session:
             self.proc = self.conn.start(command or serve_command(cfg))
             if bootstrap is not None:
                 self.proc.stdin.write(b"%d\n" % len(bootstrap) + bootstrap)
+                self.proc.stdin.flush()
             self.channel = Channel(self.proc.stdout, self.proc.stdin)
             self.hello = self._hello(bootstrap is None)
         except BaseException:
