@@ -17,6 +17,10 @@ from typing import Any
 from akoflow import __version__
 from akoflow.remote.agent import Agent, Channel, OpError
 
+# akoflow.views.QUERIES by name (a test checks they agree), known without importing it.
+QUERIES = ("workflows", "status", "describe", "events", "metrics", "files", "explain", "prov",
+           "lineage")
+
 
 class Server(Agent):
     """The bootstrap agent's store and setup operations, plus akoflow's own."""
@@ -25,10 +29,10 @@ class Server(Agent):
         super().__init__(home, channel, __version__)
         os.environ["AKOFLOW_HOME"] = self.home  # what every process started from here sees
         self._manifest: Any = None
-        from akoflow import views
-
-        for name, fn in views.QUERIES.items():
-            self.ops[name] = self._query(fn)
+        # The hello goes out before akoflow.views (and the manifest) is imported: a laptop
+        # that sent its query at once gets the answer as soon as that import is done.
+        for name in QUERIES:
+            self.ops[name] = self._query(name)
         self.ops.update({
             "cancel": self.op_cancel, "retry": self.op_retry, "submit": self.op_submit,
             "report": self.op_report, "crate": self.op_crate, "export": self.op_export,
@@ -45,8 +49,13 @@ class Server(Agent):
             self._manifest = open_manifest()
         return self._manifest
 
-    def _query(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        return lambda **args: _user_errors(fn, self.manifest, **args)
+    def _query(self, name: str) -> Callable[..., Any]:
+        def run(**args: Any) -> Any:
+            from akoflow import views
+
+            return _user_errors(views.QUERIES[name], self.manifest, **args)
+
+        return run
 
     def answer(self, op: str, args: dict[str, Any]) -> None:
         stream = self.streams.get(op)
