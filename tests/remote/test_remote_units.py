@@ -25,7 +25,7 @@ def test_query_names_agree() -> None:
 
 
 def test_ssh_block_is_checked() -> None:
-    with pytest.raises(SiteError, match="unknown key ssh.hots"):
+    with pytest.raises(SiteError, match=r"unknown key ssh\.hots"):
         _cfg(hots="x")
     with pytest.raises(SiteError, match="transport must be one of"):
         _cfg(transport="telnet")
