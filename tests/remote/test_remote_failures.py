@@ -162,3 +162,42 @@ def test_run_on_an_ssh_site_is_refused(laptop: Laptop) -> None:
     site = laptop.site("clu", "paramiko")
     line = _one_error_line(laptop.ak("run", str(EXAMPLES / "diamond.yaml"), "--site", site))
     assert "akoflow submit" in line
+
+
+def test_pull_resumes_after_sshd_stopped(laptop: Laptop, tmp_path: Path) -> None:
+    c = laptop.cluster
+    site = laptop.site("clu", "openssh")
+    spec = tmp_path / "wf.yaml"
+    spec.write_text("name: bigout\nspec:\n  activities:\n    - name: a\n"
+                    "      run: head -c 100000000 /dev/urandom > big.out\n")
+    ref = laptop.ak("submit", str(spec), "--site", site, check=True).stdout.strip()
+    final = laptop.wait_status(ref)
+    assert final["status"] == "FINISHED"
+    remote_file = Path(final["work_dir"]) / "big.out"
+    out = tmp_path / "pulled"
+    part = out / "work" / "big.out.akoflow-part"
+    stopped = threading.Event()
+
+    def stop_midway() -> None:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if part.exists() and part.stat().st_size > (8 << 20):
+                c.target.stop()
+                stopped.set()
+                return
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=stop_midway)
+    watcher.start()
+    try:
+        first = laptop.ak("pull", ref, "-o", str(out))
+    finally:
+        watcher.join()
+        c.target.start()
+    assert stopped.is_set(), "the pull ended before sshd could be stopped"
+    assert "lost" in _one_error_line(first)
+    got = part.stat().st_size
+    second = laptop.json("pull", ref, "-o", str(out))
+    assert second["bytes_received"] <= remote_file.stat().st_size - got + (1 << 20)
+    assert (out / "work" / "big.out").read_bytes() == remote_file.read_bytes()
+    assert laptop.json("pull", ref, "-o", str(out))["files_fetched"] == 0
