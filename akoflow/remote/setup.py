@@ -19,6 +19,7 @@ from akoflow.remote import agent
 from akoflow.remote.client import Session, remote_path
 from akoflow.remote.config import RemoteError, SshConfig, ssh_config
 from akoflow.remote.transport import choose
+from akoflow.remote.upload import Blob, upload
 
 BOOTSTRAP = ("import sys;exec(compile(sys.stdin.buffer.read(int(sys.stdin.buffer.readline()))"
              ",'akoflow-agent','exec'))")
@@ -32,7 +33,6 @@ def bootstrap_command(cfg: SshConfig) -> str:
 
 
 def setup(site: str, force: bool = False) -> dict[str, Any]:
-    from akoflow.remote.upload import Blob, upload
     from akoflow.remote.wheels import wheel_set
 
     cfg = ssh_config(site)
@@ -49,7 +49,7 @@ def setup(site: str, force: bool = False) -> dict[str, Any]:
         installed = probe.get("installed") or {}
         sent = 0
         if force or installed.get("digest") != digest:
-            blobs = _blobs(akoflow_home() / "remote" / "wheels" / "sent", [pip, *wheels], Blob)
+            blobs = _blobs(akoflow_home() / "remote" / "wheels" / "sent", [pip, *wheels])
             sent = upload(s, blobs)
             result = s.request("install", {
                 "pip_wheel": f"{blobs[0].digest}:{pip[0]}",
@@ -69,7 +69,7 @@ def setup(site: str, force: bool = False) -> dict[str, Any]:
             "wheels": len(wheels) + 1, "bytes_sent": sent}
 
 
-def _blobs(folder: Path, wheels: list[tuple[str, bytes]], blob: Any) -> list[Any]:
+def _blobs(folder: Path, wheels: list[tuple[str, bytes]]) -> list[Blob]:
     """The wheels as files (uploads read files), under their own names."""
     folder.mkdir(parents=True, exist_ok=True)
     out = []
@@ -77,5 +77,5 @@ def _blobs(folder: Path, wheels: list[tuple[str, bytes]], blob: Any) -> list[Any
         path = folder / name
         if not path.exists() or path.read_bytes() != data:
             path.write_bytes(data)
-        out.append(blob(name, path, hashlib.sha256(data).hexdigest(), len(data), 0o644))
+        out.append(Blob(name, path, hashlib.sha256(data).hexdigest(), len(data), 0o644))
     return out
