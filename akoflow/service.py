@@ -145,6 +145,9 @@ def unattended(m: Manifest, wf: WorkflowRecord) -> bool:
     return True
 
 
+FIRST_CYCLE_WAIT = 30.0  # seconds `submit` and `retry` wait for the first cycle to begin
+
+
 class StartError(Exception):
     """The workflow's first dispatcher died before its first cycle: nothing will run."""
 
@@ -360,3 +363,45 @@ def _site_license(wf: WorkflowRecord) -> str | None:
     except SiteError:  # the profile is gone since the run: no default from it
         return None
     return str(value) if value else None
+
+
+def controllable(m: Manifest, ref: str) -> WorkflowRecord:
+    """The workflow `ref`, refusing a copy pulled from a cluster: it runs there, and is
+    controlled there (`SITE:ID`)."""
+    wf = m.find_workflow(ref)
+    origin = m.origin_of(wf.id)
+    if origin is not None:
+        raise ManifestError(f"workflow {wf.id} is a copy pulled from {origin}; it runs there: "
+                            f"use `akoflow cancel|retry {origin}`")
+    return wf
+
+
+def cancel_command(m: Manifest, ref: str, names: Sequence[str] | None = None
+                   ) -> dict[str, object]:
+    """`akoflow cancel`: what was stopped, as the CLI prints it (here or from a laptop)."""
+    wf = controllable(m, ref)
+    stopped = cancel(m, wf.id, names or None)
+    return {"id": wf.id, "stopped_jobs": stopped or 0, "status": m.workflow_status(wf.id),
+            "was": wf.status, "over": stopped is None}
+
+
+def retry_command(m: Manifest, ref: str, names: Sequence[str] | None = None,
+                  start_dispatcher: bool = True) -> dict[str, object]:
+    """`akoflow retry`: reset, then start a dispatcher when there is work and nobody
+    dispatches it (a workflow whose dispatcher died gets one even with nothing to reset)."""
+    wf = controllable(m, ref)
+    count, pid = retry_and_start(m, wf, names or None, start_dispatcher=start_dispatcher,
+                                 wait=FIRST_CYCLE_WAIT)
+    return {"id": wf.id, "reset": count, "dispatcher": pid}
+
+
+def register_once(m: Manifest, spec: WorkflowSpec, key: str) -> tuple[WorkflowRecord, bool]:
+    """Register `spec` unless a submission with idempotency `key` already did (a laptop
+    repeating a submit whose connection broke); (workflow, newly registered)."""
+    with m.transaction():
+        existing = m.submission(key)
+        if existing is not None:
+            return m.get_workflow(existing, texts=False), False
+        wf = register(m, spec)
+        m.record_submission(key, wf.id)
+    return wf, True

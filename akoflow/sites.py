@@ -1,6 +1,7 @@
 """Site profiles: what a cluster (or this machine) needs, merged from packaged and user YAML.
 
-Search order, later wins: packaged `site-configs/`, `~/.config/akoflow/sites/`,
+Search order, later wins: packaged `site-configs/`, `$AKOFLOW_HOME/sites/` (profiles sent
+with remote submissions), `~/.config/akoflow/sites/`,
 `./site-configs/`, then `$AKOFLOW_SITES` (a directory). A profile may `extends:` another.
 """
 
@@ -15,6 +16,7 @@ from typing import Any
 import yaml
 
 from akoflow.executor import Executor, ExecutorError, executor_class
+from akoflow.manifest.db import akoflow_home
 from akoflow.site_keys import executor_keys, problems
 
 MAX_EXTENDS_DEPTH = 10
@@ -33,6 +35,8 @@ def _search_dirs() -> list[Path]:
     dirs: list[Path] = []
     packaged = resources.files("akoflow.site_configs")
     dirs.append(Path(str(packaged)))
+    # Profiles laptops sent with their submissions (akoflow.remote), on the cluster's side.
+    dirs.append(akoflow_home() / "sites")
     dirs.append(Path.home() / ".config" / "akoflow" / "sites")
     dirs.append(Path.cwd() / "site-configs")
     env = os.environ.get("AKOFLOW_SITES")

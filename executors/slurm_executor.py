@@ -62,10 +62,14 @@ class SlurmExecutor(BatchExecutor):
 
     def task_wrapper(self, launch: TaskLaunch) -> list[str]:
         """Run the task in Singularity/Apptainer when the site profile says `container:
-        singularity` (or apptainer) and the activity has an image."""
+        singularity` (or apptainer) and the activity has an image (only then is the
+        Singularity adapter, and spython with it, imported: a plain `pip install akoflow`
+        has no spython)."""
+        if not launch.image or str(self.config.get("container") or "none") == "none":
+            return []
         from . import singularity
 
-        if launch.image and singularity.is_container_runtime(self.config):
+        if singularity.is_container_runtime(self.config):
             return singularity.wrapper_argv(self.config, launch)
         return []
 

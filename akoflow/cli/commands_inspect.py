@@ -2,51 +2,73 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
 import time
 from typing import Any
 
 import click
 
-from akoflow import service
-from akoflow.cli import render
-from akoflow.manifest import WORKFLOW_ENDED, EventFilter, Manifest
+from akoflow.cli import render, route
 from akoflow.manifest.states import LOG_FILTERS
 from akoflow.sites import list_sites, load_site
 from akoflow.spec.units import format_bytes
+
+SITE_HELP = "Ask this SSH site (as SITE:ID does)."
 
 
 @click.command(name="list")
 @click.option("--limit", default=20, show_default=True)
 @click.option("--status", help="Only workflows in this status.")
+@click.option("--site", help=SITE_HELP)
 @click.option("--json", "as_json", is_flag=True)
-def list_cmd(limit: int, status: str | None, as_json: bool) -> None:
-    """Workflows in the manifest, newest first."""
-    m = service.open_manifest()
-    wfs = m.list_workflows(limit, status.upper() if status else None)
-    rows: list[dict[str, Any]] = []
-    for wf in wfs:
-        c = m.status_counts(wf.id)
-        rows.append({"id": wf.id, "name": wf.name, "status": wf.status, "site": wf.site,
-                     "activities": sum(c.values()), "finished": c.get("FINISHED", 0),
-                     "created": render.iso(wf.created_at),
-                     "elapsed": render.duration(wf.started_at, wf.finished_at),
-                     "dispatcher_problem": service.dispatcher_problem(m, wf)})
+def list_cmd(limit: int, status: str | None, site: str | None, as_json: bool) -> None:
+    """Workflows in the manifest, newest first (pulled runs show where they came from)."""
+    rows = route.ask("workflows", None, site, limit=limit, status=status)
     if as_json:
         render.emit_json(rows)
         return
     render.table(["id", "name", "status", "site", "done", "created", "elapsed"], [
         [r["id"], r["name"], render.status_text(r["status"])
-         + (" (no dispatcher!)" if r["dispatcher_problem"] else ""), r["site"],
-         f"{r['finished']}/{r['activities']}", render.ts(wfs[i].created_at), r["elapsed"]]
-        for i, r in enumerate(rows)])
+         + (" (no dispatcher!)" if r.get("dispatcher_problem") else ""),
+         f"{r['site']} (from {r['origin']})" if r.get("origin") else r["site"],
+         f"{r['finished']}/{r['activities']}", render.ts(render.epoch(r["created"])),
+         render.duration(render.epoch(r["started"]), render.epoch(r["ended"]))]
+        for r in rows])
     for r in rows:
-        if r["dispatcher_problem"]:
+        if r.get("dispatcher_problem"):
             click.echo(f"warning: {r['dispatcher_problem']}", err=True)
 
 
-def status_data(m: Manifest, wf_id: int) -> dict[str, Any]:
-    return service.status_report(m, wf_id)
+@click.command()
+@click.argument("workflow_id")
+@click.option("--site", help=SITE_HELP)
+@click.option("--json", "as_json", is_flag=True)
+def status(workflow_id: str, site: str | None, as_json: bool) -> None:
+    """Workflow state, counts per state, and failures with their stderr tails."""
+    data = route.ask("status", workflow_id, site)
+    if as_json:
+        render.emit_json(data)
+        return
+    started, ended = render.epoch(data["started_at"]), render.epoch(data["finished_at"])
+    click.echo(f"workflow {data['id']} {data['name']}: {render.status_text(data['status'])} "
+               f"({render.duration(started, ended)})")
+    click.echo(f"  site {data['site']}; run dir {data['run_dir']}")
+    click.echo("  activities: " + ", ".join(f"{n} {s.lower()}"
+                                           for s, n in sorted(data["counts"].items())))
+    for f in data["failures"]:
+        click.echo(f"  {render.status_text('FAILED')} {failure_line(f)}")
+        for line in f["stderr_tail"].strip().splitlines()[-10:]:
+            click.echo(f"    | {line}")
+    if data.get("recovered"):
+        click.echo(f"  {len(data['recovered'])} failed attempts were recovered by a retry:")
+        for f in data["recovered"]:
+            click.echo(f"    recovered {failure_line(f)}")
+    for w in data["waiting"][:20]:
+        click.echo(f"  READY {w['activity']}: {w['why']}")
+    if data.get("dispatcher_problem"):
+        click.echo(f"warning: {data['dispatcher_problem']}", err=True)
 
 
 def failure_line(f: dict[str, Any]) -> str:
@@ -58,61 +80,17 @@ def failure_line(f: dict[str, Any]) -> str:
 
 @click.command()
 @click.argument("workflow_id")
+@click.option("--site", help=SITE_HELP)
 @click.option("--json", "as_json", is_flag=True)
-def status(workflow_id: str, as_json: bool) -> None:
-    """Workflow state, counts per state, and failures with their stderr tails."""
-    m = service.open_manifest()
-    data = status_data(m, m.find_workflow(workflow_id).id)
+def describe(workflow_id: str, site: str | None, as_json: bool) -> None:
+    """The DAG: every activity with its dependencies, resources, state and attempts."""
+    data = route.ask("describe", workflow_id, site)
     if as_json:
         render.emit_json(data)
         return
-    wf = m.get_workflow(data["id"])
-    click.echo(f"workflow {wf.id} {wf.name}: {render.status_text(wf.status)} "
-               f"({render.duration(wf.started_at, wf.finished_at)})")
-    click.echo(f"  site {wf.site}; run dir {wf.run_dir}")
-    click.echo("  activities: " + ", ".join(f"{n} {s.lower()}"
-                                           for s, n in sorted(data["counts"].items())))
-    for f in data["failures"]:
-        click.echo(f"  {render.status_text('FAILED')} {failure_line(f)}")
-        for line in f["stderr_tail"].strip().splitlines()[-10:]:
-            click.echo(f"    | {line}")
-    if data["recovered"]:
-        click.echo(f"  {len(data['recovered'])} failed attempts were recovered by a retry:")
-        for f in data["recovered"]:
-            click.echo(f"    recovered {failure_line(f)}")
-    for w in data["waiting"][:20]:
-        click.echo(f"  READY {w['activity']}: {w['why']}")
-    if data["dispatcher_problem"]:
-        click.echo(f"warning: {data['dispatcher_problem']}", err=True)
-
-
-@click.command()
-@click.argument("workflow_id")
-@click.option("--json", "as_json", is_flag=True)
-def describe(workflow_id: str, as_json: bool) -> None:
-    """The DAG: every activity with its dependencies, resources, state and attempts."""
-    m = service.open_manifest()
-    wf = m.find_workflow(workflow_id)
-    acts = m.activities(wf.id)
-    names = {a.id: a.name for a in acts}
-    parents: dict[int, list[str]] = {}
-    for child, parent in m.edges(wf.id):
-        parents.setdefault(child, []).append(names[parent])
-    rows: list[dict[str, Any]] = []
-    for a in acts:
-        res = a.resources_dict()
-        rows.append({"name": a.name, "status": a.status, "reason": a.reason,
-                     "depends_on": sorted(parents.get(a.id, [])), "runtime": a.runtime,
-                     "image": a.image, "resources": res, "attempts": a.attempts,
-                     "retries": a.retries, "node": a.node, "job_id": a.job_id,
-                     "started_at": render.iso(a.started_at),
-                     "finished_at": render.iso(a.finished_at)})
-    if as_json:
-        render.emit_json({"id": wf.id, "name": wf.name, "status": wf.status,
-                          "activities": rows})
-        return
-    click.echo(f"workflow {wf.id} {wf.name}: {render.status_text(wf.status)}, "
-               f"{len(acts)} activities")
+    rows = data["activities"]
+    click.echo(f"workflow {data['id']} {data['name']}: {render.status_text(data['status'])}, "
+               f"{len(rows)} activities")
     # elapsed: from the first attempt's start to the last one's end; tries: made/allowed
     render.table(
         ["activity", "status", "depends on", "cpu", "memory", "limit", "elapsed", "tries",
@@ -120,8 +98,9 @@ def describe(workflow_id: str, as_json: bool) -> None:
         [[r["name"], render.status_text(r["status"]), ",".join(r["depends_on"]) or "-",
           f"{r['resources'].get('cpu', 1):g}", format_bytes(r["resources"].get("memory")),
           _limit(r["resources"].get("time_limit")),
-          render.duration(a.started_at, a.finished_at) if a.started_at else "-",
-          f"{r['attempts']}/{a.retries + 1}", r["runtime"]] for r, a in zip(rows, acts)])
+          render.duration(render.epoch(r["started_at"]), render.epoch(r["finished_at"]))
+          if r["started_at"] else "-",
+          f"{r['attempts']}/{r['retries'] + 1}", r["runtime"]] for r in rows])
 
 
 def _limit(seconds: float | None) -> str:
@@ -130,12 +109,21 @@ def _limit(seconds: float | None) -> str:
 
 def parse_when(text: str | None) -> float | None:
     """ISO time, `HH:MM[:SS]` today, or an age such as `10m` / `2h` / `30s` ago."""
-    from akoflow import query
-
+    if text is None:
+        return None
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhd])", text.strip())
+    if m:
+        mult = {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+        return time.time() - float(m.group(1)) * mult
     try:
-        return query.parse_when(text)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
+        return dt.datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        pass
+    try:
+        t = dt.time.fromisoformat(text)
+        return dt.datetime.combine(dt.date.today(), t).timestamp()
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a time (ISO, HH:MM, or 10m ago)") from None
 
 
 @click.command()
@@ -147,49 +135,37 @@ def parse_when(text: str | None) -> float | None:
 @click.option("--since", help="From this time (ISO, HH:MM, or an age like 10m).")
 @click.option("--until", help="Up to this time.")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new events until the end.")
+@click.option("--site", help=SITE_HELP)
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON object per line (JSON Lines), as --follow prints them.")
 def logs(workflow_id: str, activity: str | None, status_: str | None, node: str | None,
          attempt: int | None, since: str | None, until: str | None, follow: bool,
-         as_json: bool) -> None:
+         site: str | None, as_json: bool) -> None:
     """The run log: every state transition, filterable by activity, state, node and time."""
     if status_ is not None and status_.upper() not in LOG_FILTERS:
         raise click.BadParameter(f"{status_!r} is neither a state nor an event kind; one of: "
                                  f"{', '.join(LOG_FILTERS)}", param_hint="'--status'")
-    m = service.open_manifest()
-    wf = m.find_workflow(workflow_id)
-    f = EventFilter(activity=activity, status=status_, node=node, attempt=attempt,
-                    since=parse_when(since), until=parse_when(until))
-    last = 0
-    checked = time.monotonic()
-    while True:
-        events = m.events(wf.id, EventFilter(**{**f.__dict__, "after_id": last}))
-        if events:
-            last = events[-1].id
-        if as_json:
-            for e in events:
-                click.echo(json.dumps(render.to_jsonable(e) | {"time": render.iso(e.ts)}))
-        else:
-            for e in events:
-                who = e.activity or "(workflow)"
-                att = f"#{e.attempt}" if e.attempt else ""
-                move = f"{e.from_status or ''}->{e.to_status}" if e.to_status else ""
-                click.echo(f"{render.ts(e.ts)}  {who}{att}  {e.kind} {move}"
-                           f"{'  @' + e.node if e.node else ''}"
-                           f"{'  ' + e.message if e.message else ''}")
-        if not follow or time.monotonic() - checked > 5.0:
+    # Ages (`10m`) are turned into times here, on the laptop's clock, before asking anyone.
+    filters = {"activity": activity, "status": status_, "node": node, "attempt": attempt,
+               "since": parse_when(since), "until": parse_when(until)}
+    batches = (route.follow(workflow_id, site, **filters) if follow
+               else iter([route.ask("events", workflow_id, site, **filters)]))
+    for batch in batches:
+        for e in batch["events"]:
+            if as_json:
+                click.echo(json.dumps(e))
+                continue
+            who = e["activity"] or "(workflow)"
+            att = f"#{e['attempt']}" if e["attempt"] else ""
+            move = f"{e['from_status'] or ''}->{e['to_status']}" if e["to_status"] else ""
+            click.echo(f"{render.ts(e['ts'])}  {who}{att}  {e['kind']} {move}"
+                       f"{'  @' + e['node'] if e['node'] else ''}"
+                       f"{'  ' + e['message'] if e['message'] else ''}")
+        if batch.get("dispatcher_problem"):
             # Nothing more will come from a workflow nobody dispatches: say so and stop.
-            checked = time.monotonic()
-            problem = service.dispatcher_problem(m, m.get_workflow(wf.id, texts=False))
-            if problem:
-                click.echo(f"warning: {problem}", err=True)
-                if follow:
-                    raise SystemExit(1)
-        if not follow:
-            return
-        if m.get_workflow(wf.id).status in WORKFLOW_ENDED and not events:
-            return
-        time.sleep(0.5)
+            click.echo(f"warning: {batch['dispatcher_problem']}", err=True)
+            if follow:
+                raise SystemExit(1)
 
 
 @click.group()

@@ -7,8 +7,10 @@ from pathlib import Path
 import click
 
 from akoflow import service
-from akoflow.cli import render
+from akoflow.cli import render, route
 from akoflow.spec.units import format_bytes, parse_memory
+
+SITE_HELP = "Ask this SSH site (as SITE:ID does)."
 
 
 @click.command()
@@ -16,13 +18,10 @@ from akoflow.spec.units import format_bytes, parse_memory
 @click.option("--format", "fmt", default="prov-json", show_default=True,
               type=click.Choice(["prov-json", "prov-n", "prov-xml", "rdf"]))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to a file.")
-def prov(workflow_id: str, fmt: str, output: str | None) -> None:
+@click.option("--site", help=SITE_HELP)
+def prov(workflow_id: str, fmt: str, output: str | None, site: str | None) -> None:
     """W3C PROV document of a run (files, attempts, agents and their relations)."""
-    from akoflow.provenance.prov import export
-
-    m = service.open_manifest()
-    text = export(m, m.find_workflow(workflow_id).id, fmt)
-    _out(text, output)
+    _out(route.ask("prov", workflow_id, site, fmt=fmt), output)
 
 
 @click.command()
@@ -34,16 +33,12 @@ def prov(workflow_id: str, fmt: str, output: str | None) -> None:
 @click.option("--format", "fmt", default="mermaid", show_default=True,
               type=click.Choice(["dot", "mermaid", "json"]))
 @click.option("-o", "--output", type=click.Path(dir_okay=False))
+@click.option("--site", help=SITE_HELP)
 def lineage(workflow_id: str, file_: str | None, activity: str | None, direction: str,
-            fmt: str, output: str | None) -> None:
+            fmt: str, output: str | None, site: str | None) -> None:
     """Data lineage graph: tasks and files, `used` and `wasGeneratedBy` edges."""
-    from akoflow.provenance import lineage as lin
-
-    m = service.open_manifest()
-    graph = lin.lineage(m, m.find_workflow(workflow_id).id, file=file_, activity=activity,
-                        direction=direction)
-    renderer = {"dot": lin.to_dot, "mermaid": lin.to_mermaid, "json": lin.to_json}[fmt]
-    _out(renderer(graph), output)
+    _out(route.ask("lineage", workflow_id, site, file=file_, activity=activity,
+                   direction=direction, fmt=fmt), output)
 
 
 def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
@@ -67,8 +62,9 @@ def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> int 
               help="Data files in all (default 256Mi); the rest stay out, described.")
 @click.option("--max-log-bytes", callback=_size, metavar="SIZE",
               help="Longer stdout/stderr keep their head and end (default 1Mi).")
+@click.option("--site", help=SITE_HELP)
 def crate(workflow_id: str, output: str, license_: str | None, max_file_bytes: int | None,
-          max_data_bytes: int | None, max_log_bytes: int | None) -> None:
+          max_data_bytes: int | None, max_log_bytes: int | None, site: str | None) -> None:
     """Workflow Run RO-Crate of a run: spec, data files, PROV, run log, task logs."""
     from dataclasses import replace
 
@@ -76,6 +72,12 @@ def crate(workflow_id: str, output: str, license_: str | None, max_file_bytes: i
 
     sizes = {"max_file_bytes": max_file_bytes, "max_data_bytes": max_data_bytes,
              "max_log_bytes": max_log_bytes}
+    made = route.artifact("crate", workflow_id, site, license=license_,
+                          limits={k: v for k, v in sizes.items() if v is not None})
+    if made is not None:  # made on the cluster, brought here
+        Path(output).write_bytes(made)
+        click.echo(f"{output}: {format_bytes(len(made))}")
+        return
     limits = replace(Limits(), **{k: v for k, v in sizes.items() if v is not None})
     m = service.open_manifest()
     r = service.write_crate(m, m.find_workflow(workflow_id).id, output, license=license_,
@@ -93,35 +95,28 @@ def crate(workflow_id: str, output: str, license_: str | None, max_file_bytes: i
 @click.argument("workflow_id")
 @click.option("--activity", help="Only this activity.")
 @click.option("--samples", is_flag=True, help="Every psutil sample, not the summary.")
+@click.option("--site", help=SITE_HELP)
 @click.option("--json", "as_json", is_flag=True)
-def metrics(workflow_id: str, activity: str | None, samples: bool, as_json: bool) -> None:
+def metrics(workflow_id: str, activity: str | None, samples: bool, site: str | None,
+            as_json: bool) -> None:
     """Resource use: per-activity peak/mean cpu and memory and wall time, or the samples."""
-    from akoflow import query
-
-    m = service.open_manifest()
-    wf = m.find_workflow(workflow_id)
-    if samples:
-        records = query.metrics(wf.id, activity, manifest=m)
-        if as_json:
-            render.emit_json(records)
-            return
-        render.table(["activity", "attempt", "time", "cpu%", "rss", "threads", "procs"], [
-            [r.activity, r.attempt, render.ts(r.ts), f"{r.cpu_percent:.1f}",
-             format_bytes(r.rss), r.threads, r.processes] for r in records])
-        return
-    summary = [s for s in query.metric_summary(wf.id, manifest=m)
-               if activity is None or s.activity == activity]
+    records = route.ask("metrics", workflow_id, site, activity=activity, samples=samples)
     if as_json:
-        render.emit_json(summary)
+        render.emit_json(records)
+        return
+    if samples:
+        render.table(["activity", "attempt", "time", "cpu%", "rss", "threads", "procs"], [
+            [r["activity"], r["attempt"], render.ts(r["ts"]), f"{r['cpu_percent']:.1f}",
+             format_bytes(r["rss"]), r["threads"], r["processes"]] for r in records])
         return
     # "rss from": kernel = rusage at exit (exact); sampled = seen at a sample (a peak
     # between samples of a process that was gone by the next one is missed).
     render.table(["activity", "samples", "cpu% peak", "cpu% mean", "rss peak", "rss from",
                   "wall", "cpu time"], [
-        [s.activity, s.samples, _f(s.cpu_percent_peak), _f(s.cpu_percent_mean),
-         format_bytes(s.rss_peak), s.rss_peak_source or "-", _f(s.wall_time, "s"),
-         _f(s.cpu_time, "s")]
-        for s in summary])
+        [s["activity"], s["samples"], _f(s["cpu_percent_peak"]), _f(s["cpu_percent_mean"]),
+         format_bytes(s["rss_peak"]), s.get("rss_peak_source") or "-", _f(s["wall_time"], "s"),
+         _f(s["cpu_time"], "s")]
+        for s in records])
 
 
 @click.command()
@@ -133,21 +128,20 @@ def metrics(workflow_id: str, activity: str | None, samples: bool, as_json: bool
 @click.option("--invalidated", "roles", flag_value="invalidated",
               help="Only files removed (deleted, or renamed away).")
 @click.option("--activity", help="Only this activity's files.")
+@click.option("--site", help=SITE_HELP)
 @click.option("--json", "as_json", is_flag=True)
-def files(workflow_id: str, roles: str | None, activity: str | None, as_json: bool) -> None:
+def files(workflow_id: str, roles: str | None, activity: str | None, site: str | None,
+          as_json: bool) -> None:
     """Files each attempt used, generated and removed: traced system calls where strace
     works (exact), else snapshots (marked `?` where they cannot tell)."""
-    from akoflow import query
-
-    m = service.open_manifest()
-    records = query.files(m.find_workflow(workflow_id).id, roles, activity, manifest=m)
+    records = route.ask("files", workflow_id, site, roles=roles, activity=activity)
     if as_json:
         render.emit_json(records)
         return
     render.table(["activity", "attempt", "role", "size", "seen by", "path"], [
-        [r.activity, r.attempt, r.role + ("?" if r.ambiguous else ""), format_bytes(r.size),
-         r.observed, r.path] for r in records])
-    if any(r.ambiguous for r in records):
+        [r["activity"], r["attempt"], r["role"] + ("?" if r.get("ambiguous") else ""),
+         format_bytes(r["size"]), r.get("observed", "snapshot"), r["path"]] for r in records])
+    if any(r.get("ambiguous") for r in records):
         click.echo("?: ambiguous: snapshots cannot see reads, nor tell apart tasks that ran "
                    "at once in one directory", err=True)
 
@@ -156,13 +150,24 @@ def files(workflow_id: str, roles: str | None, activity: str | None, as_json: bo
 @click.argument("workflow_id")
 @click.option("-o", "--output", default="report.html", show_default=True,
               type=click.Path(dir_okay=False))
-def report(workflow_id: str, output: str) -> None:
+@click.option("--site", help=SITE_HELP)
+def report(workflow_id: str, output: str, site: str | None) -> None:
     """One self-contained HTML report of a run (summary, DAG, timeline, resources)."""
+    path = _artifact("report", workflow_id, site, output)
+    click.echo(f"{path}: {path.stat().st_size} bytes")
+
+
+def _artifact(op: str, workflow_id: str, site: str | None, output: str) -> Path:
+    """The report a cluster makes and sends back, or that is made here from the manifest."""
+    data = route.artifact(op, workflow_id, site)
+    if data is not None:
+        out = Path(output)
+        out.write_bytes(data)
+        return out
     from akoflow.provenance.report import write_report
 
     m = service.open_manifest()
-    path = write_report(m, m.find_workflow(workflow_id).id, Path(output))
-    click.echo(f"{path}: {path.stat().st_size} bytes")
+    return Path(write_report(m, m.find_workflow(workflow_id).id, Path(output)))
 
 
 @click.command()

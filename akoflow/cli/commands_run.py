@@ -46,9 +46,12 @@ def run(file: str | None, site: str | None, resume_id: str | None, strict: bool,
     """Run a workflow in the foreground until it ends (exit 0 only if all finished)."""
     m = service.open_manifest()
     if resume_id:
-        wf = m.find_workflow(resume_id)
+        wf = service.controllable(m, resume_id)
     elif file:
         spec = service.load_spec(file, strict=strict, site=site, params=_params(params))
+        if _remote_site(spec.runtime):
+            raise click.UsageError(f"site {spec.runtime} is reached over SSH: use `akoflow "
+                                   f"submit {file} --site {spec.runtime}`")
         wf = service.register(m, spec)
         if not quiet and not as_json:
             click.echo(f"workflow {wf.id} ({wf.name}): {wf.run_dir}", err=True)
@@ -68,27 +71,40 @@ def run(file: str | None, site: str | None, resume_id: str | None, strict: bool,
     if progress is not None:
         progress.close()
     if as_json:
-        from akoflow.cli.commands_inspect import status_data
+        from akoflow import views
 
-        render.emit_json(status_data(m, wf.id))
+        render.emit_json(views.status(m, str(wf.id)))
     elif not quiet:  # a resumed run: the workflow's own time, not this command's
         print_summary(m, wf.id, None if resume_id else time.time() - start)
     sys.exit(0 if status == "FINISHED" else 1)
 
 
-SUBMIT_WAIT = 30.0  # seconds `submit` waits for the first dispatch cycle to begin
-
-
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--site", help="Site profile to run on (overrides spec.runtime).")
+@click.option("--site", help="Site profile to run on (overrides spec.runtime); a site with "
+              "an `ssh:` block is submitted to its cluster and printed as SITE:ID.")
+@click.option("--upload", "uploads", multiple=True, type=click.Path(exists=True),
+              metavar="PATH", help="SSH sites: also upload this file or directory into the "
+              "work directory (repeatable; the spec's `inputs:` always go).")
 @click.option("--strict", is_flag=True)
 @click.option("--json", "as_json", is_flag=True)
-def submit(file: str, site: str | None, strict: bool, as_json: bool) -> None:
+def submit(file: str, site: str | None, uploads: tuple[str, ...], strict: bool,
+           as_json: bool) -> None:
     """Register a workflow and start a detached dispatcher; prints the workflow id."""
+    spec = service.load_spec(file, strict=strict, site=site)
+    if _remote_site(spec.runtime):
+        from akoflow.remote.submit import submit as remote_submit
+
+        data = remote_submit(spec.runtime, spec, list(uploads), strict)
+        if as_json:
+            render.emit_json(data)
+        else:
+            click.echo(data["ref"])
+        return
+    if uploads:
+        raise click.UsageError("--upload is for sites reached over SSH")
     m = service.open_manifest()
-    wf, dispatcher = service.submit(m, service.load_spec(file, strict=strict, site=site),
-                                    wait=SUBMIT_WAIT)
+    wf, dispatcher = service.submit(m, spec, wait=service.FIRST_CYCLE_WAIT)
     if as_json:
         render.emit_json({"id": wf.id, "name": wf.name, "run_dir": wf.run_dir,
                           "dispatcher": dispatcher})
@@ -118,19 +134,21 @@ def dispatch(workflow_id: str, as_json: bool) -> None:
 @click.command()
 @click.argument("workflow_id")
 @click.option("--activity", "activities", multiple=True, help="Only these activities.")
+@click.option("--site", help="Ask this SSH site (as SITE:ID does).")
 @click.option("--json", "as_json", is_flag=True)
-def cancel(workflow_id: str, activities: tuple[str, ...], as_json: bool) -> None:
+def cancel(workflow_id: str, activities: tuple[str, ...], site: str | None,
+           as_json: bool) -> None:
     """Cancel a workflow (or some activities): stops their jobs, marks the rest CANCELLED."""
-    m = service.open_manifest()
-    wf = m.find_workflow(workflow_id)
-    stopped = service.cancel(m, wf.id, list(activities) or None)
+    from akoflow.cli import route
+
+    data = route.act("cancel", workflow_id, site, names=list(activities) or None)
     if as_json:
-        render.emit_json({"id": wf.id, "stopped_jobs": stopped or 0,
-                          "status": m.workflow_status(wf.id)})
-    elif stopped is None:
-        click.echo(f"workflow {wf.id}: already {wf.status}; nothing to cancel")
+        render.emit_json({k: data[k] for k in ("id", "stopped_jobs", "status")})
+    elif data["over"]:
+        click.echo(f"workflow {data['id']}: already {data['was']}; nothing to cancel")
     else:
-        click.echo(f"workflow {wf.id}: cancelled ({stopped} running jobs stopped)")
+        click.echo(f"workflow {data['id']}: cancelled ({data['stopped_jobs']} running jobs "
+                   "stopped)")
 
 
 @click.command()
@@ -138,19 +156,21 @@ def cancel(workflow_id: str, activities: tuple[str, ...], as_json: bool) -> None
 @click.option("--activity", "activities", multiple=True, help="Retry these activities.")
 @click.option("--failed", is_flag=True, help="Retry every failed/cancelled activity (default).")
 @click.option("--no-start", is_flag=True, help="Only reset; do not start a dispatcher.")
+@click.option("--site", help="Ask this SSH site (as SITE:ID does).")
 @click.option("--json", "as_json", is_flag=True)
 def retry(workflow_id: str, activities: tuple[str, ...], failed: bool, no_start: bool,
-          as_json: bool) -> None:
+          site: str | None, as_json: bool) -> None:
     """Reset failed activities and their skipped descendants, then dispatch again."""
-    m = service.open_manifest()
-    wf = m.find_workflow(workflow_id)
-    count, pid = service.retry_and_start(m, wf, list(activities) or None,
-                                         start_dispatcher=not no_start, wait=SUBMIT_WAIT)
+    from akoflow.cli import route
+
+    data = route.act("retry", workflow_id, site, names=list(activities) or None,
+                     start_dispatcher=not no_start)
     if as_json:
-        render.emit_json({"id": wf.id, "reset": count, "dispatcher": pid})
+        render.emit_json(data)
     else:
-        click.echo(f"workflow {wf.id}: {count} activities reset"
-                   + (f"; dispatcher started ({pid})" if pid else ""))
+        click.echo(f"workflow {data['id']}: {data['reset']} activities reset"
+                   + (f"; dispatcher started ({data['dispatcher']})" if data["dispatcher"]
+                      else ""))
 
 
 @click.group(name="import")
@@ -219,6 +239,13 @@ def worker(attempt_dir: str) -> None:
     from akoflow.worker.main import run_worker
 
     sys.exit(run_worker(Path(attempt_dir).resolve()))
+
+
+def _remote_site(site: str) -> bool:
+    """Whether `site` names a cluster reached over SSH (its profile has an `ssh:` block)."""
+    from akoflow.remote.config import is_remote
+
+    return is_remote(site)
 
 
 def _params(pairs: tuple[str, ...]) -> dict[str, str]:

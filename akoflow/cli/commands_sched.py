@@ -79,15 +79,17 @@ def nodes(site: str, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("wf_id", type=int)
+@click.argument("wf_id")
 @click.argument("activity")
 @click.option("--attempt", type=int, default=None, help="Attempt number (default: the last).")
+@click.option("--site", help="Ask this SSH site (as SITE:ID does).")
 @click.option("--json", "as_json", is_flag=True)
-def explain(wf_id: int, activity: str, attempt: int | None, as_json: bool) -> None:
+def explain(wf_id: str, activity: str, attempt: int | None, site: str | None,
+            as_json: bool) -> None:
     """Why ACTIVITY of workflow WF_ID went to its node: the plan, and every candidate's terms."""
-    from akoflow import query, service
+    from akoflow.cli import route
 
-    data = query.placement(wf_id, activity, attempt, manifest=service.open_manifest())
+    data = route.ask("explain", wf_id, site, activity=activity, attempt=attempt)
     if as_json:
         render.emit_json(data)
         return

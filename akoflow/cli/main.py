@@ -15,6 +15,7 @@ from akoflow import __version__
 from akoflow.cli import (
     commands_inspect,
     commands_prov,
+    commands_remote,
     commands_run,
     commands_sched,
     commands_serve,
@@ -22,6 +23,7 @@ from akoflow.cli import (
 )
 from akoflow.executor import ExecutorError
 from akoflow.manifest import ManifestError, akoflow_home
+from akoflow.remote.config import RemoteError
 from akoflow.scheduling.policies import PolicyError
 from akoflow.service import StartError
 from akoflow.sites import SiteError
@@ -45,7 +47,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 for command in (*commands_run.COMMANDS, *commands_inspect.COMMANDS, *commands_prov.COMMANDS,
-                *commands_sched.COMMANDS, *commands_serve.COMMANDS):
+                *commands_sched.COMMANDS, *commands_serve.COMMANDS,
+                *commands_remote.COMMANDS):
     cli.add_command(command)
 
 
@@ -91,7 +94,7 @@ def main() -> None:
         for issue in exc.issues:
             click.echo(f"error: {issue}", err=True)
         sys.exit(EXIT_SPEC)
-    except (SiteError, ManifestError, ExecutorError, StartError) as exc:
+    except (SiteError, ManifestError, ExecutorError, StartError, RemoteError) as exc:
         if debug:
             raise
         *first, last = str(exc).splitlines() or [""]

@@ -54,12 +54,13 @@ class ProgressLine:
 def print_summary(m: Manifest, wf_id: int, elapsed: float | None) -> None:
     """The end of a run: activities counted by their final state, failed attempts that a
     retry recovered listed apart from the failures that stand."""
-    from akoflow.cli.commands_inspect import failure_line, status_data
+    from akoflow import service
+    from akoflow.cli.commands_inspect import failure_line
 
     wf = m.get_workflow(wf_id)
     if elapsed is None:
         elapsed = max(0.0, (wf.finished_at or time.time()) - (wf.started_at or wf.created_at))
-    data = status_data(m, wf_id)
+    data = service.status_report(m, wf_id)
     parts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(data["counts"].items()))
     recovered = data["recovered"]
     if recovered:

@@ -25,6 +25,11 @@ def iso(value: float | None) -> str | None:
     return dt.datetime.fromtimestamp(value, tz=dt.timezone.utc).isoformat()
 
 
+def epoch(value: str | None) -> float | None:
+    """Seconds since the epoch from the ISO-8601 times that data carries (see iso)."""
+    return None if value is None else dt.datetime.fromisoformat(value).timestamp()
+
+
 def duration(start: float | None, end: float | None) -> str:
     if start is None:
         return "-"

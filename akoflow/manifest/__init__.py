@@ -24,10 +24,11 @@ from akoflow.manifest.states import (
     Status,
     WorkflowStatus,
 )
+from akoflow.manifest.transfer import TransferMixin
 from akoflow.manifest.transitions import Completion, TransitionsMixin
 
 
-class Manifest(TransitionsMixin, QueriesMixin, OutboxMixin, CacheMixin):
+class Manifest(TransitionsMixin, QueriesMixin, OutboxMixin, CacheMixin, TransferMixin):
     """The one handle on the manifest database used by every other layer."""
 
 

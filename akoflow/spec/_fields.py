@@ -303,6 +303,7 @@ SPEC_FIELDS: dict[str, tuple[str, Reader]] = {
     "webhooks": ("webhooks", _webhooks),
     "sampleInterval": ("sample_interval", _unit(parse_duration, positive=True)),
     "license": ("license", read_str),
+    "inputs": ("inputs", _modes),  # files a remote submission uploads (akoflow.remote)
 }
 POLICY_FIELDS: dict[str, tuple[str, Reader]] = {
     "type": ("type", _policy_type),

@@ -227,6 +227,9 @@ class WorkflowSpec(Checked):
     activities: list[ActivitySpec]
     sample_interval: float | None = None  # seconds between psutil samples of each task
     license: str | None = None  # of the run's products (RO-Crate): SPDX id or URL
+    # Files and directories (relative to the spec) that `submit --site SSH-SITE` uploads into
+    # the work directory, at the same relative paths.
+    inputs: list[str] = field(default_factory=list)
     # The original text the spec came from (YAML), kept for provenance and webhooks.
     raw: str = ""
     source: str | None = None
@@ -239,6 +242,7 @@ class WorkflowSpec(Checked):
         "volumes": nested_list(Volume), "storage_policy": nested(StoragePolicy),
         "webhooks": nested_list(Webhook), "alpha": _unit_interval, "raw": to_str,
         "source": _opt_str, "sample_interval": optional(to_float), "license": _opt_str,
+        "inputs": str_list,
     }
 
     def activity(self, name: str) -> ActivitySpec:

@@ -17,6 +17,7 @@ from tests.infra import bring_up
 from tests.infra.docker_fixtures import docker_daemon  # noqa: F401  (session fixture)
 from tests.infra.sge import SgeCluster, ensure_sge
 from tests.infra.slurm import SlurmCluster, ensure_slurm
+from tests.infra.sshd import SshCluster, ensure_sshd
 
 
 @pytest.fixture(scope="session")
@@ -30,3 +31,10 @@ def slurm_cluster() -> SlurmCluster:
 def sge_cluster() -> SgeCluster:
     """A running Son of Grid Engine cell (queue ``all.q`` on this host, 2 slots)."""
     return bring_up("sge", ensure_sge)
+
+
+@pytest.fixture(scope="session")
+def ssh_cluster() -> SshCluster:
+    """Two OpenSSH servers on loopback (the cluster's login node and a jump host) and the
+    unprivileged cluster user ``akocluster`` (tests/infra/sshd.py)."""
+    return bring_up("sshd", ensure_sshd)
