@@ -59,15 +59,17 @@ def concurrent_workflow(tmp: Path, n: int = 50, seed: int = 7) -> tuple[Path, Tr
                 "        python3 -c \"open('py.out','w').write(open('w0.txt').read())\"\n")
     truth["via_python"]["used"].add("w0.txt")
     truth["via_python"]["generated"].add("py.out")
-    acts.append("    - name: mover\n      dependsOn: [w1, w2]\n      run: |\n"
-                "        mv w1.txt moved.txt\n        rm -f w2.txt\n")
-    truth["mover"]["invalidated"] |= {"w1.txt", "w2.txt"}
+    acts.append("    - name: prep\n      run: |\n        echo a > tomove.txt; echo b > todelete.txt\n")
+    truth["prep"]["generated"] |= {"tomove.txt", "todelete.txt"}
+    acts.append("    - name: mover\n      dependsOn: [prep]\n      run: |\n"
+                "        mv tomove.txt moved.txt\n        rm -f todelete.txt\n")
+    truth["mover"]["invalidated"] |= {"tomove.txt", "todelete.txt"}
     truth["mover"]["generated"].add("moved.txt")
     acts.append("    - name: statter\n      dependsOn: [w3]\n      run: |\n"
                 "        stat w3.txt > /dev/null; test -e w3.txt; ls > /dev/null\n")
-    acts.append("    - name: appender\n      dependsOn: [w4]\n      run: |\n"
-                "        echo more >> w4.txt\n")
-    truth["appender"]["generated"].add("w4.txt")
+    acts.append("    - name: appender\n      dependsOn: [prep]\n      run: |\n"
+                "        echo more >> log.txt\n        echo more >> log.txt\n")
+    truth["appender"]["generated"].add("log.txt")
     wf = tmp / "wide.yaml"
     wf.write_text("name: wide\nspec:\n  runtime: wide\n  activities:\n" + "".join(acts))
     return wf, truth
