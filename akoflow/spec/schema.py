@@ -42,6 +42,10 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "storageAccessModes": "AkôFlow's flat spelling of storagePolicy.accessModes.",
         "storageAkoflowPolicy": "A storage type (`distributed`) or a storage policy mapping.",
         "nfsServer": "AkôFlow's flat spelling of storagePolicy.nfsServer.",
+        "sampleInterval": "Seconds between psutil samples of each task (default 15).",
+        "license": "License of the run's products (RO-Crate): an SPDX id or a URL.",
+        "inputs": "Files and directories (relative to the spec) that `submit --site` to an "
+                  "SSH site uploads into the work directory.",
     },
     "activity": {
         "name": "Activity name, unique in the workflow; `dependsOn` refers to it.",

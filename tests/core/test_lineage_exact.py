@@ -59,9 +59,11 @@ def concurrent_workflow(tmp: Path, n: int = 50, seed: int = 7) -> tuple[Path, Tr
                 "        python3 -c \"open('py.out','w').write(open('w0.txt').read())\"\n")
     truth["via_python"]["used"].add("w0.txt")
     truth["via_python"]["generated"].add("py.out")
-    acts.append("    - name: prep\n      run: |\n        echo a > tomove.txt; echo b > todelete.txt\n")
+    acts.append("    - name: prep\n      run: |\n"
+                "        echo a > tomove.txt; echo b > todelete.txt\n")
     truth["prep"]["generated"] |= {"tomove.txt", "todelete.txt"}
-    acts.append("    - name: mover\n      dependsOn: [prep]\n      run: |\n"
+    acts.append("    - name: mover\n      dependsOn: [prep]\n"
+                "      run: |\n"
                 "        mv tomove.txt moved.txt\n        rm -f todelete.txt\n")
     truth["mover"]["invalidated"] |= {"tomove.txt", "todelete.txt"}
     truth["mover"]["generated"].add("moved.txt")

@@ -103,6 +103,7 @@ def test_files_by_role_and_activity(diamond: Run) -> None:
                    ("join", 1, ".join_tried"), ("join", 2, "out.txt")}
     both = query.files("diamond", role=["used", "pre-existing"], activity="join", manifest=m)
     assert {(f.attempt, f.path, f.role) for f in both} == {
-        (n, p, "used") for n in (1, 2) for p in ("a.txt", "l.txt", "r.txt", ".left_tried")}
+        (2, "l.txt", "used"), (2, "r.txt", "used")}  # what `cat` read, in the retry
+    assert {f.observed for f in both} == {"trace"} and not any(f.ambiguous for f in both)
     data = json.loads(query.to_json(pre))
     assert data[0]["path"] == "input.csv" and data[0]["role"] == "pre-existing"
