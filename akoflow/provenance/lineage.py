@@ -24,6 +24,7 @@ from akoflow.provenance.run import RunData, load_run, version
 
 USED = "used"
 GENERATED = "wasGeneratedBy"
+INVALIDATED = "wasInvalidatedBy"  # deleted, or renamed away
 _DIRECTIONS = {"both": (True, True), "up": (True, False), "upstream": (True, False),
                "down": (False, True), "downstream": (False, True)}
 
@@ -42,7 +43,9 @@ class LineageNode:
 class LineageEdge:
     source: str
     target: str
-    relation: str  # "used" (file -> task) | "wasGeneratedBy" (task -> file)
+    # "used" (file -> task) | "wasGeneratedBy" (task -> file) | "wasInvalidatedBy" (task ->
+    # file: it removed the file)
+    relation: str
     attempts: tuple[int, ...]
     ambiguous: bool = False  # another task claims to have written the same file version
 
@@ -98,16 +101,19 @@ def graph_of(run: RunData) -> LineageGraph:
         e = row.entry
         info = files.setdefault(e.path, {"size": e.size, "hash": e.hash, "pre": False,
                                          "versions": set()})
-        info["size"] = e.size
-        info["hash"] = e.hash or info["hash"]
-        info["versions"].add((e.size, e.mtime))
+        if e.role != "invalidated":
+            info["size"] = e.size
+            info["hash"] = e.hash or info["hash"]
+            info["versions"].add((e.size, e.mtime))
         if e.role == "generated":
             key = (task_id(row.activity), GENERATED, file_id(e.path))
-            if run.ambiguous(version(row)):
-                ambiguous.add(key)
+        elif e.role == "invalidated":
+            key = (task_id(row.activity), INVALIDATED, file_id(e.path))
         else:
             key = (file_id(e.path), USED, task_id(row.activity))
             info["pre"] = info["pre"] or e.role == "pre-existing"
+        if e.role != "invalidated" and run.ambiguous(version(row)):
+            ambiguous.add(key)
         gathered[key].add(row.attempt)
     for path, info in files.items():
         nodes[file_id(path)] = LineageNode(
@@ -162,6 +168,8 @@ def closure(graph: LineageGraph, focus: Iterable[str], *, up: bool, down: bool
         while queue:
             node = queue.popleft()
             for e in (out_edges if forward else in_edges)[node]:
+                if e.relation == INVALIDATED:
+                    continue  # a removal is not where content came from or went to
                 walked[(e.source, e.relation, e.target)] = e
                 nxt = e.target if forward else e.source
                 if nxt not in seen:

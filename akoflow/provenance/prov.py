@@ -10,7 +10,8 @@ The model, in the `akoflow:` namespace:
   version) acting on the user's behalf, and the site the attempts ran on;
 - the workflow definition is a `prov:Plan`; the whole run is one more activity that started
   every attempt (`wasStartedBy`), so a reader can go from any attempt to its workflow;
-- relations: `used`, `wasGeneratedBy`, `wasInformedBy` (an attempt by its DAG parents'
+- relations: `used`, `wasGeneratedBy`, `wasInvalidatedBy` (a file removed: deleted, or
+  renamed away), `wasInformedBy` (an attempt by its DAG parents'
   final attempts), `wasAssociatedWith` (with the plan), `wasDerivedFrom` (each generated
   file from the files the same attempt used), `actedOnBehalfOf`, `wasAttributedTo`.
 
@@ -234,27 +235,40 @@ class _Builder:
         entities: dict[FileVersion, Any] = {}
         seen_pre: set[FileVersion] = {version(r) for r in run.files
                                       if r.entry.role == "pre-existing"}
+        observed = {version(r): r.entry.observed for r in run.files}
         used: dict[AttemptKey, list[FileVersion]] = defaultdict(list)
         made: dict[AttemptKey, list[FileVersion]] = defaultdict(list)
+        removed: list[tuple[AttemptKey, FileVersion]] = []
+        latest: dict[str, FileVersion] = {}  # the version of each path seen last (row order)
         for row in run.files:
-            v = version(row)
-            if v not in entities:
-                entities[v] = self._file_entity(v, v in seen_pre)
             key = (row.activity, row.attempt)
-            bucket = made if row.entry.role == "generated" else used
-            if v not in bucket[key]:
-                bucket[key].append(v)
+            if row.entry.role == "invalidated":  # the version it removed: the last one seen
+                v = latest.get(row.entry.path, version(row))
+                removed.append((key, v))
+            else:
+                v = version(row)
+                latest[row.entry.path] = v
+                bucket = made if row.entry.role == "generated" else used
+                if v not in bucket[key]:
+                    bucket[key].append(v)
+            if v not in entities:
+                entities[v] = self._file_entity(v, v in seen_pre, observed.get(v))
         for key, versions in made.items():
             for v in versions:
                 self.doc.wasGeneratedBy(entities[v], self.acts[key], _dt(v.mtime))
-        # No usage time: a snapshot shows a file was there, not when the task read it.
+        # No usage time: a task's trace says what it read, not when.
         for key, versions in used.items():
             for v in versions:
                 self.doc.used(self.acts[key], entities[v])
+        for key, v in removed:
+            t = self.run.attempt_of.get(key)
+            self.doc.wasInvalidatedBy(entities[v], self.acts[key],
+                                      _dt(t.finished_at) if t is not None else None)
         for key, outs in made.items():
             self._derivations(key, outs, used.get(key, []), entities)
 
-    def _file_entity(self, v: FileVersion, pre_existing: bool) -> Any:
+    def _file_entity(self, v: FileVersion, pre_existing: bool,
+                     observed: str | None = None) -> Any:
         q, run = self.q, self.run
         digest = hashlib.sha1(f"{v.path}\0{v.size}\0{v.mtime!r}".encode()).hexdigest()[:12]
         generated = v in run.generators
@@ -262,7 +276,7 @@ class _Builder:
         return self.doc.entity(q(f"file.{self.tag}.{_safe(v.path)}.{digest}"), _attrs({
             PROV_TYPE: q("File"), PROV_LABEL: v.path, q("path"): v.path, q("size"): v.size,
             q("mtime"): _dt(v.mtime), q("hash"): run.hashes.get(v), q("role"): role,
-            q("preExisting"): pre_existing,
+            q("preExisting"): pre_existing, q("observed"): observed,
             q("ambiguousGeneration"): True if run.ambiguous(v) else None}))
 
     def _derivations(self, key: AttemptKey, outs: list[FileVersion], ins: list[FileVersion],

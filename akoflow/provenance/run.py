@@ -42,6 +42,7 @@ class RunData:
     final: dict[int, AttemptRecord] = field(default_factory=dict)  # activity id -> last
     hashes: dict[FileVersion, str] = field(default_factory=dict)
     generators: dict[FileVersion, list[AttemptKey]] = field(default_factory=dict)
+    flagged: set[FileVersion] = field(default_factory=set)  # rows marked ambiguous
 
     def __post_init__(self) -> None:
         self.by_id = {a.id: a for a in self.activities}
@@ -56,6 +57,8 @@ class RunData:
             v = version(row)
             if row.entry.hash:
                 self.hashes[v] = row.entry.hash
+            if row.entry.ambiguous:
+                self.flagged.add(v)
             if row.entry.role == "generated":
                 key = (row.activity, row.attempt)
                 if key not in gens[v]:
@@ -69,13 +72,15 @@ class RunData:
         return out
 
     def ambiguous(self, v: FileVersion) -> bool:
-        """More than one attempt claims this exact version.
+        """A row of this version says it may be wrongly attributed, or more than one attempt
+        claims it.
 
         Snapshots of a shared work directory cannot tell which of two tasks running at the
-        same time wrote a file: both see it appear. Rather than pick one silently, the
-        exporters keep every claim and flag the version.
+        same time wrote a file (both see it appear), nor whether a task read a file at all:
+        such rows are flagged when they are ingested. Traced rows are exact. Rather than
+        pick one claim silently, the exporters keep every claim and flag the version.
         """
-        return len(self.generators.get(v, ())) > 1
+        return v in self.flagged or len(self.generators.get(v, ())) > 1
 
 
 def version(row: FileRow) -> FileVersion:

@@ -122,3 +122,30 @@ def test_without_a_tracer_snapshots_say_so(akhome: Path, tmp_path: Path) -> None
     assert any(r["ambiguous"] for r in rows if r["role"] == "generated")
     table = ak("files", "1", home=akhome, env=env, check=True)
     assert "generated?" in table.stdout and "ambiguous" in table.stderr
+
+
+def test_prov_round_trip_keeps_invalidation(akhome: Path, tmp_path: Path) -> None:
+    """A rename generates the new path and invalidates the old; a deletion invalidates;
+    derivations only where one attempt used the input and generated the output. Every
+    relation survives each PROV format's round trip."""
+    from akoflow.manifest import Manifest
+    from akoflow.provenance import prov as P
+
+    wf = tmp_path / "moves.yaml"
+    wf.write_text("name: moves\nspec:\n  activities:\n"
+                  "    - {name: make, run: 'echo a > a.txt; echo b > b.txt; echo c > c.txt'}\n"
+                  "    - name: shuffle\n      dependsOn: [make]\n      run: |\n"
+                  "        cat a.txt > a2.txt\n        mv b.txt b2.txt\n        rm c.txt\n")
+    assert ak("run", str(wf), home=akhome).returncode == 0
+    got, _ = observed(akhome, {})
+    assert as_plain(got) == {
+        "make": {"generated": {"a.txt", "b.txt", "c.txt"}},
+        "shuffle": {"used": {"a.txt"}, "generated": {"a2.txt", "b2.txt"},
+                    "invalidated": {"b.txt", "c.txt"}}}
+    doc = P.build_document(Manifest(akhome / "manifest.db"), 1)
+    counts = P.relation_counts(doc)
+    assert counts["wasInvalidatedBy"] == 2
+    assert counts["wasDerivedFrom"] == 2  # a2.txt and b2.txt from a.txt (shuffle's only use)
+    for fmt in sorted(P.FORMATS):
+        back = P.parse(P.serialize(doc, fmt), fmt)
+        assert P.relation_counts(back) == counts, fmt
