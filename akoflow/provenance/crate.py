@@ -236,7 +236,8 @@ class _Crate:
 
     def _run_files(self, action: Any) -> None:
         """Inputs: files there before the run; results: generated files nobody read."""
-        read = {r.entry.path for r in self.run.files if r.entry.role != "generated"}
+        read = {r.entry.path for r in self.run.files
+                if r.entry.role in ("used", "pre-existing", "invalidated")}
         inputs = sorted({r.entry.path for r in self.run.files
                          if r.entry.role == "pre-existing"})
         outputs = sorted({r.entry.path for r in self.run.files
@@ -251,7 +252,8 @@ class _Crate:
         by_key: dict[tuple[str, int], dict[str, set[str]]] = {}
         for r in self.run.files:
             slot = by_key.setdefault((r.activity, r.attempt), {"in": set(), "out": set()})
-            slot["out" if r.entry.role == "generated" else "in"].add(r.entry.path)
+            if r.entry.role != "invalidated":  # a removal is neither input nor result
+                slot["out" if r.entry.role == "generated" else "in"].add(r.entry.path)
         tails = {(t.activity, t.attempt): t for t in self.m.error_tails(self.wf.id, False)}
         controls, actions = [], []
         for (name, number), t in sorted(self.run.attempt_of.items()):

@@ -186,12 +186,19 @@ def render_files(d: ReportData) -> str:
     if d.file_total > shown:
         note += (f" Showing the first {shown} (generated, then used, then pre-existing);"
                  f" the table is capped at {MAX_FILES} rows ('akoflow files' lists them all).")
+    if any(f.ambiguous for f in d.files):
+        note += (" A role marked ? is ambiguous: snapshots (used where syscalls could not be"
+                 " traced) cannot see reads, nor tell apart tasks that ran at once in one"
+                 " directory.")
     rows = [
-        f'<tr{attrs(data_role=f.role)}><td class="path">{esc(f.path)}</td>'
+        f'<tr{attrs(data_role=f.role, data_ambiguous="1" if f.ambiguous else None)}>'
+        f'<td class="path">{esc(f.path)}</td>'
         f'<td class="num"{attrs(data_size=f.size)}>{fmt_bytes(f.size)}</td>'
-        f'<td>{esc(f.role)}</td><td class="name">{esc(f.activity)}</td>'
+        f'<td>{esc(f.role)}{"?" if f.ambiguous else ""}</td><td>{esc(f.observed)}</td>'
+        f'<td class="name">{esc(f.activity)}</td>'
         f'<td class="num">{f.attempt}</td></tr>' for f in d.files]
-    cols = [("path", ""), ("size", "num"), ("role", ""), ("activity", ""), ("attempt", "num")]
+    cols = [("path", ""), ("size", "num"), ("role", ""), ("seen by", ""), ("activity", ""),
+            ("attempt", "num")]
     body = ('<div class="scroll files-box">' + table(
         cols, rows, id="files-table", class_="data", data_total=d.file_total,
         data_shown=shown) + "</div>") if rows else ""
