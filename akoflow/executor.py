@@ -185,6 +185,10 @@ class Executor(ABC):
     # reports such a job as never runnable once one of them failed: the dispatcher may
     # then queue children ahead of their parents (TaskLaunch.after_ok).
     chains_after_ok: bool = False
+    # The dispatcher sees a task's work directory at the same path (local disks, cluster
+    # file systems, a Docker bind mount); False for a Kubernetes volume: declared inputs and
+    # outputs cannot be checked from here.
+    shares_work_dir: bool = True
     # Python packages this adapter needs beyond akoflow's own dependencies, as
     # (importable module, the akoflow extra that installs it).
     requires: tuple[tuple[str, str], ...] = ()

@@ -107,6 +107,7 @@ def _why(exc: BaseException) -> str:
 
 class KubernetesExecutor(Executor):
     kind = "kubernetes"
+    shares_work_dir = False
     site_keys = frozenset({
         "access_modes", "allow_host_path", "api_retries", "context", "create_namespace",
         "default_memory", "env", "gpu_resource", "host", "image", "image_pull_policy",

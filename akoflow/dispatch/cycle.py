@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from akoflow.dispatch import cache, protocol
+from akoflow.dispatch import declared as declared_files
 from akoflow.dispatch.ahead import LookaheadMixin
 from akoflow.dispatch.ingest import Lineage, ingest
 from akoflow.dispatch.placing import Placer
@@ -93,6 +94,7 @@ class Dispatcher(LookaheadMixin):
         self._backoff: dict[str, tuple[float, float]] = {}
         self._never_satisfied: set[int] = set()  # attempts the scheduler says can never run
         self._deferred: list[tuple[Submitted, Executor, JobRef]] = []
+        self._declarations: dict[int, dict[str, list[str]]] | None = None
         self._uses_cache = manifest.uses_cache(wf_id)
         self._wf: WorkflowRecord | None = None
 
@@ -347,7 +349,31 @@ class Dispatcher(LookaheadMixin):
                 batches.append((ex, claimed))
         return batches
 
+    def _declared(self) -> dict[int, dict[str, list[str]]]:
+        if self._declarations is None:
+            self._declarations = self.m.declarations(self.wf_id)
+        return self._declarations
+
+    def _inputs_present(self, ex: Executor, claims: list[Claim]) -> list[Claim]:
+        """Fail, without running it, each claim whose declared inputs are not all there."""
+        declared = self._declared()
+        if not declared or not ex.shares_work_dir:
+            return claims
+        ready = []
+        for c in claims:
+            inputs = declared.get(c.launch.activity_id, {}).get("inputs") or []
+            gone = declared_files.first_missing(c.launch.work_dir, inputs)
+            if gone is None:
+                ready.append(c)
+            else:
+                self.m.fail_activity(self.wf_id, c.attempt_id, Reason.MISSING_INPUT.value,
+                                     declared_files.message("input", gone, c.launch.work_dir))
+        return ready
+
     def _launch_batch(self, ex: Executor, claims: list[Claim]) -> int:
+        claims = self._inputs_present(ex, claims)
+        if not claims:
+            return 0
         try:
             for c in claims:  # a refused image or bind fails this batch, not the cycle
                 c.launch.wrapper = ex.task_wrapper(c.launch)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections import deque
 from dataclasses import replace
+from pathlib import Path
 
+from akoflow.dispatch import declared, protocol
 from akoflow.manifest import AttemptOutcome, Completion, FileEntry, LiveAttempt, Manifest
 from akoflow.manifest.records import text_path
+from akoflow.manifest.states import Reason
 
 log = logging.getLogger(__name__)
 PRE_EXISTING_LIMIT = 1000
@@ -26,6 +30,13 @@ class Lineage:
         self.wf_id = wf_id
         self._producers: dict[str, int] | None = None
         self._parents: dict[int, list[int]] | None = None
+        self._declared: dict[int, dict[str, list[str]]] | None = None
+
+    def outputs(self, activity_id: int) -> list[str]:
+        """The activity's declared outputs (one query per dispatcher, usually empty)."""
+        if self._declared is None:
+            self._declared = self.m.declarations(self.wf_id)
+        return self._declared.get(activity_id, {}).get("outputs") or []
 
     def _load(self) -> tuple[dict[str, int], dict[int, list[int]]]:
         if self._producers is None or self._parents is None:
@@ -87,6 +98,19 @@ class Lineage:
         return out
 
 
+def _check_outputs(live: LiveAttempt, outcome: AttemptOutcome, outputs: list[str]) -> None:
+    """A task that ended well without a declared output failed after all (MISSING_OUTPUT)."""
+    if not outputs:
+        return
+    work = protocol.read_task(Path(live.attempt_dir)).get("work_dir")
+    if not work or not os.path.isdir(work):
+        return  # not visible from here (a Kubernetes volume): nothing to check against
+    gone = declared.first_missing(work, outputs)
+    if gone is not None:
+        outcome.reason = Reason.MISSING_OUTPUT.value
+        outcome.message = declared.message("output", gone, work)
+
+
 def _as_text(f: FileEntry) -> FileEntry:
     """Paths are compared and stored as text; a name that is not UTF-8 keeps its bytes."""
     text, raw = text_path(f.path)
@@ -97,6 +121,8 @@ def ingest(
     manifest: Manifest, wf_id: int, live: LiveAttempt, outcome: AttemptOutcome, lineage: Lineage
 ) -> Completion | None:
     """Apply one attempt's outcome (files sorted into roles); None if it was no longer live."""
+    if outcome.succeeded:
+        _check_outputs(live, outcome, lineage.outputs(live.activity_id))
     files = [_as_text(f) for f in outcome.files]
     concurrent = any(f.observed == "snapshot" for f in files) and manifest.overlapped(
         wf_id, live.attempt_id, outcome.started_at, outcome.finished_at)

@@ -32,6 +32,8 @@ class Reason(str, Enum):
     SUBMIT_ERROR = "SUBMIT_ERROR"
     CANCELLED = "CANCELLED"
     SPEC_ERROR = "SPEC_ERROR"
+    MISSING_INPUT = "MISSING_INPUT"  # a declared input was not there when it was to start
+    MISSING_OUTPUT = "MISSING_OUTPUT"  # it ended without a declared output
 
 
 class WorkflowStatus(str, Enum):

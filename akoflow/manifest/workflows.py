@@ -64,6 +64,12 @@ def fresh_run_dir(run_root: str, name: str, wf_id: int, instance: str) -> str:
     return path
 
 
+def _declared(act: ActivitySpec) -> str:
+    """The activity's declared files (`{}` for the common case of none)."""
+    out = {k: v for k, v in (("inputs", act.inputs), ("outputs", act.outputs)) if v}
+    return json.dumps(out) if out else "{}"
+
+
 class WorkflowsMixin(ManifestBase):
     def register_workflow(
         self,
@@ -107,12 +113,13 @@ class WorkflowsMixin(ManifestBase):
                     spec.effective_alpha(act), act.retries, act.retry_memory_factor,
                     status.value, len(set(act.depends_on)), now, identities[act.name],
                     int(act.cache), json.dumps(container_settings(spec, act)), act.estimate,
+                    _declared(act),
                 ))
             c.executemany(
                 "INSERT INTO activity (workflow_id, seq, name, run, image, runtime, resources,"
                 " env, alpha, retries, retry_memory_factor, status, unfinished_parents,"
-                " created_at, identity, cache, container, estimate)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " created_at, identity, cache, container, estimate, declared)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 rows,
             )
             ids = dict(c.execute("SELECT name, id FROM activity WHERE workflow_id=?", (wf_id,)))
@@ -178,6 +185,13 @@ class WorkflowsMixin(ManifestBase):
             if cur.rowcount:
                 self.add_event(wf_id, None, None, "WORKFLOW", WorkflowStatus.PENDING.value,
                                WorkflowStatus.RUNNING.value)
+
+    def declarations(self, wf_id: int) -> dict[int, dict[str, list[str]]]:
+        """Activity id -> its declared inputs/outputs, for activities that declare any."""
+        rows = self.conn.execute(
+            "SELECT id, declared FROM activity WHERE workflow_id=? AND declared<>'{}'",
+            (wf_id,)).fetchall()
+        return {int(i): json.loads(d) for i, d in rows}
 
     def dispatcher_alive(self, wf_id: int) -> None:
         """A dispatcher is at work on the workflow now (and the last failure is past)."""

@@ -341,6 +341,10 @@ ACT_FIELDS: dict[str, tuple[str, Reader]] = {
     "retries": ("retries", _count(MAX_RETRIES)),
     "retryMemoryFactor": ("retry_memory_factor", _ranged(1, 100)),
     "env": ("env", _env),
+    # declared files (globs, relative to the work directory): checked at start and end;
+    # lineage never depends on them (it is observed)
+    "inputs": ("inputs", _modes),
+    "outputs": ("outputs", _modes),
 }
 ACT_KNOWN = {"name", "run", "dependsOn", *ACT_FIELDS}
 # Read-only fields AkôFlow writes when it exports a workflow (Go yaml.v3 lower-cases untagged).

@@ -73,6 +73,8 @@ def _activity(a: ActivitySpec) -> dict[str, Any]:
         ("env", dict(a.env), {}),
         ("cache", a.cache, False),
         ("estimate", a.estimate, None),
+        ("inputs", list(a.inputs), []),
+        ("outputs", list(a.outputs), []),
     )
     out.update((key, val) for key, val, default in extras if val != default)
     out["run"] = a.run

@@ -68,6 +68,16 @@ def _label_of(what: str) -> Conv:
     return lambda v: check_label(to_str(v), what)
 
 
+def _globs(v: Any) -> list[str]:
+    """Declared files: relative globs that stay inside the work directory."""
+    out = str_list(v)
+    for g in out:
+        if not g or g.startswith("/") or ".." in g.split("/"):
+            raise ValueError(f"{g!r} must be a path or glob relative to the work directory, "
+                             "without '..'")
+    return out
+
+
 def _unit_interval(v: Any) -> float:
     x = to_float(v)
     if not 0.0 <= x <= 1.0:
@@ -198,6 +208,10 @@ class ActivitySpec(Checked):
     env: dict[str, str] = field(default_factory=dict)
     cache: bool = False
     estimate: float | None = None  # declared run time (seconds) for placement, before history
+    # Declared files, globs relative to the work directory: a missing input fails the
+    # attempt before it runs (MISSING_INPUT), a missing output after (MISSING_OUTPUT).
+    inputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
     # Line in the source file, for error messages after loading (None for Python-built specs).
     line: int | None = None
 
@@ -209,6 +223,7 @@ class ActivitySpec(Checked):
         "retries": _at_most(MAX_RETRIES, "retries"), "retry_memory_factor": to_float,
         "env": str_dict, "cache": to_bool,
         "estimate": optional(to_float), "line": optional(to_int),
+        "inputs": _globs, "outputs": _globs,
     }
 
 

@@ -67,6 +67,11 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "retries": "Attempts after a failure.",
         "retryMemoryFactor": "Memory multiplier per retry, between 1 and 100.",
         "env": "Environment variables of the task.",
+        "inputs": "Files it needs (globs relative to the work directory): a missing one "
+                  "fails the attempt before it runs (MISSING_INPUT). Lineage is observed "
+                  "whether or not files are declared.",
+        "outputs": "Files it must leave (globs): a missing one fails the attempt after it "
+                   "ran (MISSING_OUTPUT).",
     },
     "storagePolicy": {
         "type": "default/distributed: one volume per workflow; standalone: one per activity.",

@@ -149,3 +149,29 @@ def test_prov_round_trip_keeps_invalidation(akhome: Path, tmp_path: Path) -> Non
     for fmt in sorted(P.FORMATS):
         back = P.parse(P.serialize(doc, fmt), fmt)
         assert P.relation_counts(back) == counts, fmt
+
+
+def test_declared_inputs_and_outputs_are_checked(akhome: Path, tmp_path: Path) -> None:
+    """Declarations are checked, never the source of lineage: a missing input fails the
+    attempt before it runs; a missing output fails it after (a retry may still fix it)."""
+    wf = tmp_path / "declared.yaml"
+    wf.write_text(
+        "name: declared\nspec:\n  activities:\n"
+        "    - name: good\n      inputs: []\n      outputs: ['out/*.txt']\n"
+        "      run: mkdir -p out; echo x > out/a.txt; echo y > other.txt\n"
+        "    - name: needs\n      inputs: ['data/*.csv']\n      run: touch ran.marker\n"
+        "    - name: forgets\n      outputs: [result.txt]\n      retries: 1\n"
+        "      run: |\n        if [ -e tried ]; then echo r > result.txt; fi; touch tried\n")
+    proc = ak("run", str(wf), home=akhome)
+    assert proc.returncode == 1, proc.stderr
+    st = json.loads(ak("status", "1", "--json", home=akhome).stdout)
+    fails = {(f["activity"], f["reason"]) for f in st["failures"] + st["recovered"]}
+    assert ("needs", "MISSING_INPUT") in fails and ("forgets", "MISSING_OUTPUT") in fails
+    desc = {a["name"]: a for a in json.loads(ak("describe", "1", "--json",
+                                                home=akhome).stdout)["activities"]}
+    assert desc["good"]["status"] == "FINISHED" and desc["forgets"]["status"] == "FINISHED"
+    assert desc["needs"]["status"] == "FAILED"
+    work = Path(st["work_dir"])
+    assert not (work / "ran.marker").exists()  # never ran
+    got, _ = observed(akhome, {})  # lineage is what was observed, declared or not
+    assert got["good"]["generated"] == {"out/a.txt", "other.txt"}
