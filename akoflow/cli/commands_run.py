@@ -185,12 +185,16 @@ def import_group() -> None:
               help="Multiply trace runtimes by this for the generated sleeps.")
 @click.option("--noop", is_flag=True, help="Activities run `true` instead of sleeping.")
 @click.option("--name", help="Workflow name (default: from the trace).")
+@click.option("--data", type=click.Path(file_okay=False), metavar="DIR",
+              help="Create the trace's workflow inputs in DIR and run in DIR (its work "
+                   "directory), so every task reads and writes its files as recorded.")
 def import_wfformat_cmd(trace: str, output: str | None, scale: float, noop: bool,
-                        name: str | None) -> None:
-    """Import a WfCommons WfFormat JSON trace."""
+                        name: str | None, data: str | None) -> None:
+    """Import a WfCommons WfFormat JSON trace: each task reads its input files, sleeps its
+    scaled runtime and writes its output files."""
     from akoflow.spec import dump_yaml, import_wfformat
 
-    spec = import_wfformat(trace, scale=scale, noop=noop, name=name)
+    spec = import_wfformat(trace, scale=scale, noop=noop, name=name, data=data)
     text = dump_yaml(spec)
     if output:
         Path(output).write_text(text)

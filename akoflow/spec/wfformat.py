@@ -1,8 +1,11 @@
 """WfCommons WfFormat traces → `WorkflowSpec`, to replay real workflow shapes through akoflow.
 
-Each task becomes an activity that sleeps for its (scaled) recorded runtime and creates tiny
-stand-ins for its output files, so scheduling, provenance and file lineage can be exercised
-without the original software or data.
+Each task becomes an activity that does the trace's I/O: it reads each of its input files,
+sleeps for its (scaled) recorded runtime and writes each of its output files (stand-ins of
+the recorded size, capped), so scheduling, provenance and exact file lineage are exercised
+without the original software or data. The workflow's own inputs (files no task writes)
+are created by `import wfformat --data DIR`, whose DIR becomes the work directory; without
+it a task reads such a file only if it is there.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from typing import Any
 from akoflow.spec.checked import ValidationError
 from akoflow.spec.dag import graph_problems
 from akoflow.spec.errors import SpecError, SpecIssue
-from akoflow.spec.models import MAX_NAME_LEN, ActivitySpec, Resources, WorkflowSpec, check_name
+from akoflow.spec.models import MAX_NAME_LEN, ActivitySpec, Resources, Volume, WorkflowSpec
+from akoflow.spec.names import check_label
 
 TRACE_RUNTIME_ENV = "AKOFLOW_TRACE_RUNTIME"
 MAX_FILE_STUB = 4096  # bytes written per output file: enough to be a real file, never big
@@ -44,10 +48,17 @@ def _fmt(x: float) -> str:
     return f"{x:.3f}".rstrip("0").rstrip(".")
 
 
-def _command(runtime: float, outputs: list[tuple[str, int]], scale: float, noop: bool) -> str:
+def _command(runtime: float, inputs: list[str], outputs: list[tuple[str, int]], scale: float,
+             noop: bool, staged: set[str]) -> str:
     if noop:
         return "true"
     lines: list[str] = []
+    made_by_tasks = [q for q in (_rel_path(f) for f in inputs if f not in staged) if q]
+    given = [q for q in (_rel_path(f) for f in inputs if f in staged) if q]
+    if made_by_tasks:  # read every input (files of upstream tasks must be there)
+        lines.append("cat " + " ".join(shlex.quote(q) for q in made_by_tasks) + " > /dev/null")
+    for q in given:  # the workflow's own inputs: read when they were put in place
+        lines.append(f"[ ! -e {shlex.quote(q)} ] || cat {shlex.quote(q)} > /dev/null")
     if runtime * scale >= 0.001:
         lines.append(f"sleep {_fmt(runtime * scale)}")
     made: set[str] = set()
@@ -79,6 +90,8 @@ def _tasks(doc: dict[str, Any]) -> list[dict[str, Any]]:
                 {
                     "id": t["id"],
                     "parents": t.get("parents", []),
+                    "inputs": list(t.get("inputFiles", [])),
+                    "in_sizes": {f: sizes.get(f, 0) for f in t.get("inputFiles", [])},
                     "outputs": [(f, sizes.get(f, 0)) for f in t.get("outputFiles", [])],
                     "runtime": ex.get("runtimeInSeconds"),
                     "memory": ex.get("memoryInBytes"),
@@ -94,6 +107,8 @@ def _tasks(doc: dict[str, Any]) -> list[dict[str, Any]]:
             for f in files
             if f.get("link") == "output"
         ]
+        ins = [(f.get("name") or f.get("id", ""), f.get("sizeInBytes", f.get("size", 0)))
+               for f in files if f.get("link") == "input"]
         memory = t.get("memoryInBytes")
         if memory is None and t.get("memory") is not None:
             memory = float(t["memory"]) * 1024  # 1.3 traces record KiB
@@ -102,6 +117,8 @@ def _tasks(doc: dict[str, Any]) -> list[dict[str, Any]]:
                 "id": t.get("id") or t["name"],
                 "name": t.get("name"),
                 "parents": t.get("parents", []),
+                "inputs": [f for f, _ in ins],
+                "in_sizes": dict(ins),
                 "outputs": outputs,
                 "runtime": t.get("runtimeInSeconds", t.get("runtime")),
                 "memory": memory,
@@ -111,7 +128,41 @@ def _tasks(doc: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _activities(tasks: list[dict[str, Any]], scale: float, noop: bool) -> list[ActivitySpec]:
+def trace_io(path: str | Path) -> dict[str, tuple[set[str], set[str]]]:
+    """Activity name -> (the paths it reads, the paths it writes), as the imported workflow
+    names them: the trace's own file lists, the ground truth lineage is checked against."""
+    tasks = _tasks(json.loads(Path(path).read_text(encoding="utf-8")))
+    acts = _activities(tasks, 0.0, True, set())
+    return {a.name: ({q for q in map(_rel_path, t["inputs"]) if q},
+                     {q for q in (_rel_path(f) for f, _ in t["outputs"]) if q})
+            for a, t in zip(acts, tasks)}
+
+
+def stage_inputs(directory: Path, files: dict[str, int]) -> Path:
+    """Create the workflow's input files in `directory` (existing ones are left alone)."""
+    root = directory.expanduser().resolve()
+    for name, size in files.items():
+        rel = _rel_path(name)
+        if rel is None:
+            continue
+        target = root / rel
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(b"\0" * min(max(size, 0), MAX_FILE_STUB))
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def workflow_inputs(tasks: list[dict[str, Any]]) -> dict[str, int]:
+    """Files some task reads and no task writes (the workflow's own inputs), with the size
+    the trace records for them when it does (0 otherwise)."""
+    made = {f for t in tasks for f, _ in t["outputs"]}
+    return {f: int(t["in_sizes"].get(f) or 0) for t in tasks for f in t["inputs"]
+            if f not in made}
+
+
+def _activities(tasks: list[dict[str, Any]], scale: float, noop: bool,
+                staged: set[str]) -> list[ActivitySpec]:
     by_ref: dict[str, str] = {}
     used: set[str] = set()
     for t in tasks:
@@ -134,7 +185,7 @@ def _activities(tasks: list[dict[str, Any]], scale: float, noop: bool) -> list[A
         acts.append(
             ActivitySpec(
                 name=t["act"],
-                run=_command(runtime, t["outputs"], scale, noop),
+                run=_command(runtime, t["inputs"], t["outputs"], scale, noop, staged),
                 resources=Resources(cpu=float(cores), memory=memory),
                 depends_on=list(dict.fromkeys(by_ref.get(str(p), str(p)) for p in t["parents"])),
                 env={TRACE_RUNTIME_ENV: repr(runtime)},
@@ -144,9 +195,12 @@ def _activities(tasks: list[dict[str, Any]], scale: float, noop: bool) -> list[A
 
 
 def import_wfformat(
-    path: str | Path, *, scale: float = 0.001, noop: bool = False, name: str | None = None
+    path: str | Path, *, scale: float = 0.001, noop: bool = False, name: str | None = None,
+    data: str | Path | None = None,
 ) -> WorkflowSpec:
-    """Read a WfFormat JSON trace; `scale` multiplies recorded runtimes into sleep seconds."""
+    """Read a WfFormat JSON trace; `scale` multiplies recorded runtimes into sleep seconds.
+    With `data`, the workflow's own input files are created there (stand-ins of their
+    recorded size, capped) and that directory becomes the work directory."""
     src = str(path)
     if not (scale >= 0 and math.isfinite(scale)):
         msg = f"must be a finite number >= 0, not {scale!r}"
@@ -162,8 +216,9 @@ def import_wfformat(
         msg = f"not a WfFormat trace (missing or malformed {e})"
         raise SpecError([SpecIssue(src, None, "workflow", msg)]) from None
     try:
-        wf_name = check_name(name, "workflow") if name is not None else None
-        acts = _activities(tasks, scale, noop)
+        wf_name = check_label(name, "workflow") if name is not None else None
+        given = workflow_inputs(tasks)
+        acts = _activities(tasks, scale, noop, set(given))
     except (ValueError, TypeError, KeyError) as e:
         raise SpecError([SpecIssue(src, None, "workflow", str(e))]) from None
     problems = graph_problems([a.name for a in acts], [a.depends_on for a in acts])
@@ -172,8 +227,13 @@ def import_wfformat(
             SpecIssue(src, None, f"workflow.tasks[{p.index}]", p.message) for p in problems
         )
     wf_name = wf_name or sanitize_name(str(doc.get("name") or Path(path).stem), "workflow")
+    extra: dict[str, Any] = {}
+    if data is not None:
+        root = stage_inputs(Path(data), given)
+        extra = {"mount_path": str(root), "volumes": [Volume(host=str(root),
+                                                              container=str(root))]}
     try:
-        return WorkflowSpec(name=wf_name, activities=acts, source=src)
+        return WorkflowSpec(name=wf_name, activities=acts, source=src, **extra)
     except ValidationError as e:
         raise SpecError(SpecIssue(src, None, "workflow." + ".".join(map(str, err["loc"])),
                                   err["msg"]) for err in e.errors()) from None

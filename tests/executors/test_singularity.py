@@ -286,8 +286,11 @@ spec:
     assert next(m for m in metrics if m["activity"] == "square")["samples"] >= 2
     files = json.loads(ak("files", "contained", "--json", home=akhome, check=True).stdout)
     roles = {(f["activity"], f["path"], f["role"]) for f in files}
-    assert {("produce", "numbers.txt", "generated"), ("square", "numbers.txt", "used"),
-            ("square", "squares.txt", "generated"), ("total", "total.txt", "generated")} <= roles
+    # exact lineage: the container's processes are traced like any task's
+    assert roles == {("produce", "numbers.txt", "generated"), ("square", "numbers.txt", "used"),
+                     ("square", "squares.txt", "generated"), ("total", "squares.txt", "used"),
+                     ("total", "total.txt", "generated")}
+    assert {f["observed"] for f in files} == {"trace"}
 
 
 def test_standalone_storage_copies_parent_outputs_in(akhome: Path, tmp_path: Path) -> None:
@@ -470,6 +473,10 @@ def _check_slurm_run(akhome: Path, tmp_path: Path, sif: Path) -> None:
     assert all(c["image"] == str(sif) for c in calls)
     metrics = json.loads(ak("metrics", "1", "--json", home=akhome, check=True).stdout)
     assert {x["activity"] for x in metrics} == {"produce", "consume"}
+    files = json.loads(ak("files", "1", "--json", home=akhome, check=True).stdout)
+    assert {(f["activity"], f["path"], f["role"], f["observed"]) for f in files} == {
+        ("produce", "n.txt", "generated", "trace"), ("consume", "n.txt", "used", "trace"),
+        ("consume", "sum.txt", "generated", "trace")}  # traced inside the Slurm jobs
 
 
 @pytest.mark.infra
