@@ -95,8 +95,8 @@ def per_op(n: int, sites: Path, base: Path, repeat: int) -> None:
     """One task that opens and closes `n` files in the work directory (and reads them)."""
     wf = base / "ops.yaml"
     wf.write_text("name: ops\nspec:\n  activities:\n    - name: many\n      run: >-\n"
-                  "        python3 -c 'import sys\n"
-                  f"        [open(\"f%d\" % (i % 100), \"w\").close() for i in range({n})]'\n")
+                  f"        python3 -c '[open(\"f%d\" % (i % 100), \"w\").close()"
+                  f" for i in range({n})]'\n")
     t: dict[str, list[float]] = {"traced": [], "none": []}
     for i in range(repeat):
         for mode in (("traced", "none") if i % 2 == 0 else ("none", "traced")):
