@@ -94,7 +94,7 @@ def task_info(launch: TaskLaunch) -> dict[str, Any]:
         "resources": launch.resources,
         "image": launch.image,
         "wrapper": launch.wrapper,
-        "observe": launch.observe,
+        **({"observe": launch.observe} if launch.observe else {}),
     }
 
 

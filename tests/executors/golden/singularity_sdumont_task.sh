@@ -5,6 +5,7 @@ _akoflow_dir={TMP}/run/activities/infer.1
 set -C
 { printf "%s\n" "$BASHPID" > "$_akoflow_dir/pid"; } 2>/dev/null || exit 111
 set +C
+[ -z "${AKOFLOW_CGROUP_ROOT-}" ] || { printf "%s\n" "$BASHPID" > "$AKOFLOW_CGROUP_ROOT/{CGROUP}/cgroup.procs"; } 2>/dev/null || :
 trap '_akoflow_rc=$?; { printf "%s\n" "$_akoflow_rc"; times; } >> "$_akoflow_dir/pid"' EXIT
 trap 'exit 143' TERM; trap 'exit 130' INT; trap 'exit 129' HUP
 export AKOFLOW_WORKFLOW=nemo
