@@ -315,7 +315,7 @@ def cancel(m: Manifest, wf_id: int, names: Sequence[str] | None = None) -> int |
     live = m.cancel(wf_id, names or None)
     by_exec: dict[str, list[JobRef]] = defaultdict(list)
     for la in live:
-        by_exec[la.executor].append(JobRef(la.job_id, la.job_name, la.attempt_dir,
+        by_exec[la.site].append(JobRef(la.job_id, la.job_name, la.attempt_dir,
                                            la.submitted_at))
     resolver = SiteResolver()
     for runtime, refs in by_exec.items():
