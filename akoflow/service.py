@@ -10,18 +10,21 @@ import os
 import subprocess
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from akoflow.dispatch.chain import dispatcher_name
 from akoflow.dispatch.lock import DispatchLock
 from akoflow.dispatch.runner import Progress, dispatch_once, run_loop, start_chain
 from akoflow.dispatch.types import CycleReport, DispatchConfig
 from akoflow.events import deliver
-from akoflow.executor import ExecutorError, JobRef, JobState, akoflow_argv
+from akoflow.executor import ExecutorError, JobRef, JobState, Node, akoflow_argv
 from akoflow.manifest import (
     WORKFLOW_ENDED,
+    EventFilter,
+    EventRecord,
     Manifest,
     ManifestError,
     WorkflowRecord,
@@ -29,6 +32,10 @@ from akoflow.manifest import (
 )
 from akoflow.sites import SiteError, SiteResolver, site_problem
 from akoflow.spec import WorkflowSpec, load_workflow
+
+if TYPE_CHECKING:  # scheduling is loaded by the commands that simulate, not by every one
+    from akoflow.scheduling.simulator import SimResult
+    from akoflow.scheduling.workload import Workload
 
 
 def home() -> Path:
@@ -335,3 +342,46 @@ def retry(m: Manifest, wf_id: int, names: Sequence[str] | None = None) -> int:
             if m.activity_named(wf_id, n) is None:
                 raise ManifestError(f"workflow {wf_id} has no activity {n!r}")
     return m.retry(wf_id, names or None)
+
+
+def follow_log(m: Manifest, wf: WorkflowRecord, f: EventFilter, *, follow: bool,
+               poll: float = 0.5) -> Iterator[tuple[list[EventRecord], str | None]]:
+    """`akoflow logs [--follow]`: batches of run-log rows as they come, each with a warning
+    when nobody dispatches the workflow (checked every 5 s while following; nothing more
+    will come then). Ends after one batch, or once the workflow is over and quiet."""
+    last, checked = 0, time.monotonic()
+    while True:
+        events = m.events(wf.id, replace(f, after_id=last))
+        if events:
+            last = events[-1].id
+        problem = None
+        if not follow or time.monotonic() - checked > 5.0:
+            checked = time.monotonic()
+            problem = dispatcher_problem(m, m.get_workflow(wf.id, texts=False))
+        yield events, problem
+        if not follow or (m.workflow_status(wf.id) in WORKFLOW_ENDED and not events):
+            return
+        time.sleep(poll)
+
+
+def site_inventory(site: str) -> list[Node]:
+    """`akoflow nodes`: what the site's executor reports, with its profile's `nodes:`."""
+    from akoflow.scheduling.inventory import site_nodes
+    from akoflow.sites import load_site
+
+    return site_nodes(load_site(site), SiteResolver()(site).nodes())
+
+
+def simulate(workflow: str, nodes_file: str, policy: str | None, alpha: float | None
+             ) -> tuple[Workload, list[Node], SimResult]:
+    """`akoflow simulate`: the workflow (YAML or WfCommons trace) on a node set, under its
+    policy (the one named, else the spec's `schedule`, else AkôScore; `heft` for HEFT)."""
+    from akoflow.scheduling.heft import heft
+    from akoflow.scheduling.inventory import load_nodes_file
+    from akoflow.scheduling.simulator import simulate as run
+    from akoflow.scheduling.workload import load_workload
+
+    nodes = load_nodes_file(nodes_file)
+    wl = load_workload(workflow)
+    name = policy or wl.schedule or "akoscore"
+    return wl, nodes, heft(wl, nodes) if name == "heft" else run(wl, nodes, name, alpha)

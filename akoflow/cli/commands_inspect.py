@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import click
 
-from akoflow import service
+from akoflow import query, service
 from akoflow.cli import render
-from akoflow.manifest import WORKFLOW_ENDED, EventFilter, Manifest
+from akoflow.manifest import EventFilter, Manifest
 from akoflow.manifest.states import LOG_FILTERS
 from akoflow.sites import list_sites, load_site
 from akoflow.spec.units import format_bytes
@@ -83,20 +82,13 @@ def describe(workflow_id: str, as_json: bool) -> None:
     """The DAG: every activity with its dependencies, resources, state and attempts."""
     m = service.open_manifest()
     wf = m.find_workflow(workflow_id)
-    acts = m.activities(wf.id)
-    names = {a.id: a.name for a in acts}
-    parents: dict[int, list[str]] = {}
-    for child, parent in m.edges(wf.id):
-        parents.setdefault(child, []).append(names[parent])
-    rows: list[dict[str, Any]] = []
-    for a in acts:
-        res = a.resources_dict()
-        rows.append({"name": a.name, "status": a.status, "reason": a.reason,
-                     "depends_on": sorted(parents.get(a.id, [])), "runtime": a.runtime,
-                     "image": a.image, "resources": res, "attempts": a.attempts,
-                     "retries": a.retries, "node": a.node, "job_id": a.job_id,
-                     "started_at": render.iso(a.started_at),
-                     "finished_at": render.iso(a.finished_at)})
+    acts = query.activities(wf.id, manifest=m)
+    rows: list[dict[str, Any]] = [
+        {"name": a.name, "status": a.status, "reason": a.reason, "depends_on": a.parents,
+         "runtime": a.runtime, "image": a.image, "resources": a.resources,
+         "attempts": a.attempts, "retries": a.retries, "node": a.node, "job_id": a.job_id,
+         "started_at": render.iso(a.started_at), "finished_at": render.iso(a.finished_at)}
+        for a in acts]
     if as_json:
         render.emit_json({"id": wf.id, "name": wf.name, "status": wf.status,
                           "activities": rows})
@@ -120,8 +112,6 @@ def _limit(seconds: float | None) -> str:
 
 def parse_when(text: str | None) -> float | None:
     """ISO time, `HH:MM[:SS]` today, or an age such as `10m` / `2h` / `30s` ago."""
-    from akoflow import query
-
     try:
         return query.parse_when(text)
     except ValueError as exc:
@@ -150,36 +140,21 @@ def logs(workflow_id: str, activity: str | None, status_: str | None, node: str 
     wf = m.find_workflow(workflow_id)
     f = EventFilter(activity=activity, status=status_, node=node, attempt=attempt,
                     since=parse_when(since), until=parse_when(until))
-    last = 0
-    checked = time.monotonic()
-    while True:
-        events = m.events(wf.id, EventFilter(**{**f.__dict__, "after_id": last}))
-        if events:
-            last = events[-1].id
-        if as_json:
-            for e in events:
+    for events, problem in service.follow_log(m, wf, f, follow=follow):
+        for e in events:
+            if as_json:
                 click.echo(json.dumps(render.to_jsonable(e) | {"time": render.iso(e.ts)}))
-        else:
-            for e in events:
-                who = e.activity or "(workflow)"
-                att = f"#{e.attempt}" if e.attempt else ""
-                move = f"{e.from_status or ''}->{e.to_status}" if e.to_status else ""
-                click.echo(f"{render.ts(e.ts)}  {who}{att}  {e.kind} {move}"
-                           f"{'  @' + e.node if e.node else ''}"
-                           f"{'  ' + e.message if e.message else ''}")
-        if not follow or time.monotonic() - checked > 5.0:
-            # Nothing more will come from a workflow nobody dispatches: say so and stop.
-            checked = time.monotonic()
-            problem = service.dispatcher_problem(m, m.get_workflow(wf.id, texts=False))
-            if problem:
-                click.echo(f"warning: {problem}", err=True)
-                if follow:
-                    raise SystemExit(1)
-        if not follow:
-            return
-        if m.get_workflow(wf.id).status in WORKFLOW_ENDED and not events:
-            return
-        time.sleep(0.5)
+                continue
+            who = e.activity or "(workflow)"
+            att = f"#{e.attempt}" if e.attempt else ""
+            move = f"{e.from_status or ''}->{e.to_status}" if e.to_status else ""
+            click.echo(f"{render.ts(e.ts)}  {who}{att}  {e.kind} {move}"
+                       f"{'  @' + e.node if e.node else ''}"
+                       f"{'  ' + e.message if e.message else ''}")
+        if problem:  # nothing more will come from a workflow nobody dispatches: stop
+            click.echo(f"warning: {problem}", err=True)
+            if follow:
+                raise SystemExit(1)
 
 
 @click.group()
