@@ -35,7 +35,7 @@ def _file_row(wf_id: int, act_id: int, attempt_id: int, f: FileEntry) -> tuple[A
             int(f.ambiguous), f.raw if f.raw is not None else raw)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Completion:
     """What `complete_attempt` did, for progress display and logging."""
 
@@ -121,7 +121,8 @@ class TransitionsMixin(ActivitiesMixin):
             (Status.FINISHED.value, o.finished_at, o.started_at, o.node, act.id, *states),
         )
         if not cur.rowcount:  # the activity was cancelled while this attempt ran
-            return Completion(act.id, act.name, Status(act.status), act.reason, 0, 0)
+            return Completion(activity_id=act.id, name=act.name, status=Status(act.status),
+                              reason=act.reason, newly_ready=0, skipped=0)
         self.add_event(wf_id, act.id, number, "STATE", old, Status.FINISHED.value, o.node,
                        None, o.finished_at)
         self._enqueue_activity(wf_id, act.id, "ACTIVITY_COMPLETED", number)
@@ -149,7 +150,8 @@ class TransitionsMixin(ActivitiesMixin):
                 self.add_event(wf_id, child, None, "STATE", Status.PENDING.value,
                                Status.READY.value, None, f"parents done (the last: {act.name})")
             ready = len(now_ready)
-        return Completion(act.id, act.name, Status.FINISHED, None, ready, 0)
+        return Completion(activity_id=act.id, name=act.name, status=Status.FINISHED,
+                          reason=None, newly_ready=ready, skipped=0)
 
     def _fail(
         self, wf_id: int, act: ActivityRecord, number: int, old: str, reason: str,
@@ -174,7 +176,8 @@ class TransitionsMixin(ActivitiesMixin):
                 self.add_event(wf_id, act.id, number, "RETRY", Status.FAILED.value,
                                Status.READY.value, None,
                                f"retry {failures}/{act.retries}")
-            return Completion(act.id, act.name, Status.READY, reason, 0, 0)
+            return Completion(activity_id=act.id, name=act.name, status=Status.READY,
+                              reason=reason, newly_ready=0, skipped=0)
         where, states = activity_moving(Status.FAILED, among=LIVE)
         cur = c.execute(
             f"UPDATE activity SET status=?, reason=?, failures=?, finished_at=?, message=?"
@@ -183,12 +186,14 @@ class TransitionsMixin(ActivitiesMixin):
              *states),
         )
         if not cur.rowcount:
-            return Completion(act.id, act.name, Status(act.status), act.reason, 0, 0)
+            return Completion(activity_id=act.id, name=act.name, status=Status(act.status),
+                              reason=act.reason, newly_ready=0, skipped=0)
         self.add_event(wf_id, act.id, number, "STATE", old, Status.FAILED.value, o.node,
                        f"{reason}: {msg}", o.finished_at)
         self._enqueue_activity(wf_id, act.id, "ACTIVITY_FAILED", number)
         skipped = self._skip_descendants(wf_id, [act.id], f"upstream {act.name} failed")
-        return Completion(act.id, act.name, Status.FAILED, reason, 0, skipped)
+        return Completion(activity_id=act.id, name=act.name, status=Status.FAILED,
+                          reason=reason, newly_ready=0, skipped=skipped)
 
     def fail_activity(self, wf_id: int, attempt_id: int, reason: str, message: str) -> None:
         """Permanent failure outside a worker report (submit refused, spec error, lost job)."""
