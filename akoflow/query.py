@@ -69,6 +69,7 @@ class ActivityInfo:
     finished_at: float | None
     wall_time: float | None
     message: str | None
+    retries: int = 0  # attempts allowed beyond the first
 
 
 @dataclass(frozen=True)
@@ -243,7 +244,7 @@ def activities(wf: WorkflowRef, *, manifest: Manifest | None = None) -> list[Act
             ActivityInfo(a.id, a.name, a.status, a.reason, a.attempts, a.failures, a.node,
                          a.job_id, a.image, a.runtime, a.resources_dict(),
                          sorted(parents.get(a.id, [])), a.started_at, a.finished_at,
-                         _wall(a.started_at, a.finished_at), a.message)
+                         _wall(a.started_at, a.finished_at), a.message, a.retries)
             for a in acts
         ]
 

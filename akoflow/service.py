@@ -20,7 +20,7 @@ from akoflow.dispatch.lock import DispatchLock
 from akoflow.dispatch.runner import Progress, dispatch_once, run_loop, start_chain
 from akoflow.dispatch.types import CycleReport, DispatchConfig
 from akoflow.events import deliver
-from akoflow.executor import ExecutorError, JobRef, JobState, akoflow_argv
+from akoflow.executor import ExecutorError, JobRef, JobState, Node, akoflow_argv
 from akoflow.manifest import (
     WORKFLOW_ENDED,
     Manifest,
@@ -31,9 +31,11 @@ from akoflow.manifest import (
 from akoflow.sites import SiteError, SiteResolver, load_site, site_problem
 from akoflow.spec import WorkflowSpec, load_workflow
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # loaded by the commands that need them, not by every one
     from akoflow.provenance.crate import CrateResult
     from akoflow.provenance.crate_payload import Limits
+    from akoflow.scheduling.simulator import SimResult
+    from akoflow.scheduling.workload import Workload
 
 
 def home() -> Path:
@@ -323,7 +325,7 @@ def cancel(m: Manifest, wf_id: int, names: Sequence[str] | None = None) -> int |
     live = m.cancel(wf_id, names or None)
     by_exec: dict[str, list[JobRef]] = defaultdict(list)
     for la in live:
-        by_exec[la.executor].append(JobRef(la.job_id, la.job_name, la.attempt_dir,
+        by_exec[la.site].append(JobRef(la.job_id, la.job_name, la.attempt_dir,
                                            la.submitted_at))
     resolver = SiteResolver()
     for runtime, refs in by_exec.items():
@@ -405,3 +407,26 @@ def register_once(m: Manifest, spec: WorkflowSpec, key: str) -> tuple[WorkflowRe
         wf = register(m, spec)
         m.record_submission(key, wf.id)
     return wf, True
+
+
+def site_inventory(site: str) -> list[Node]:
+    """`akoflow nodes`: what the site's executor reports, with its profile's `nodes:`."""
+    from akoflow.scheduling.inventory import site_nodes
+    from akoflow.sites import load_site
+
+    return site_nodes(load_site(site), SiteResolver()(site).nodes())
+
+
+def simulate(workflow: str, nodes_file: str, policy: str | None, alpha: float | None
+             ) -> tuple[Workload, list[Node], SimResult]:
+    """`akoflow simulate`: the workflow (YAML or WfCommons trace) on a node set, under its
+    policy (the one named, else the spec's `schedule`, else AkôScore; `heft` for HEFT)."""
+    from akoflow.scheduling.heft import heft
+    from akoflow.scheduling.inventory import load_nodes_file
+    from akoflow.scheduling.simulator import simulate as run
+    from akoflow.scheduling.workload import load_workload
+
+    nodes = load_nodes_file(nodes_file)
+    wl = load_workload(workflow)
+    name = policy or wl.schedule or "akoscore"
+    return wl, nodes, heft(wl, nodes) if name == "heft" else run(wl, nodes, name, alpha)

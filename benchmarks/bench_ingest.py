@@ -31,7 +31,9 @@ def main() -> None:
     def attempt(name: str) -> int:
         act = m.activity_named(wf.id, name)
         assert act is not None
-        (aid,) = m.begin_attempts(wf.id, [Intent(act.id, 1, "local", name, "/x", {})])
+        (aid,) = m.begin_attempts(wf.id, [Intent(
+            activity_id=act.id, number=1, site="local", job_name=name, attempt_dir="/x",
+            resources={})])
         assert aid is not None
         return aid
 

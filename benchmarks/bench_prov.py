@@ -39,8 +39,10 @@ def build_run(db: Path, n: int) -> int:
         ready = m.ready_activities(wf.id)
         if not ready:
             break
-        intents = [Intent(a.id, a.attempts + 1, "local", f"akoflow.{wf.id}.{a.name}.1",
-                          f"/runs/{a.name}/1", {"cpu": 1.0}, node="node1") for a in ready]
+        intents = [Intent(activity_id=a.id, number=a.attempts + 1, site="local",
+                          job_name=f"akoflow.{wf.id}.{a.name}.1",
+                          attempt_dir=f"/runs/{a.name}/1", resources={"cpu": 1.0},
+                          node="node1") for a in ready]
         ids = m.begin_attempts(wf.id, intents)
         for act, attempt_id in zip(ready, ids, strict=True):
             assert attempt_id is not None

@@ -1,20 +1,27 @@
-"""BatchExecutor: what every batch-scheduler adapter shares.
+"""BatchExecutor: what every batch-scheduler adapter shares; the adapters fill in hooks.
 
-Commands run through a `Transport` (a local subprocess here; SSH later) as argv lists, never
-through a shell, with a timeout; errors a scheduler reports as temporary are retried with
-backoff, others become permanent `SubmitError`s carrying argv, exit code and output. Status
-is one batched query per call. The scheduler-specific pure pieces (argv builders, parsers,
-script rendering) live in one module per scheduler.
+Like psij's batch executors, the base owns the workflow and a scheduler adapter only says how
+its scheduler spells things. The base: submission (one job per launch, or one array per group
+of same-shaped launches in chunks the scheduler accepts; all or nothing, rolled back on a
+refusal), the status poll (one queue listing; accounting, where the scheduler has it, for jobs
+that left the listing), lookup by name, cancel, the dispatcher job, and every command, run
+through a `Transport` (a local subprocess here; SSH later) as an argv list with a timeout,
+retrying what a scheduler reports as temporary. The hooks: `job_script`, `submit_argv`,
+`job_ids`, `queue`, `cancel_argv`, and optionally `accounted`, `stuck`, `canonical`,
+`dispatcher_argv`. The pure pieces (argv builders, parsers, templates) live in one module per
+scheduler, with what they share in batch_script.py.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +30,17 @@ from akoflow.executor import (
     JobRef,
     JobState,
     JobStatus,
+    SpecError,
     SubmitError,
     TaskLaunch,
     akoflow_argv,
 )
 
+from .batch_script import QueueEntry
+
 log = logging.getLogger(__name__)
-Queue = Mapping[str, tuple[str, JobStatus]]  # a queue listing: job id -> (job name, state)
+NAME_PREFIX = "akoflow."
+ARRAY_TAG = ".array."  # array job names: akoflow.<workflow id>.array.<digest>
 
 # Texts with which Slurm, PBS, LSF and SGE clients report a controller that is busy, restarting
 # or unreachable: worth another try, never a reason to fail a task.
@@ -71,14 +82,28 @@ def is_transient(result: CommandResult) -> bool:
     return any(marker in text for marker in TRANSIENT_MARKERS)
 
 
+@dataclass(frozen=True)
+class Array:
+    """An array job's elements: line N of `tasks` is `<attempt dir><TAB><job name>` of one
+    element (the template says whether N counts from 0 or 1)."""
+
+    size: int
+    tasks: Path
+
+
 class BatchExecutor(Executor):
-    """Base of the scheduler adapters: configuration, command running, retries."""
+    """Base of the scheduler adapters: submit, poll, lookup, cancel, dispatcher jobs."""
 
     bounded = False
     site_keys = frozenset({
         "binds", "command_retries", "command_timeout", "container", "container_binary",
         "defaults", "dispatcher", "env", "modules", "python",
     })
+    # The adapter renders array scripts (`job_script` with an Array): same-shaped launches
+    # then go out as arrays unless the site says `arrays: false`.
+    supports_arrays = False
+    queue_reuse = 0.0  # seconds one poll's listing also answers `dispatcher_jobs`
+    script_mode: int | None = None  # chmod of job scripts the scheduler runs as commands
 
     def __init__(self, site: str, config: Mapping[str, Any],
                  transport: Transport | None = None) -> None:
@@ -90,7 +115,69 @@ class BatchExecutor(Executor):
         self.env = {str(k): str(v) for k, v in (config.get("env") or {}).items()}
         self.defaults = {str(k): str(v) for k, v in (config.get("defaults") or {}).items()}
         self.python = str(config.get("python") or sys.executable)  # on the compute nodes
+        self.user = config.get("user")
+        self.arrays = self.supports_arrays and bool(config.get("arrays", True))
+        throttle = config.get("array_throttle")
+        self.throttle = int(throttle) if throttle else None
+        self._listed: tuple[float, list[QueueEntry]] | None = None  # (when, last listing)
 
+    # -- hooks: what the scheduler module says -------------------------------------------------
+    def job_script(self, job: TaskLaunch, worker: list[str], log_dir: Path,
+                   array: Array | None = None) -> str:
+        """The job script of `job` (resources with the site's defaults) running `worker`."""
+        raise NotImplementedError
+
+    def submit_argv(self, script: Path, job: TaskLaunch, array: Array | None) -> list[str]:
+        """The command that queues `script` (with `job.after_ok` as its dependencies)."""
+        raise NotImplementedError
+
+    def job_ids(self, stdout: str, array: Array | None) -> list[str]:
+        """The submit command's output as one job id, or one per array element."""
+        raise NotImplementedError
+
+    def queue(self) -> list[QueueEntry]:
+        """One listing of the user's akoflow jobs (names starting with NAME_PREFIX)."""
+        raise NotImplementedError
+
+    def cancel_argv(self, job_ids: Sequence[str]) -> list[str]:
+        raise NotImplementedError
+
+    def accounted(self, gone: Sequence[JobRef]) -> dict[str, JobStatus]:
+        """How jobs that left the listing ended, by job id, where the scheduler keeps
+        accounting; {} leaves them GONE, judged by their result files."""
+        return {}
+
+    def stuck(self, entry: QueueEntry) -> bool:
+        """A listed job that will never run by itself (it is reported, then cancelled)."""
+        return False
+
+    def canonical(self, job_id: str | None) -> str:
+        """A job id as the listing spells it ("" for none)."""
+        return job_id or ""
+
+    def shape(self, launch: TaskLaunch) -> object:
+        """What launches must share to run as elements of one array script."""
+        return launch.resources
+
+    def max_array_size(self) -> int:
+        return 1 << 31
+
+    def dispatcher_script(self, launch: TaskLaunch, argv: list[str], log_dir: Path,
+                          delay: float) -> str:
+        return self.job_script(launch, argv, log_dir)
+
+    def dispatcher_argv(self, script: Path, launch: TaskLaunch, after_any: Sequence[str],
+                        delay: float) -> list[str]:
+        """The command that queues the dispatcher job: it starts once any of `after_any`
+        ended (or at once), not before `delay` seconds from now."""
+        raise NotImplementedError
+
+    def dependency_refused(self, exc: SubmitError, after_any: Sequence[str]) -> bool:
+        """The scheduler refused a dispatcher's dependency (a job already purged): queue it
+        without one; the next cycle sees that job's result."""
+        return False
+
+    # -- submission ---------------------------------------------------------------------------
     def worker_argv(self, launch: TaskLaunch | None = None) -> list[str]:
         """What a job script execs: `akoflow worker <attempt dir>`; without a launch, for an
         array whose elements append their own attempt dir."""
@@ -98,27 +185,157 @@ class BatchExecutor(Executor):
         return [*argv, str(launch.attempt_dir)] if launch else argv
 
     def submit(self, launches: Sequence[TaskLaunch]) -> list[str]:
-        """One job per launch, all or nothing: the dispatcher resubmits the whole batch."""
-        ids: list[str] = []
+        """One job per launch, or one array per group of same-shaped launches (chunks of
+        `max_array_size`). All or nothing: what was queued before a refusal is cancelled,
+        and the dispatcher resubmits the whole batch."""
+        ids: dict[int, str] = {}
+        groups = self._groups(launches) if self.arrays else [[i] for i in range(len(launches))]
         try:
-            for ln in launches:
-                ids.append(self._submit_one(ln))
-        except SubmitError:
+            for group in groups:
+                if len(group) == 1:
+                    ids[group[0]] = self._submit_one(launches[group[0]])
+                    continue
+                size = self.max_array_size()
+                for first in range(0, len(group), size):
+                    chunk = group[first:first + size]
+                    ids.update(zip(chunk, self._submit_array([launches[i] for i in chunk])))
+        except (SubmitError, SpecError):
             if ids:
-                self.cancel([JobRef(j, "", "", 0.0) for j in ids])
+                self.cancel([JobRef(j, "", "", 0.0) for j in ids.values()])
             raise
-        return ids
+        return [ids[i] for i in range(len(launches))]
 
-    def _submit_one(self, launch: TaskLaunch) -> str:
-        raise NotImplementedError(f"{type(self).__name__} submits its own way")
+    def _groups(self, launches: Sequence[TaskLaunch]) -> list[list[int]]:
+        """Indices of launches that can share one array script, in submission order: the
+        same shape, node, dependencies, run directory and container wrapper."""
+        groups: dict[str, list[int]] = {}
+        for i, ln in enumerate(launches):
+            key = json.dumps([self.shape(ln), ln.node, sorted(ln.after_ok), str(ln.run_dir),
+                              ln.wrapper], sort_keys=True, default=str)
+            groups.setdefault(key, []).append(i)
+        return list(groups.values())
 
-    def cancel_ids(self, argv: Sequence[str]) -> None:
-        """Run a cancel command; jobs that already ended leave nothing to stop (idempotent)."""
+    def _submit_one(self, ln: TaskLaunch) -> str:
+        job = replace(ln, resources=self.with_defaults(ln.resources))
+        path = ln.attempt_dir / "job.sh"
+        self.write_script(path, self.job_script(job, self.worker_argv(ln), ln.attempt_dir))
+        return self.job_ids(self.command(self.submit_argv(path, job, None)), None)[0]
+
+    def _submit_array(self, launches: Sequence[TaskLaunch]) -> list[str]:
+        """Launches of one shape as one array `akoflow.<wf>.array.<digest>`."""
+        first = launches[0]
+        digest = hashlib.sha1("\n".join(ln.job_name for ln in launches).encode()).hexdigest()
+        name = f"{NAME_PREFIX}{first.workflow_id}{ARRAY_TAG}{digest[:12]}"
+        adir = first.run_dir / "arrays"
+        adir.mkdir(parents=True, exist_ok=True)
+        array = Array(len(launches), adir / f"{name}.tasks")
+        _write(array.tasks, "".join(f"{ln.attempt_dir}\t{ln.job_name}\n" for ln in launches))
+        job = replace(first, job_name=name, resources=self.with_defaults(first.resources))
+        path = adir / f"{name}.sh"
+        self.write_script(path, self.job_script(job, self.worker_argv(), adir, array))
+        return self.job_ids(self.command(self.submit_argv(path, job, array)), array)
+
+    def write_script(self, path: Path, text: str) -> None:
+        _write(path, text)
+        if self.script_mode is not None:
+            path.chmod(self.script_mode)
+
+    # -- status, lookup, cancel ---------------------------------------------------------------
+    def poll(self, jobs: Sequence[JobRef]) -> dict[str, JobStatus]:
+        """States from one queue listing. A job missing from it is GONE unless accounting
+        says how it ended (the dispatcher then judges it by its result.json); an unreadable
+        listing leaves every state UNKNOWN rather than guessing."""
+        try:
+            listed = {e.job_id: e for e in self._listing()}
+        except (SubmitError, ValueError) as exc:
+            log.warning("%s failed; every job's state is unknown: %s", type(self).kind, exc)
+            return {ref.job_name: JobStatus(JobState.UNKNOWN, message=str(exc)[:200])
+                    for ref in jobs}
+        out: dict[str, JobStatus] = {}
+        gone: list[JobRef] = []
+        stuck: list[str] = []
+        for ref in jobs:
+            entry = listed.get(self.canonical(ref.job_id))
+            if entry is None:
+                gone.append(ref)
+                continue
+            out[ref.job_name] = entry.status
+            if self.stuck(entry):
+                stuck.append(entry.job_id)
+        accounted = self.accounted(gone) if gone else {}
+        for ref in gone:
+            out[ref.job_name] = accounted.get(ref.job_id or "") or JobStatus(JobState.GONE)
+        if stuck:  # never runs by itself: reported as it is, then removed from the queue
+            self.cancel([JobRef(j, "", "", 0.0) for j in stuck])
+        return out
+
+    def _listing(self) -> list[QueueEntry]:
+        entries = self.queue()
+        self._listed = (time.monotonic(), entries)
+        return entries
+
+    def lookup(self, job_names: Sequence[str]) -> dict[str, str]:
+        """Job ids by name (crash repair); where a name was reused, the newest job."""
+        wanted = set(job_names)
+        return {e.name: e.job_id for e in self.newest_last(self.queue()) if e.name in wanted}
+
+    def newest_last(self, entries: list[QueueEntry]) -> list[QueueEntry]:
+        return entries  # listings come in submission order
+
+    def cancel(self, jobs: Sequence[JobRef]) -> None:
+        ids = [j for j in dict.fromkeys(self.canonical(r.job_id) for r in jobs) if j]
+        if ids:
+            self.cancel_ids(ids)
+
+    def cancel_ids(self, job_ids: Sequence[str]) -> None:
+        """Jobs that already ended leave nothing to stop: a failure is logged (idempotent)."""
+        argv = self.cancel_argv(job_ids)
         try:
             self.command(argv, retries=1)
         except SubmitError as exc:
             log.info("%s: %s", argv[0], exc)
 
+    # -- the dispatcher as a batch job --------------------------------------------------------
+    def submit_dispatcher(self, name: str, argv: Sequence[str], *, after_any: Sequence[str],
+                          delay: float, log_dir: Path) -> str:
+        """The dispatcher as a small batch job (resources from the site's `dispatcher:`)."""
+        launch = self.dispatcher_launch(name, log_dir, delay)
+        path = log_dir / "dispatcher.sh"
+        self.write_script(path, self.dispatcher_script(launch, list(argv), log_dir, delay))
+        try:
+            out = self.command(self.dispatcher_argv(path, launch, after_any, delay))
+        except SubmitError as exc:
+            if not after_any or exc.transient or not self.dependency_refused(exc, after_any):
+                raise
+            log.info("dependency refused (%s); queueing the dispatcher without it", exc)
+            out = self.command(self.dispatcher_argv(path, launch, [], delay))
+        return self.job_ids(out, None)[0]
+
+    def dispatcher_jobs(self, name: str) -> list[tuple[str, JobState]]:
+        """Dispatcher jobs named `name`, from this cycle's listing while it is fresh
+        (`queue_reuse`); jobs queued since are the caller's own new link, which it keeps."""
+        fresh = self._listed is not None and time.monotonic() - self._listed[0] < self.queue_reuse
+        entries = self._listed[1] if fresh and self._listed else self._listing()
+        return [(e.job_id, e.status.state) for e in entries if e.name == name]
+
+    def dispatcher_launch(self, name: str, log_dir: Path, delay: float = 0.0, *,
+                          memory: bool = True) -> TaskLaunch:
+        """The dispatcher job as a launch, its log directory created: resources from the
+        site's `dispatcher:` (1 cpu and 10 minutes unless it says otherwise) under the
+        site's defaults; `memory=False` for schedulers that take no memory request."""
+        res = dict(self.config.get("dispatcher") or {})
+        resources: dict[str, Any] = {"cpu": float(res.get("cpu", 1))}
+        if memory:
+            resources["memory"] = res.get("memory")
+        resources["time_limit"] = res.get("time_limit", 600)
+        resources["extra"] = {str(k): str(v) for k, v in (res.get("extra") or {}).items()}
+        log_dir.mkdir(parents=True, exist_ok=True)
+        return TaskLaunch(
+            workflow_id=0, workflow="", activity_id=0, activity="", attempt=0, job_name=name,
+            attempt_dir=log_dir, work_dir=log_dir, run_dir=log_dir, script="",
+            resources=self.with_defaults(resources))
+
+    # -- commands and settings ----------------------------------------------------------------
     @property
     def min_poll_interval(self) -> float:
         return float(self.config.get("poll_interval", 2.0))
@@ -144,52 +361,18 @@ class BatchExecutor(Executor):
             delay = min(delay * 2, 30.0)
         raise AssertionError("unreachable")
 
-    def dispatcher_launch(self, name: str, log_dir: Path, *, memory: bool = True,
-                          extra: Mapping[str, str] | None = None) -> TaskLaunch:
-        """The dispatcher job as a launch, its log directory created: resources from the
-        site's `dispatcher:` (1 cpu and 10 minutes unless it says otherwise) under the
-        site's defaults; `memory=False` for schedulers that take no memory request."""
-        res = dict(self.config.get("dispatcher") or {})
-        resources: dict[str, Any] = {"cpu": float(res.get("cpu", 1))}
-        if memory:
-            resources["memory"] = res.get("memory")
-        resources["time_limit"] = res.get("time_limit", 600)
-        resources["extra"] = {**{str(k): str(v) for k, v in (res.get("extra") or {}).items()},
-                              **(extra or {})}
-        log_dir.mkdir(parents=True, exist_ok=True)
-        return TaskLaunch(
-            workflow_id=0, workflow="", activity_id=0, activity="", attempt=0, job_name=name,
-            attempt_dir=log_dir, work_dir=log_dir, run_dir=log_dir, script="",
-            resources=self.with_defaults(resources))
-
-    def poll_listing(self, jobs: Sequence[JobRef], listing: Callable[[], Queue],
-                     tool: str) -> dict[str, JobStatus]:
-        """States from one queue listing (job id → (name, state)). A job missing from it is
-        GONE (the dispatcher judges it by its result.json); an unreadable listing leaves
-        every state UNKNOWN rather than guessing."""
-        try:
-            queue = listing()
-        except (SubmitError, ValueError) as exc:
-            log.warning("%s failed; every job's state is unknown: %s", tool, exc)
-            return {ref.job_name: JobStatus(JobState.UNKNOWN, message=str(exc)[:200])
-                    for ref in jobs}
-        out: dict[str, JobStatus] = {}
-        for ref in jobs:
-            found = queue.get(ref.job_id or "")
-            out[ref.job_name] = found[1] if found else JobStatus(JobState.GONE)
-        return out
-
-    @staticmethod
-    def ids_by_name(queue: Queue, job_names: Sequence[str]) -> dict[str, str]:
-        """The job id of each wanted name found in a queue listing (crash-repair lookups)."""
-        wanted = set(job_names)
-        return {name: jid for jid, (name, _) in queue.items() if name in wanted}
-
     def with_defaults(self, resources: Mapping[str, Any]) -> dict[str, Any]:
         """The site's default partition/account/qos/... under the activity's own keys."""
         res = dict(resources)
         res["extra"] = {**self.defaults, **(resources.get("extra") or {})}
         return res
+
+
+def _write(path: Path, text: str) -> None:
+    """Whole or not at all: a crash never leaves half a script or tasks file behind."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 def _text(value: object) -> str:

@@ -14,35 +14,30 @@ import math
 import re
 import shlex
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Final
 
-import jinja2
-
 from akoflow.executor import JobState, JobStatus, SpecError, SubmitError, TaskLaunch
+
+from .batch_script import NAME, Dialect, QueueEntry, Request
 
 log = logging.getLogger(__name__)
 
 # Scheduler-agnostic `resources.extra` keys → Flux submission options. `flux.<option>` passes
-# any other flux batch/submit option through, except those akoflow relies on (_RESERVED).
-_KEY_ALIASES: Final[dict[str, str]] = {
-    "queue": "queue", "partition": "queue",
-    "account": "bank", "bank": "bank",
-    "constraint": "requires", "features": "requires", "requires": "requires",
-}
-_PASSTHROUGH = "flux."
-_RESERVED: Final = frozenset({
-    "job-name", "output", "error", "input", "dependency", "cc", "bcc", "wrap", "dry-run",
-    "quiet", "log", "log-stderr", "wait", "wait-event", "watch", "flags",
-})
-_SAFE = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")
+# any other flux batch/submit option through (long options only), except those akoflow
+# relies on.
+FLUX: Final = Dialect(
+    name="Flux", where="a Flux directive", prefix="flux.", hint="flux.<option>", dash="--",
+    aliases={"queue": "queue", "partition": "queue", "account": "bank", "bank": "bank",
+             "constraint": "requires", "features": "requires", "requires": "requires"},
+    reserved=frozenset({"job-name", "output", "error", "input", "dependency", "cc", "bcc",
+                        "wrap", "dry-run", "quiet", "log", "log-stderr", "wait", "wait-event",
+                        "watch", "flags"}),
+    option=re.compile(r"^[a-z][a-z0-9-]+$"),
+    value=re.compile(r"^[A-Za-z0-9_@%+=:,./&|\[\]()-]+$"))
+_check = FLUX.check
 # RFC 35 constraint terms joined with & | ( ) and `-` negation; `#` would start a directive
 # comment and spaces would split the directive, so neither is accepted.
 _REQUIRES = re.compile(r"^[A-Za-z0-9_.,:&|()\[\]-]+$")
-_PASS_VALUE = re.compile(r"^[A-Za-z0-9_@%+=:,./&|\[\]()-]+$")
-_OPTION = re.compile(r"^[a-z][a-z0-9-]+$")  # long options only
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_NAME = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 
 F58: Final = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"  # RFC 19
 _DOTHEX = re.compile(r"^[0-9a-fA-F]{4}(\.[0-9a-fA-F]{4}){3}$")
@@ -113,13 +108,6 @@ def _decimal(job_ids: Sequence[str]) -> list[str]:
 
 # -- options ------------------------------------------------------------------------------------
 
-def _check(value: str, what: str, pattern: re.Pattern[str] = _SAFE) -> str:
-    """Refuse values that could break out of a `# flux:` line or need quoting in it."""
-    if not value or not pattern.match(value):
-        raise SpecError(f"{what} {value!r} has characters not allowed in a Flux directive")
-    return value
-
-
 def format_duration(seconds: float) -> str:
     """RFC 23 Flux Standard Duration, exact: `90s`, `5m`, `2h`, `3d`; at least 1s."""
     secs = max(1, math.ceil(seconds))
@@ -133,45 +121,28 @@ def resource_options(resources: Mapping[str, Any], *, memory_policy: str = "igno
                      node: str | None = None) -> list[str]:
     """akoflow's resources as options valid for both `flux batch` (slots) and `flux submit`
     (tasks): `-n1 -cN -gN` mean one slot/task of N cores/GPUs in both."""
+    req = Request.of(resources)
     opts: dict[str, str | None] = {"n": "1"}
-    cpu = resources.get("cpu")
-    if cpu is not None:
-        if float(cpu) <= 0:
-            raise SpecError(f"cpu must be positive, got {cpu!r}")
-        opts["c"] = str(math.ceil(float(cpu) - 1e-9))
-    if resources.get("gpus"):
-        opts["g"] = str(int(resources["gpus"]))
-    if resources.get("memory"):
+    if req.cpus is not None:
+        opts["c"] = str(req.cpus)
+    if req.gpus:
+        opts["g"] = str(req.gpus)
+    if req.memory is not None:
         if memory_policy == "refuse":
             raise SpecError("this Flux site enforces memory, but Flux has no per-job memory "
                             "request: drop memoryLimit or set memory_policy: ignore")
-        log.debug("Flux has no per-job memory request; memory %s is not sent",
-                  resources["memory"])
-    if resources.get("time_limit"):
-        if float(resources["time_limit"]) < 0:
-            raise SpecError(f"time_limit must be positive, got {resources['time_limit']!r}")
-        opts["time-limit"] = format_duration(float(resources["time_limit"]))
+        log.debug("Flux has no per-job memory request; memory %s is not sent", req.memory)
+    if req.time_limit is not None:
+        opts["time-limit"] = format_duration(req.time_limit)
     requires = [_check(str(v), f"node_selector {k!r}", _REQUIRES)
                 for k, v in sorted((resources.get("node_selector") or {}).items())]
-    for key, raw in (resources.get("extra") or {}).items():
-        value = str(raw)
-        if key in _KEY_ALIASES:
-            option = _KEY_ALIASES[key]
-            if option == "requires":
-                requires.insert(0, _check(value, f"resource {key!r}", _REQUIRES))
-            else:
-                opts[option] = _check(value, f"resource {key!r}")
-        elif key.startswith(_PASSTHROUGH) and _OPTION.match(key[len(_PASSTHROUGH):]):
-            option = key[len(_PASSTHROUGH):]
-            if option in _RESERVED:
-                raise SpecError(f"resource {key!r}: akoflow sets --{option} itself")
-            if value.lower() in ("true", "yes", ""):
-                opts[option] = None  # a flag such as --exclusive
-            elif value.lower() not in ("false", "no"):
-                opts[option] = _check(value, f"resource {key!r}", _PASS_VALUE)
+    for key, option, value in FLUX.extra(resources.get("extra") or {}):
+        if key not in FLUX.aliases:
+            opts[option] = value  # passed through; None: a flag such as --exclusive
+        elif option == "requires":
+            requires.insert(0, _check(str(value), f"resource {key!r}", _REQUIRES))
         else:
-            valid = ", ".join([*sorted(_KEY_ALIASES), "flux.<option>"])
-            raise SpecError(f"unknown Flux resource key {key!r}; valid keys: {valid}")
+            opts[option] = _check(str(value), f"resource {key!r}")
     if node:
         requires.append(f"host:{_check(node, 'node')}")
     if requires:
@@ -185,7 +156,7 @@ def job_options(launch: TaskLaunch, *, log_dir: str, array: bool,
     """Name, logs and resources of a launch. Output names use Flux's mustache `{{id}}` (the
     job's F58 id, expanded by the job shell); array elements add `{cc}`, which `flux submit
     --cc` replaces with the element index before submitting each copy."""
-    name = _check(launch.job_name, "job name", _NAME)
+    name = _check(launch.job_name, "job name", NAME)
     logs = _check(log_dir.rstrip("/") or "/", "log_dir")
     stem = f"{logs}/{name}.{{{{id}}}}" + (".{cc}" if array else "")
     return [f"--job-name={name}", f"--output={stem}.out", f"--error={stem}.err",
@@ -194,12 +165,6 @@ def job_options(launch: TaskLaunch, *, log_dir: str, array: bool,
 
 
 # -- scripts ------------------------------------------------------------------------------------
-
-_ENV = jinja2.Environment(
-    loader=jinja2.PackageLoader("akoflow.templates", "."), autoescape=False,
-    undefined=jinja2.StrictUndefined, trim_blocks=True, keep_trailing_newline=True,
-)
-
 
 def render_script(
     launch: TaskLaunch, *, worker_argv: Sequence[str], modules: Sequence[str],
@@ -213,13 +178,9 @@ def render_script(
     (a dispatcher inside a batch job would otherwise talk to its own sub-instance)."""
     directives = [] if tasks_file else job_options(launch, log_dir=log_dir, array=False,
                                                    memory_policy=memory_policy)
-    for key in env:
-        if not _ENV_NAME.match(key):
-            raise SpecError(f"environment variable name {key!r} is not valid in a shell")
-    return _ENV.get_template("flux.sh.j2").render(
-        name=_check(launch.job_name, "job name", _NAME), directives=directives,
-        modules=[shlex.quote(_check(m, "module")) for m in modules],
-        env=[(k, shlex.quote(v)) for k, v in env.items()], worker=shlex.join(worker_argv),
+    return FLUX.render(
+        "flux.sh.j2", modules=modules, env=env, worker=worker_argv,
+        name=_check(launch.job_name, "job name", NAME), directives=directives,
         tasks_file=shlex.quote(tasks_file) if tasks_file else "", parent_uri=parent_uri)
 
 
@@ -262,13 +223,6 @@ def status_argv() -> list[str]:
     """One `flux jobs` for all of this user's jobs, inactive ones included."""
     return ["flux", "jobs", "-a", "--no-header", f"--count={STATUS_COUNT}",
             f"--format={STATUS_FORMAT}"]
-
-
-@dataclass(frozen=True)
-class QueueEntry:
-    job_id: str
-    name: str
-    status: JobStatus
 
 
 def map_state(state: str, result: str, exception: str = "", ran: bool = True) -> JobState:

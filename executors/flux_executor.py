@@ -1,4 +1,4 @@
-"""FluxExecutor: Flux's pure pieces (executors/flux.py) run through a BatchExecutor.
+"""FluxExecutor: Flux's pure pieces (executors/flux.py) on the BatchExecutor's hooks.
 
 Each attempt is one `flux batch` of a script rendered from templates/flux.sh.j2 that execs
 `akoflow worker <attempt dir>`; the worker writes result.json, which the dispatcher ingests.
@@ -15,17 +15,16 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from akoflow.executor import JobRef, JobState, JobStatus, SpecError, SubmitError, TaskLaunch
+from akoflow.executor import JobState, SpecError, SubmitError, TaskLaunch
 
 from . import flux
-from .base import BatchExecutor, Transport
+from .base import NAME_PREFIX, Array, BatchExecutor, Transport
+from .batch_script import QueueEntry
 
 log = logging.getLogger(__name__)
-NAME_PREFIX = "akoflow."
 MEMORY_POLICIES = ("ignore", "refuse")
 
 
@@ -43,83 +42,70 @@ class FluxExecutor(BatchExecutor):
                             f"{', '.join(MEMORY_POLICIES)}, got {self.memory_policy!r}")
         self.wake = float(config.get("dispatcher_wake", 30))
 
-    def _submit_one(self, ln: TaskLaunch) -> str:
-        job = replace(ln, resources=self.with_defaults(ln.resources))
-        script = flux.render_script(job, worker_argv=self.worker_argv(ln), modules=self.modules,
-                                    env=self.env, log_dir=str(ln.attempt_dir),
-                                    memory_policy=self.memory_policy)
-        path = ln.attempt_dir / "job.sh"
-        path.write_text(script)
-        deps = flux.dependency_options(after_ok=ln.after_ok)
-        return flux.parse_submit(self.command(flux.submit_argv(str(path), dependencies=deps)))[0]
+    def job_script(self, job: TaskLaunch, worker: list[str], log_dir: Path,
+                   array: Array | None = None, parent_uri: bool = False) -> str:
+        return flux.render_script(job, worker_argv=worker, modules=self.modules, env=self.env,
+                                  log_dir=str(log_dir), memory_policy=self.memory_policy,
+                                  parent_uri=parent_uri)
 
-    def _queue(self) -> list[flux.QueueEntry]:
+    def submit_argv(self, script: Path, job: TaskLaunch, array: Array | None) -> list[str]:
+        return flux.submit_argv(str(script),
+                                dependencies=flux.dependency_options(after_ok=job.after_ok))
+
+    def job_ids(self, stdout: str, array: Array | None) -> list[str]:
+        return flux.parse_submit(stdout)
+
+    def queue(self) -> list[QueueEntry]:
+        # Jobs purged from the job manager's inactive cache are GONE, judged by result.json.
         return flux.parse_queue(self.command(flux.status_argv()), NAME_PREFIX)
 
-    def poll(self, jobs: Sequence[JobRef]) -> dict[str, JobStatus]:
+    def canonical(self, job_id: str | None) -> str:
+        """`ƒ…` for any spelling of a Flux id; "" for none or garbage."""
         try:
-            queue = {e.job_id: e.status for e in self._queue()}
-        except SubmitError as exc:  # "status unavailable" never means failed
-            log.warning("flux jobs failed; every job's state is unknown: %s", exc)
-            return {ref.job_name: JobStatus(JobState.UNKNOWN, message=str(exc)) for ref in jobs}
-        out: dict[str, JobStatus] = {}
-        for ref in jobs:
-            st = queue.get(_canonical(ref.job_id))
-            # Purged from the job manager's inactive cache: judged by result.json.
-            out[ref.job_name] = st if st is not None else JobStatus(JobState.GONE)
-        return out
+            return flux.canonical_id(job_id) if job_id else ""
+        except ValueError:
+            return ""
 
-    def cancel(self, jobs: Sequence[JobRef]) -> None:
-        ids = [j for j in (_canonical(r.job_id) for r in jobs) if j]
-        if not ids:
-            return
+    def cancel_argv(self, job_ids: Sequence[str]) -> list[str]:
+        return flux.cancel_argv(job_ids)
+
+    def cancel_ids(self, job_ids: Sequence[str]) -> None:
+        """One `flux cancel`; when some had already ended, the others one by one."""
         try:
-            self.command(flux.cancel_argv(ids), retries=1)
-        except SubmitError as exc:  # some already ended: cancel the others one by one
+            self.command(flux.cancel_argv(job_ids), retries=1)
+        except SubmitError as exc:
             log.info("flux cancel: %s", exc)
-            for jid in ids if len(ids) > 1 else []:
+            for jid in job_ids if len(job_ids) > 1 else []:
                 try:
                     self.command(flux.cancel_argv([jid]), retries=0)
                 except SubmitError:
                     pass
 
-    def lookup(self, job_names: Sequence[str]) -> dict[str, str]:
-        wanted = set(job_names)
-        return {e.name: e.job_id for e in self._queue() if e.name in wanted}
+    def dispatcher_launch(self, name: str, log_dir: Path, delay: float = 0.0, *,
+                          memory: bool = True) -> TaskLaunch:
+        return super().dispatcher_launch(name, log_dir, delay, memory=False)
 
-    def submit_dispatcher(self, name: str, argv: Sequence[str], *, after_any: Sequence[str],
-                          delay: float, log_dir: Path) -> str:
-        """The dispatcher as a small batch job (resources from the site's `dispatcher:`)."""
-        launch = self.dispatcher_launch(name, log_dir, memory=False)
-        script = flux.render_script(launch, worker_argv=list(argv), modules=self.modules,
-                                    env=self.env, log_dir=str(log_dir), parent_uri=True)
-        path = log_dir / "dispatcher.sh"
-        path.write_text(script)
-        ids = [j for j in (_canonical(a) for a in after_any) if j]
+    def dispatcher_script(self, launch: TaskLaunch, argv: list[str], log_dir: Path,
+                          delay: float) -> str:
+        """Its flux commands must reach the workflow's instance, not the job's own."""
+        return self.job_script(launch, argv, log_dir, parent_uri=True)
+
+    def dispatcher_argv(self, script: Path, launch: TaskLaunch, after_any: Sequence[str],
+                        delay: float) -> list[str]:
+        ids = [j for j in (self.canonical(a) for a in after_any) if j]
         deps = flux.dependency_options(after_any=ids) if len(ids) == 1 else []
         begin = max(delay, self.wake) if len(ids) > 1 else delay
-        try:
-            out = self.command(flux.submit_argv(str(path), dependencies=deps, begin_after=begin))
-        except SubmitError as exc:
-            if not deps or "depend" not in f"{exc.stderr}{exc}".lower():
-                raise
-            # The job it would wait on is already purged: nothing to wait for, start now.
-            log.info("dependency refused (%s); queueing the dispatcher without it", exc)
-            out = self.command(flux.submit_argv(str(path), begin_after=delay))
-        return flux.parse_submit(out)[0]
+        return flux.submit_argv(str(script), dependencies=deps, begin_after=begin)
+
+    def dependency_refused(self, exc: SubmitError, after_any: Sequence[str]) -> bool:
+        """The job it would wait on is already purged: nothing to wait for, start now."""
+        waited = [j for j in (self.canonical(a) for a in after_any) if j]
+        return len(waited) == 1 and "depend" in f"{exc.stderr}{exc}".lower()
 
     def dispatcher_jobs(self, name: str) -> list[tuple[str, JobState]]:
         """The ids as this process's own FLUX_JOB_ID spells them when they are the same job,
         so the chain never mistakes the running dispatcher for another one."""
         me = os.environ.get("FLUX_JOB_ID") or ""
-        mine = _canonical(me)
-        return [(me if mine and e.job_id == mine else e.job_id, e.status.state)
-                for e in self._queue() if e.name == name]
-
-
-def _canonical(job_id: str | None) -> str:
-    """`ƒ…` for any spelling of a Flux id; "" for none or garbage."""
-    try:
-        return flux.canonical_id(job_id) if job_id else ""
-    except ValueError:
-        return ""
+        mine = self.canonical(me)
+        return [(me if mine and jid == mine else jid, state)
+                for jid, state in super().dispatcher_jobs(name)]

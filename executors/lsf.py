@@ -19,22 +19,19 @@ from typing import Any, Final
 
 from akoflow.executor import JobState, JobStatus, SpecError, SubmitError, TaskLaunch
 
-from .slurm import _ENV
+from .batch_script import NAME, Dialect, QueueEntry, Request
 
 log = logging.getLogger(__name__)
 
-_KEY_ALIASES: Final[dict[str, str]] = {
-    "partition": "q", "queue": "q", "account": "P", "project": "P",
-    "constraint": "select", "features": "select", "reservation": "U",
-}
-_PASSTHROUGH = "lsf."
-_RESERVED: Final = frozenset({"J", "o", "e", "oo", "eo", "w", "K", "I", "Ip", "Is", "env",
-                              "pack", "i", "is", "W", "n", "M", "q", "P"})
-_SAFE = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")
-_PASS_VALUE = re.compile(r"^[A-Za-z0-9_@%+=:,./\[\]()-]+$")
-_OPTION = re.compile(r"^[A-Za-z][A-Za-z_]*$")
-_NAME = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+LSF: Final = Dialect(
+    name="LSF", where="an LSF option", prefix="lsf.", hint="lsf.<bsub-option>",
+    aliases={"partition": "q", "queue": "q", "account": "P", "project": "P",
+             "constraint": "select", "features": "select", "reservation": "U"},
+    reserved=frozenset({"J", "o", "e", "oo", "eo", "w", "K", "I", "Ip", "Is", "env", "pack",
+                        "i", "is", "W", "n", "M", "q", "P"}),
+    option=re.compile(r"^[A-Za-z][A-Za-z_]*$"),
+    value=re.compile(r"^[A-Za-z0-9_@%+=:,./\[\]()-]+$"))
+_check = LSF.check
 _JOB_ID = re.compile(r"^\d+(\[\d+\])?$")
 _SUBMIT_OUT = re.compile(r"Job <(\d+)> is submitted")
 STATUS_FIELDS: Final = ("jobid jobindex job_name stat exit_code exit_reason exec_host "
@@ -66,20 +63,11 @@ _TERM_REASONS: Final[dict[str, JobState]] = {
 
 
 def map_state(code: str, exit_reason: str = "") -> JobState:
-    state = STATE_MAP.get(code.strip())
-    if state is None:
-        log.warning("unknown LSF job state %r; treating it as UNKNOWN", code)
-        return JobState.UNKNOWN
+    state = LSF.state(STATE_MAP, code.strip())
     if state is JobState.FAILED:
         term = re.search(r"TERM_[A-Z_]+", exit_reason)
         return _TERM_REASONS.get(term.group(0), state) if term else state
     return state
-
-
-def _check(value: str, what: str, pattern: re.Pattern[str] = _SAFE) -> str:
-    if not value or not pattern.match(value):
-        raise SpecError(f"{what} {value!r} has characters not allowed in an LSF option")
-    return value
 
 
 def format_runlimit(seconds: float) -> str:
@@ -90,46 +78,28 @@ def format_runlimit(seconds: float) -> str:
 
 def resource_options(resources: Mapping[str, Any], node: str | None = None) -> list[str]:
     """akoflow's resources as bsub options, as an argv fragment."""
-    cpu = resources.get("cpu")
+    req = Request.of(resources)
     opts: list[str] = []
-    if cpu is not None:
-        if float(cpu) <= 0:
-            raise SpecError(f"cpu must be positive, got {cpu!r}")
-        ncpus = math.ceil(float(cpu) - 1e-9)
-        opts += ["-n", str(ncpus)] + (["-R", "span[hosts=1]"] if ncpus > 1 else [])
-    if resources.get("memory"):
-        if int(resources["memory"]) < 0:
-            raise SpecError(f"memory must be positive, got {resources['memory']!r}")
-        mb = max(1, math.ceil(int(resources["memory"]) / 1024**2))
+    if req.cpus is not None:
+        opts += ["-n", str(req.cpus)] + (["-R", "span[hosts=1]"] if req.cpus > 1 else [])
+    if req.memory_mib is not None:
+        mb = req.memory_mib
         opts += ["-R", f"rusage[mem={mb}MB]", "-M", f"{mb}MB"]
-    if resources.get("time_limit"):
-        if float(resources["time_limit"]) < 0:
-            raise SpecError(f"time_limit must be positive, got {resources['time_limit']!r}")
-        opts += ["-W", format_runlimit(float(resources["time_limit"]))]
-    if resources.get("gpus"):
-        opts += ["-gpu", f"num={int(resources['gpus'])}"]
+    if req.time_limit is not None:
+        opts += ["-W", format_runlimit(req.time_limit)]
+    if req.gpus:
+        opts += ["-gpu", f"num={req.gpus}"]
     if node:
         opts += ["-m", _check(node, "node")]
     features = [_check(str(v), f"node_selector {k!r}")
                 for k, v in sorted((resources.get("node_selector") or {}).items())]
-    for key, raw in (resources.get("extra") or {}).items():
-        value = str(raw)
-        alias = _KEY_ALIASES.get(key)
-        if alias == "select":
-            features[:0] = [_check(f, f"resource {key!r}") for f in value.split(",")]
-        elif alias:
-            opts += [f"-{alias}", _check(value, f"resource {key!r}")]
-        elif key.startswith(_PASSTHROUGH) and _OPTION.match(key[len(_PASSTHROUGH):]):
-            option = key[len(_PASSTHROUGH):]
-            if option in _RESERVED:
-                raise SpecError(f"resource {key!r}: akoflow sets -{option} itself")
-            if value.lower() in ("true", "yes", ""):
-                opts.append(f"-{option}")  # a flag such as -x (exclusive)
-            elif value.lower() not in ("false", "no"):
-                opts += [f"-{option}", _check(value, f"resource {key!r}", _PASS_VALUE)]
+    for key, option, value in LSF.extra(resources.get("extra") or {}):
+        if key not in LSF.aliases:  # passed through; None: a flag such as -x (exclusive)
+            opts += [f"-{option}"] + ([] if value is None else [value])
+        elif option == "select":
+            features[:0] = [_check(f, f"resource {key!r}") for f in str(value).split(",")]
         else:
-            valid = ", ".join([*sorted(_KEY_ALIASES), "lsf.<bsub-option>"])
-            raise SpecError(f"unknown LSF resource key {key!r}; valid keys: {valid}")
+            opts += [f"-{option}", _check(str(value), f"resource {key!r}")]
     if features:
         opts += ["-R", "select[" + " && ".join(features) + "]"]
     return opts
@@ -137,7 +107,7 @@ def resource_options(resources: Mapping[str, Any], node: str | None = None) -> l
 
 def job_options(launch: TaskLaunch, log_dir: str, array: str | None = None) -> list[str]:
     """Every bsub option of one launch (or of an array `[1-N]%k` named after it)."""
-    name = _check(launch.job_name, "job name", _NAME)
+    name = _check(launch.job_name, "job name", NAME)
     logs = _check(log_dir.rstrip("/") or "/", "log_dir")
     stem = f"{name}.%J_%I" if array else f"{name}.%J"
     return ["-J", name + (array or ""), "-o", f"{logs}/{stem}.out", "-e", f"{logs}/{stem}.err",
@@ -149,29 +119,19 @@ def render_script(launch: TaskLaunch, *, options: Sequence[str], worker_argv: Se
                   tasks_file: str | None = None, pre_sleep: int = 0) -> str:
     if array_size and not tasks_file:
         raise SpecError("an array script needs the tasks_file its elements read")
-    for key in env:
-        if not _ENV_NAME.match(key):
-            raise SpecError(f"environment variable name {key!r} is not valid in a shell")
     pairs: list[str] = []
     for opt in options:
         if opt.startswith("-") and not opt[1:].isdigit():
             pairs.append(opt)
         else:
             pairs[-1] += " " + shlex.quote(opt)
-    return _ENV.get_template("lsf.sh.j2").render(
-        name=launch.job_name, directives=pairs,
-        modules=[shlex.quote(_check(m, "module")) for m in modules],
-        env=[(k, shlex.quote(v)) for k, v in env.items()], worker=shlex.join(worker_argv),
-        array_size=array_size, tasks_file=shlex.quote(tasks_file or ""), pre_sleep=pre_sleep)
+    return LSF.render("lsf.sh.j2", modules=modules, env=env, worker=worker_argv,
+                      name=launch.job_name, directives=pairs, array_size=array_size,
+                      tasks_file=shlex.quote(tasks_file or ""), pre_sleep=pre_sleep)
 
 
 def _job_ids(job_ids: Sequence[str]) -> list[str]:
-    if not job_ids:
-        raise ValueError("no job ids given")
-    for jid in job_ids:
-        if not _JOB_ID.match(jid):
-            raise ValueError(f"{jid!r} is not an LSF job id (`123` or `123[4]`)")
-    return list(job_ids)
+    return LSF.job_ids(job_ids, _JOB_ID, "an LSF job id (`123` or `123[4]`)")
 
 
 def dependency_after_ok(job_ids: Sequence[str]) -> str:
@@ -235,6 +195,12 @@ def _start(text: str) -> float | None:
         year = parsed.tm_year if "%Y" in fmt else time.localtime().tm_year
         return time.mktime((year, *parsed[1:6], 0, 0, -1))
     return None
+
+
+def parse_queue(stdout: str, name_prefix: str) -> list[QueueEntry]:
+    """Jobs whose name starts with `name_prefix`, from `status_argv` output."""
+    return [QueueEntry(jid, name, st) for jid, (name, st)
+            in parse_status(stdout, name_prefix).items()]
 
 
 def parse_status(stdout: str, name_prefix: str) -> dict[str, tuple[str, JobStatus]]:

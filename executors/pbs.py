@@ -21,23 +21,21 @@ from typing import Any, Final
 
 from akoflow.executor import JobState, JobStatus, SpecError, SubmitError, TaskLaunch
 
-from .slurm import _ENV  # one Jinja2 environment for the package's templates
+from .batch_script import MIB, NAME, Dialect, QueueEntry
 
 log = logging.getLogger(__name__)
 FLAVORS: Final = ("pro", "torque")
 
 # Scheduler-agnostic `resources.extra` keys → what they become; `pbs.<letter>` passes any other
-# qsub option through, except those akoflow relies on (_RESERVED).
-_KEY_ALIASES: Final[dict[str, str]] = {
-    "partition": "queue", "queue": "queue", "account": "account", "project": "account",
-    "qos": "qos", "constraint": "features", "features": "features",
-}
-_PASSTHROUGH = "pbs."
-_RESERVED: Final = frozenset("NoejJtrVWSI")  # name, logs, arrays, rerun, env, depend, shell
-_SAFE = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")
-_PASS_VALUE = re.compile(r"^[A-Za-z0-9_@%+=:,./\[\]()-]+$")
-_NAME = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# qsub option through, except name, logs, arrays, rerun, env, depend and shell.
+PBS: Final = Dialect(
+    name="PBS", where="a PBS directive", prefix="pbs.", hint="pbs.<qsub-option-letter>",
+    aliases={"partition": "queue", "queue": "queue", "account": "account",
+             "project": "account", "qos": "qos", "constraint": "features",
+             "features": "features"},
+    reserved=frozenset("NoejJtrVWSI"), option=re.compile(r"^[A-Za-z]$"), flags=False,
+    value=re.compile(r"^[A-Za-z0-9_@%+=:,./\[\]()-]+$"))
+_check = PBS.check
 _JOB_ID = re.compile(r"^\d+(\[\d*\])?(\.[A-Za-z0-9._-]+)?$")  # 12.srv, 12[].srv, 12[3].srv
 
 # Every job state qstat(1B) documents. Ended codes (F, X, C) are judged by Exit_status.
@@ -70,11 +68,7 @@ def flavor_of(config: Mapping[str, Any]) -> str:
 
 
 def map_state(code: str) -> JobState:
-    state = STATE_MAP.get(code.strip())
-    if state is None:
-        log.warning("unknown PBS job state %r; treating it as UNKNOWN", code)
-        return JobState.UNKNOWN
-    return state
+    return PBS.state(STATE_MAP, code.strip())
 
 
 def exit_outcome(code: int | None, flavor: str) -> tuple[JobState, int | None, str | None]:
@@ -92,12 +86,6 @@ def exit_outcome(code: int | None, flavor: str) -> tuple[JobState, int | None, s
     if code > 256:
         return JobState.FAILED, 128 + code - 256, f"killed by signal {code - 256}"
     return JobState.FAILED, code, None
-
-
-def _check(value: str, what: str, pattern: re.Pattern[str] = _SAFE) -> str:
-    if not value or not pattern.match(value):
-        raise SpecError(f"{what} {value!r} has characters not allowed in a PBS directive")
-    return value
 
 
 def format_walltime(seconds: float) -> str:
@@ -126,31 +114,22 @@ def resource_options(resources: Mapping[str, Any], flavor: str,
                 for k, v in sorted((resources.get("node_selector") or {}).items())]
     opts: list[str] = []
     extra_l: list[str] = []
-    for key, raw in (resources.get("extra") or {}).items():
-        value = str(raw)
-        alias = _KEY_ALIASES.get(key)
-        if alias == "queue":
-            opts += ["-q", _check(value, f"resource {key!r}")]
-        elif alias == "account":
-            opts += ["-A", _check(value, f"resource {key!r}")]
+    for key, alias, value in PBS.extra(resources.get("extra") or {}):
+        text = str(value)
+        if key not in PBS.aliases:
+            opts += [f"-{alias}", text]  # passed through, checked
+        elif alias in ("queue", "account"):
+            opts += ["-q" if alias == "queue" else "-A", _check(text, f"resource {key!r}")]
         elif alias == "features":
-            features[:0] = [_check(f, f"resource {key!r}") for f in value.split(",")]
-        elif alias == "qos":
-            if flavor == "pro":
-                raise SpecError("resource 'qos': PBS Pro has no QOS; use a queue instead")
-            extra_l.append(f"qos={_check(value, 'resource qos')}")
-        elif key.startswith(_PASSTHROUGH) and re.match(r"^[A-Za-z]$", key[len(_PASSTHROUGH):]):
-            letter = key[len(_PASSTHROUGH):]
-            if letter in _RESERVED:
-                raise SpecError(f"resource {key!r}: akoflow sets -{letter} itself")
-            opts += [f"-{letter}", _check(value, f"resource {key!r}", _PASS_VALUE)]
+            features[:0] = [_check(f, f"resource {key!r}") for f in text.split(",")]
+        elif flavor == "pro":
+            raise SpecError("resource 'qos': PBS Pro has no QOS; use a queue instead")
         else:
-            valid = ", ".join([*sorted(_KEY_ALIASES), "pbs.<qsub-option-letter>"])
-            raise SpecError(f"unknown PBS resource key {key!r}; valid keys: {valid}")
+            extra_l.append(f"qos={_check(text, 'resource qos')}")
     if flavor == "pro":
         chunk = [f"ncpus={ncpus}"]
         if mem:
-            chunk.append(f"mem={max(1, math.ceil(mem / 1024**2))}mb")
+            chunk.append(f"mem={max(1, math.ceil(mem / MIB))}mb")
         if gpus:
             chunk.append(f"ngpus={gpus}")
         if node:
@@ -163,7 +142,7 @@ def resource_options(resources: Mapping[str, Any], flavor: str,
             nodes.append(f"gpus={gpus}")
         limits = ["nodes=" + ":".join(nodes + features)]
         if mem:
-            limits.append(f"mem={max(1, math.ceil(mem / 1024**2))}mb")
+            limits.append(f"mem={max(1, math.ceil(mem / MIB))}mb")
     if walltime:
         limits.append(f"walltime={format_walltime(walltime)}")
     return [*(x for lim in [*limits, *extra_l] for x in ("-l", lim)), *opts]
@@ -176,7 +155,7 @@ def render_script(
 ) -> str:
     """The qsub script for one launch, or for an array of `array_size` elements (1-based
     indices; element N runs the attempt on line N of `tasks_file`)."""
-    name = _check(launch.job_name, "job name", _NAME)
+    name = _check(launch.job_name, "job name", NAME)
     logs = _check(log_dir.rstrip("/") or "/", "log_dir")
     if array_size and not tasks_file:
         raise SpecError("an array script needs the tasks_file its elements read")
@@ -190,24 +169,14 @@ def render_script(
             *resource_options(launch.resources, flavor, launch.node)]
     # -V: the job gets qsub's environment (AKOFLOW_HOME, PATH), as sbatch does by default
     directives = [f"{a} {b}" for a, b in zip(opts[0::2], opts[1::2])] + ["-V"]
-    for key in env:
-        if not _ENV_NAME.match(key):
-            raise SpecError(f"environment variable name {key!r} is not valid in a shell")
-    return _ENV.get_template("pbs.sh.j2").render(
-        name=name, flavor=flavor, directives=directives,
-        modules=[shlex.quote(_check(m, "module")) for m in modules],
-        env=[(k, shlex.quote(v)) for k, v in env.items()], worker=shlex.join(worker_argv),
-        array_size=array_size, tasks_file=shlex.quote(tasks_file or ""),
+    return PBS.render(
+        "pbs.sh.j2", modules=modules, env=env, worker=worker_argv, name=name, flavor=flavor,
+        directives=directives, array_size=array_size, tasks_file=shlex.quote(tasks_file or ""),
         index_var="PBS_ARRAY_INDEX" if flavor == "pro" else "PBS_ARRAYID", pre_sleep=pre_sleep)
 
 
 def _job_ids(job_ids: Sequence[str]) -> list[str]:
-    if not job_ids:
-        raise ValueError("no job ids given")
-    for jid in job_ids:
-        if not _JOB_ID.match(jid):
-            raise ValueError(f"{jid!r} is not a PBS job id (`12.server`, `12[].server`)")
-    return list(job_ids)
+    return PBS.job_ids(job_ids, _JOB_ID, "a PBS job id (`12.server`, `12[].server`)")
 
 
 def dependency_after_ok(job_ids: Sequence[str], flavor: str) -> str:
@@ -286,6 +255,12 @@ def _status(attrs: Mapping[str, Any], flavor: str) -> JobStatus:
                          message=msg or attrs.get("comment"))
     return JobStatus(map_state(code), node=host, started_at=start,
                      message=attrs.get("comment"))
+
+
+def parse_queue(stdout: str, flavor: str, name_prefix: str) -> list[QueueEntry]:
+    """Jobs whose name starts with `name_prefix`, from `status_argv` output."""
+    return [QueueEntry(jid, name, st) for jid, (name, st)
+            in parse_status(stdout, flavor, name_prefix).items()]
 
 
 def parse_status(stdout: str, flavor: str, name_prefix: str) -> dict[str, tuple[str, JobStatus]]:

@@ -1,4 +1,4 @@
-"""PbsExecutor: PBS Pro / Torque's pure pieces (executors/pbs.py) run through a BatchExecutor.
+"""PbsExecutor: PBS Pro / Torque's pure pieces (executors/pbs.py) on the BatchExecutor's hooks.
 
 Each attempt is one `qsub` of a script rendered from templates/pbs.sh.j2 that execs
 `akoflow worker <attempt dir>`; status is one `qstat` per poll (Pro: JSON, Torque: XML) for
@@ -7,19 +7,15 @@ every job, kept to akoflow's by name. The site profile's `flavor:` says which PB
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from akoflow.executor import JobRef, JobState, JobStatus, Node, SubmitError, TaskLaunch
+from akoflow.executor import Node, SubmitError, TaskLaunch
 
 from . import pbs, pbs_nodes
-from .base import BatchExecutor, Transport
-
-log = logging.getLogger(__name__)
-NAME_PREFIX = "akoflow."
+from .base import NAME_PREFIX, Array, BatchExecutor, Transport
+from .batch_script import QueueEntry
 
 
 class PbsExecutor(BatchExecutor):
@@ -32,55 +28,37 @@ class PbsExecutor(BatchExecutor):
         super().__init__(site, config, transport)
         self.flavor = pbs.flavor_of(config)
 
-    def _submit_one(self, ln: TaskLaunch) -> str:
-        job = replace(ln, resources=self.with_defaults(ln.resources))
-        script = pbs.render_script(job, flavor=self.flavor, worker_argv=self.worker_argv(ln),
-                                   modules=self.modules, env=self.env,
-                                   log_dir=str(ln.attempt_dir), array_size=None)
-        path = ln.attempt_dir / "job.sh"
-        path.write_text(script)
-        dep = pbs.dependency_after_ok(ln.after_ok, self.flavor) if ln.after_ok else None
-        return pbs.parse_submit(self.command(pbs.submit_argv(str(path), dependency=dep)))
+    def job_script(self, job: TaskLaunch, worker: list[str], log_dir: Path,
+                   array: Array | None = None) -> str:
+        return pbs.render_script(job, flavor=self.flavor, worker_argv=worker,
+                                 modules=self.modules, env=self.env, log_dir=str(log_dir),
+                                 array_size=None)
 
-    def _queue(self) -> dict[str, tuple[str, JobStatus]]:
-        return pbs.parse_status(self.command(pbs.status_argv(self.flavor)), self.flavor,
-                                NAME_PREFIX)
+    def submit_argv(self, script: Path, job: TaskLaunch, array: Array | None) -> list[str]:
+        dep = pbs.dependency_after_ok(job.after_ok, self.flavor) if job.after_ok else None
+        return pbs.submit_argv(str(script), dependency=dep)
 
-    def poll(self, jobs: Sequence[JobRef]) -> dict[str, JobStatus]:
-        # Gone from qstat (history off or expired): GONE, judged by result.json.
-        return self.poll_listing(jobs, self._queue, "qstat")
+    def job_ids(self, stdout: str, array: Array | None) -> list[str]:
+        return [pbs.parse_submit(stdout)]
 
-    def cancel(self, jobs: Sequence[JobRef]) -> None:
-        ids = [j.job_id for j in jobs if j.job_id]
-        if not ids:
-            return
-        self.cancel_ids(pbs.cancel_argv(ids))
+    def queue(self) -> list[QueueEntry]:
+        # Jobs gone from qstat (history off or expired) are GONE, judged by result.json.
+        return pbs.parse_queue(self.command(pbs.status_argv(self.flavor)), self.flavor,
+                               NAME_PREFIX)
 
-    def lookup(self, job_names: Sequence[str]) -> dict[str, str]:
-        return self.ids_by_name(self._queue(), job_names)
+    def cancel_argv(self, job_ids: Sequence[str]) -> list[str]:
+        return pbs.cancel_argv(job_ids)
 
-    def submit_dispatcher(self, name: str, argv: Sequence[str], *, after_any: Sequence[str],
-                          delay: float, log_dir: Path) -> str:
-        """The dispatcher as a small batch job. PBS cannot wait for the first of several jobs:
-        it waits for the earliest-submitted in-flight job (see pbs.dependency_first_to_end)."""
-        launch = self.dispatcher_launch(name, log_dir)
-        script = pbs.render_script(launch, flavor=self.flavor, worker_argv=list(argv),
-                                   modules=self.modules, env=self.env, log_dir=str(log_dir),
-                                   array_size=None)
-        path = log_dir / "dispatcher.sh"
-        path.write_text(script)
+    def dispatcher_argv(self, script: Path, launch: TaskLaunch, after_any: Sequence[str],
+                        delay: float) -> list[str]:
+        """PBS cannot wait for the first of several jobs: it waits for the earliest-submitted
+        in-flight job (see pbs.dependency_first_to_end)."""
         begin = pbs.begin_at(delay) if delay > 0 else []
         dep = pbs.dependency_first_to_end(after_any) if after_any else None
-        try:
-            return pbs.parse_submit(self.command(pbs.submit_argv(str(path), dependency=dep,
-                                                                 extra=begin)))
-        except SubmitError as exc:
-            if dep is None or exc.transient:
-                raise
-            # The job waited on is already purged: qsub refuses the dependency. Start after
-            # the spacing instead; the next cycle sees that job's result.
-            log.info("qsub refused %s (%s); queueing the dispatcher without it", dep, exc)
-            return pbs.parse_submit(self.command(pbs.submit_argv(str(path), extra=begin)))
+        return pbs.submit_argv(str(script), dependency=dep, extra=begin)
+
+    def dependency_refused(self, exc: SubmitError, after_any: Sequence[str]) -> bool:
+        return True  # the job waited on is already purged: qsub refuses the dependency
 
     def nodes(self) -> list[Node]:
         """One `pbsnodes` call: every node with its free cpus and memory."""
@@ -89,6 +67,3 @@ class PbsExecutor(BatchExecutor):
             return pbs_nodes.parse(self.flavor, text)
         except (ValueError, KeyError, TypeError, SyntaxError) as exc:  # ParseError: Syntax
             raise SubmitError(f"cannot read pbsnodes output: {exc}", transient=True) from None
-
-    def dispatcher_jobs(self, name: str) -> list[tuple[str, JobState]]:
-        return [(jid, st.state) for jid, (n, st) in self._queue().items() if n == name]

@@ -27,29 +27,27 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-import jinja2
-
 from akoflow.executor import JobState, JobStatus, SpecError, SubmitError, TaskLaunch
+
+from .batch_script import MIB, Dialect, QueueEntry
+from .batch_script import local_time as _start
 
 log = logging.getLogger(__name__)
 
-# Scheduler-agnostic `resources.extra` keys → qsub options; `sge.<option>` passes others.
-_KEY_ALIASES: Final[dict[str, str]] = {
-    "queue": "q", "partition": "q", "project": "P", "account": "P",
-    "features": "l", "constraint": "l",
-    "pe": "pe",  # the parallel environment for cpu > 1 (overrides the site's)
-}
-_PASSTHROUGH = "sge."
-# Options akoflow sets itself, or that would break tracking (name, logs, arrays, holds, sync).
-_RESERVED: Final = frozenset({
-    "N", "o", "e", "j", "t", "tc", "hold_jid", "hold_jid_ad", "terse", "b", "sync", "S", "C",
-    "i", "r", "now", "cwd", "wd", "shell", "@", "pe", "clear",
-})
-_SAFE = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")  # what shlex.quote leaves bare
-_OPTION = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-_PASS_VALUE = re.compile(r"^[A-Za-z0-9_@%+=:,./*!&|()\[\]-]+$")  # e.g. `-l arch=lx*`
+# Scheduler-agnostic `resources.extra` keys → qsub options; `sge.<option>` passes others, except
+# those akoflow sets itself or that would break tracking (name, logs, arrays, holds, sync).
+SGE: Final = Dialect(
+    name="SGE", where="an SGE directive", prefix="sge.", hint="sge.<qsub-option>",
+    aliases={"queue": "q", "partition": "q", "project": "P", "account": "P", "features": "l",
+             "constraint": "l",
+             "pe": "pe"},  # the parallel environment for cpu > 1 (overrides the site's)
+    reserved=frozenset({"N", "o", "e", "j", "t", "tc", "hold_jid", "hold_jid_ad", "terse",
+                        "b", "sync", "S", "C", "i", "r", "now", "cwd", "wd", "shell", "@",
+                        "pe", "clear"}),
+    option=re.compile(r"^[A-Za-z][A-Za-z0-9_]*$"),
+    value=re.compile(r"^[A-Za-z0-9_@%+=:,./*!&|()\[\]-]+$"))  # e.g. `-l arch=lx*`
+_check = SGE.check
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9._+-]{0,199}$")  # SGE names may not start with a digit
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _JOB_ID = re.compile(r"^\d+(\.\d+)?$")  # `123` or an array task `123.4`
 _TERSE = re.compile(r"^(\d+)(?:\.(\d+)-(\d+):(\d+))?$")  # `9` or `9.1-3:1`
 STATUS_DIR: Final = ".akoflow-sge"  # under run_dir: one exit-code file per ended job
@@ -94,18 +92,7 @@ STATE_MAP: Final[dict[str, JobState]] = {
 
 
 def map_state(code: str) -> JobState:
-    state = STATE_MAP.get(code.strip())
-    if state is None:
-        log.warning("unknown SGE job state %r; treating it as UNKNOWN", code)
-        return JobState.UNKNOWN
-    return state
-
-
-def _check(value: str, what: str, pattern: re.Pattern[str] = _SAFE) -> str:
-    """Refuse values that could break out of a `#$` line or need shell quoting there."""
-    if not value or not pattern.match(value):
-        raise SpecError(f"{what} {value!r} has characters not allowed in an SGE directive")
-    return value
+    return SGE.state(STATE_MAP, code.strip())
 
 
 def format_time(seconds: float) -> str:
@@ -151,7 +138,7 @@ def resource_options(resources: Mapping[str, Any], site: SiteOptions) -> list[st
         opts.append(f"-pe {_check(pe, 'parallel environment')} {slots}")
     memory = _number(resources, "memory")
     if memory:  # SGE memory requests are per slot
-        per_slot = max(1, math.ceil(memory / slots / 1024**2))
+        per_slot = max(1, math.ceil(memory / slots / MIB))
         limits += [f"{_check(r, 'memory resource')}={per_slot}M" for r in site.memory_resources]
     limit = _number(resources, "time_limit")
     if limit:
@@ -161,37 +148,17 @@ def resource_options(resources: Mapping[str, Any], site: SiteOptions) -> list[st
         limits.append(f"{_check(site.gpu_resource, 'gpu resource')}={math.ceil(gpus)}")
     for key, value in sorted((resources.get("node_selector") or {}).items()):
         limits.append(f"{_check(str(key), 'node_selector key')}={_check(str(value), key)}")
-    for key, value in extra.items():
-        opts += _extra_option(key, value, limits)
+    for key, option, value in SGE.extra(extra):
+        if key not in SGE.aliases:  # passed through; None: a flag such as -notify
+            opts.append(f"-{option}" if value is None else f"-{option} {value}")
+        elif option == "l":  # features: boolean complexes, `ssd,bigmem` → ssd=TRUE,bigmem=TRUE
+            limits += [f"{_check(f, f'resource {key!r}')}=TRUE" for f in str(value).split(",")
+                       if f]
+        else:
+            opts.append(f"-{option} {_check(str(value), f'resource {key!r}')}")
     if limits:
         opts.insert(0, f"-l {','.join(limits)}")
     return opts
-
-
-def _extra_option(key: str, value: str, limits: list[str]) -> list[str]:
-    option = _KEY_ALIASES.get(key)
-    if option == "l":  # features: boolean complexes, `ssd,bigmem` → ssd=TRUE,bigmem=TRUE
-        limits += [f"{_check(f, f'resource {key!r}')}=TRUE" for f in value.split(",") if f]
-        return []
-    if option:
-        return [f"-{option} {_check(value, f'resource {key!r}')}"]
-    name = key[len(_PASSTHROUGH):]
-    if not key.startswith(_PASSTHROUGH) or not _OPTION.match(name):
-        valid = ", ".join([*sorted(_KEY_ALIASES), "sge.<qsub-option>"])
-        raise SpecError(f"unknown SGE resource key {key!r}; valid keys: {valid}")
-    if name in _RESERVED:
-        raise SpecError(f"resource {key!r}: akoflow sets -{name} itself")
-    if value.lower() in ("true", "yes", ""):
-        return [f"-{name}"]  # a flag such as -notify
-    if value.lower() in ("false", "no"):
-        return []
-    return [f"-{name} {_check(value, f'resource {key!r}', _PASS_VALUE)}"]
-
-
-_ENV = jinja2.Environment(
-    loader=jinja2.PackageLoader("akoflow.templates", "."), autoescape=False,
-    undefined=jinja2.StrictUndefined, trim_blocks=True, keep_trailing_newline=True,
-)
 
 
 def render_script(
@@ -211,14 +178,10 @@ def render_script(
         directives.append(f"-l hostname={_check(launch.node, 'node')}")
     if array_size and not tasks_file:
         raise SpecError("an array script needs the tasks_file its tasks read")
-    for key in env:
-        if not _ENV_NAME.match(key):
-            raise SpecError(f"environment variable name {key!r} is not valid in a shell")
-    return _ENV.get_template("sge.sh.j2").render(
-        name=name, directives=directives,
-        modules=[shlex.quote(_check(m, "module")) for m in modules],
-        env=[(k, shlex.quote(v)) for k, v in env.items()], worker=shlex.join(worker_argv),
-        array_size=array_size, tasks_file=shlex.quote(tasks_file or ""), watchdog=watchdog,
+    return SGE.render(
+        "sge.sh.j2", modules=modules, env=env, worker=worker_argv, name=name,
+        directives=directives, array_size=array_size, tasks_file=shlex.quote(tasks_file or ""),
+        watchdog=watchdog,
         attempt_dir=shlex.quote(str(launch.attempt_dir)),
         status_dir=shlex.quote(f"{launch.run_dir}/{STATUS_DIR}"),
         after_ok=_job_ids(launch.after_ok) if launch.after_ok else [],
@@ -226,12 +189,7 @@ def render_script(
 
 
 def _job_ids(job_ids: Sequence[str]) -> list[str]:
-    if not job_ids:
-        raise ValueError("no job ids given")
-    for jid in job_ids:
-        if not _JOB_ID.match(jid):
-            raise ValueError(f"{jid!r} is not an SGE job id (`123` or `123.4`)")
-    return list(job_ids)
+    return SGE.job_ids(job_ids, _JOB_ID, "an SGE job id (`123` or `123.4`)")
 
 
 def hold_list(job_ids: Sequence[str]) -> str:
@@ -272,14 +230,6 @@ def status_argv(user: str | None = None) -> list[str]:
     return ["qstat", "-xml", *(["-u", _check(user, "user")] if user else [])]
 
 
-@dataclass(frozen=True)
-class QueueEntry:
-    job_id: str  # `123`, or `123.4` for an array task
-    name: str
-    state_code: str
-    status: JobStatus
-
-
 def expand_tasks(text: str, limit: int = 100_000) -> list[int]:
     """qstat's task list (`1`, `2,3`, `4-10:2`) as numbers; bounded against huge ranges."""
     out: list[int] = []
@@ -291,13 +241,6 @@ def expand_tasks(text: str, limit: int = 100_000) -> list[int]:
         last, step = int(m.group(2) or first), int(m.group(3) or 1)
         out += range(first, min(last, first + limit * step) + 1, step)
     return out
-
-
-def _start(text: str) -> float | None:
-    try:
-        return time.mktime(time.strptime(text, "%Y-%m-%dT%H:%M:%S"))
-    except ValueError:
-        return None
 
 
 def parse_queue(stdout: str, name_prefix: str) -> list[QueueEntry]:
@@ -323,7 +266,7 @@ def parse_queue(stdout: str, name_prefix: str) -> list[QueueEntry]:
         except ValueError:
             log.warning("job %s: unreadable task list %r", job, tasks)
             continue
-        entries += [QueueEntry(i, name, code, status) for i in ids]
+        entries += [QueueEntry(i, name, status, code) for i in ids]
     return entries
 
 

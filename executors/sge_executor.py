@@ -1,4 +1,4 @@
-"""SgeExecutor: Son of Grid Engine's pure pieces (executors/sge.py) run through a BatchExecutor.
+"""SgeExecutor: Son of Grid Engine's pure pieces (executors/sge.py) on the BatchExecutor's hooks.
 
 Each attempt runs `akoflow worker <attempt dir>` in a job rendered from templates/sge.sh.j2;
 launches of the same shape submitted together go out as one `-t 1-N [-tc K]` array. `lookup`
@@ -23,13 +23,10 @@ ended is ignored by SGE: that member starts at once, which is right (something e
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +34,10 @@ from akoflow.dispatch import protocol
 from akoflow.executor import JobRef, JobState, JobStatus, SubmitError, TaskLaunch
 
 from . import sge
-from .base import BatchExecutor, Transport
+from .base import NAME_PREFIX, Array, BatchExecutor, Transport
+from .batch_script import QueueEntry
 
 log = logging.getLogger(__name__)
-NAME_PREFIX = "akoflow."
-ARRAY_TAG = ".array."  # array job names: akoflow.<workflow id>.array.<digest>
 SIBLING = "+"  # `<dispatcher name>+<leader id>`: a member of a dispatcher group
 
 
@@ -53,11 +49,11 @@ class SgeExecutor(BatchExecutor):
         "user",
     })
     hosts_dispatcher = True
+    supports_arrays = True
 
     def __init__(self, site: str, config: Mapping[str, Any],
                  transport: Transport | None = None) -> None:
         super().__init__(site, config, transport)
-        self.user = config.get("user")
         mem = config.get("memory_resource", "h_vmem")
         self.options = sge.SiteOptions(
             parallel_environment=config.get("parallel_environment") or None,
@@ -67,12 +63,9 @@ class SgeExecutor(BatchExecutor):
             time_limit_grace=float(config.get("time_limit_grace", 30)))
         self.use_qacct = bool(config.get("qacct", True))
         self.qacct_per_poll = int(config.get("qacct_per_poll", 4))
-        self.arrays = bool(config.get("arrays", True))
-        throttle = config.get("array_throttle")
-        self.throttle = int(throttle) if throttle else None
         self.watchers = max(1, int(config.get("dispatcher_watchers", 8)))
         self.max_wait = float(config.get("dispatcher_max_wait", 300))
-        self._accounted: dict[str, JobStatus] = {}
+        self._qacct: dict[str, JobStatus] = {}  # job id -> what qacct said (it never changes)
 
     def job_env(self) -> dict[str, str]:
         """Exported in every job script: SGE jobs do not inherit the submitter's environment
@@ -80,123 +73,82 @@ class SgeExecutor(BatchExecutor):
         own = {k: v for k, v in os.environ.items() if k.startswith("AKOFLOW_")}
         return {**own, **self.env}
 
-    def _render(self, ln: TaskLaunch, worker: list[str], log_dir: Path, **kw: Any) -> str:
-        return sge.render_script(ln, worker_argv=worker, modules=self.modules,
+    # -- submission hooks ---------------------------------------------------------------------
+    def job_script(self, job: TaskLaunch, worker: list[str], log_dir: Path,
+                   array: Array | None = None, watchdog: bool = True) -> str:
+        return sge.render_script(job, worker_argv=worker, modules=self.modules,
                                  env=self.job_env(), log_dir=str(log_dir), site=self.options,
-                                 **kw)
+                                 array_size=array.size if array else None,
+                                 tasks_file=str(array.tasks) if array else None,
+                                 watchdog=watchdog)
 
-    # -- tasks ------------------------------------------------------------------------------
-    def submit(self, launches: Sequence[TaskLaunch]) -> list[str]:
-        """One qsub per launch, or one `-t 1-N` array per group of same-shaped launches."""
-        ids: dict[int, str] = {}
-        try:
-            for group in _groups(launches):
-                if len(group) > 1 and self.arrays:
-                    ids.update(zip(group, self._submit_array([launches[i] for i in group])))
-                    continue
-                for i in group:
-                    ids[i] = self._submit_one(launches[i])
-        except SubmitError:
-            if ids:  # all or nothing: the dispatcher resubmits the whole batch
-                self.cancel([JobRef(j, "", "", 0.0) for j in ids.values()])
-            raise
-        return [ids[i] for i in range(len(launches))]
+    def submit_argv(self, script: Path, job: TaskLaunch, array: Array | None) -> list[str]:
+        return sge.submit_argv(str(script), hold=job.after_ok,
+                               array_size=array.size if array else None,
+                               throttle=self.throttle if array else None)
 
-    def _submit_one(self, ln: TaskLaunch) -> str:
-        job = replace(ln, resources=self.with_defaults(ln.resources))
-        path = ln.attempt_dir / "job.sh"
-        path.write_text(self._render(job, self.worker_argv(ln), ln.attempt_dir))
-        return sge.parse_submit(self.command(sge.submit_argv(str(path), hold=ln.after_ok)))[0]
-
-    def _submit_array(self, launches: Sequence[TaskLaunch]) -> list[str]:
-        """Launches of one shape as an array `akoflow.<wf>.array.<digest>`; task N runs the
-        attempt on line N of its tasks file (`<attempt dir><TAB><job name>`)."""
-        first = launches[0]
-        digest = hashlib.sha1("\n".join(ln.job_name for ln in launches).encode()).hexdigest()
-        name = f"{NAME_PREFIX}{first.workflow_id}{ARRAY_TAG}{digest[:12]}"
-        adir = first.run_dir / "arrays"
-        adir.mkdir(parents=True, exist_ok=True)
-        tasks = adir / f"{name}.tasks"
-        tasks.write_text("".join(f"{ln.attempt_dir}\t{ln.job_name}\n" for ln in launches))
-        job = replace(first, job_name=name, resources=self.with_defaults(first.resources))
-        path = adir / f"{name}.sh"
-        path.write_text(self._render(job, self.worker_argv(), adir, array_size=len(launches),
-                                     tasks_file=str(tasks)))
-        out = self.command(sge.submit_argv(str(path), hold=first.after_ok,
-                                           array_size=len(launches), throttle=self.throttle))
-        ids = sge.parse_submit(out)
-        if len(ids) != len(launches):
+    def job_ids(self, stdout: str, array: Array | None) -> list[str]:
+        ids = sge.parse_submit(stdout)
+        if array is not None and len(ids) != array.size:
             self.cancel([JobRef(ids[0].split(".")[0], "", "", 0.0)])
-            raise SubmitError(f"qsub made {len(ids)} array tasks for {len(launches)} launches",
-                              transient=False, stdout=out)
+            raise SubmitError(f"qsub made {len(ids)} array tasks for {array.size} launches",
+                              transient=False, stdout=stdout)
         return ids
 
-    def _queue(self) -> list[sge.QueueEntry]:
+    # -- status hooks -------------------------------------------------------------------------
+    def queue(self) -> list[QueueEntry]:
         return sge.parse_queue(self.command(sge.status_argv(self.user)), NAME_PREFIX)
 
-    def poll(self, jobs: Sequence[JobRef]) -> dict[str, JobStatus]:
-        try:
-            queue = {e.job_id: e for e in self._queue()}
-        except SubmitError as exc:
-            log.warning("qstat failed; every job's state is unknown: %s", exc)
-            return {j.job_name: JobStatus(JobState.UNKNOWN, message=str(exc)) for j in jobs}
+    def stuck(self, entry: QueueEntry) -> bool:
+        """Error state (Eqw) never clears by itself: the job is failed and deleted."""
+        return "E" in entry.state_code and "d" not in entry.state_code
+
+    def accounted(self, gone: Sequence[JobRef]) -> dict[str, JobStatus]:
+        """A bounded number of `qacct -j` per poll, only for jobs that left no result."""
         out: dict[str, JobStatus] = {}
-        broken: list[str] = []
         budget = self.qacct_per_poll if self.use_qacct else 0
-        for ref in jobs:
-            entry = queue.get(ref.job_id or "")
-            if entry is not None:
-                out[ref.job_name] = entry.status
-                if "E" in entry.state_code and "d" not in entry.state_code:
-                    broken.append(entry.job_id)
+        for ref in gone:
+            if not ref.job_id:
                 continue
-            st = JobStatus(JobState.GONE)
-            if ref.job_id and ref.job_id in self._accounted:
-                st = self._accounted[ref.job_id]
-            elif ref.job_id and budget > 0 and not (Path(ref.attempt_dir)
-                                                    / protocol.RESULT).exists():
+            if ref.job_id in self._qacct:
+                out[ref.job_id] = self._qacct[ref.job_id]
+            elif budget > 0 and not (Path(ref.attempt_dir) / protocol.RESULT).exists():
                 budget -= 1
-                st = self._qacct(ref.job_id) or st
-            out[ref.job_name] = st
-        if broken:  # error state never clears by itself: fail and remove those jobs
-            self.cancel([JobRef(j, "", "", 0.0) for j in broken])
+                found = self._ask_qacct(ref.job_id)
+                if found is not None:
+                    out[ref.job_id] = found
         return out
 
-    def _qacct(self, job_id: str) -> JobStatus | None:
+    def _ask_qacct(self, job_id: str) -> JobStatus | None:
         try:
             found = sge.parse_qacct(self.command(sge.qacct_argv(job_id), retries=0))
         except SubmitError:  # not (yet) in the accounting file, or no qacct here
             return None
         if found is not None:
-            self._accounted[job_id] = found
+            self._qacct[job_id] = found
         return found
 
-    def cancel(self, jobs: Sequence[JobRef]) -> None:
-        ids = list(dict.fromkeys(j.job_id for j in jobs if j.job_id))
-        if not ids:
-            return
-        try:  # pending members of dispatcher groups led by these ids go with them
+    def cancel_argv(self, job_ids: Sequence[str]) -> list[str]:
+        return sge.cancel_argv(job_ids)
+
+    def cancel_ids(self, job_ids: Sequence[str]) -> None:
+        """Pending members of dispatcher groups led by these ids go with them."""
+        ids = list(job_ids)
+        try:
             leaders = set(ids)
-            ids += [e.job_id for e in self._queue() if e.status.state is JobState.PENDING
+            ids += [e.job_id for e in self.queue() if e.status.state is JobState.PENDING
                     and e.name.rpartition(SIBLING)[2] in leaders and SIBLING in e.name]
         except SubmitError as exc:
             log.info("qstat before qdel failed: %s", exc)
-        try:
-            self.command(sge.cancel_argv(ids), retries=1)
-        except SubmitError as exc:  # some had already ended: the others are still deleted
-            log.info("qdel: %s", exc)
+        super().cancel_ids(ids)
 
-    def lookup(self, job_names: Sequence[str]) -> dict[str, str]:
-        wanted = set(job_names)
-        return {e.name: e.job_id for e in self._queue() if e.name in wanted}
-
-    # -- the dispatcher as SGE jobs ---------------------------------------------------------
+    # -- the dispatcher as SGE jobs -----------------------------------------------------------
     def submit_dispatcher(self, name: str, argv: Sequence[str], *, after_any: Sequence[str],
                           delay: float, log_dir: Path) -> str:
         """Queue a dispatcher group (see the module docstring); returns the leader's id."""
         launch = self.dispatcher_launch(name, log_dir)
         path = log_dir / "dispatcher.sh"
-        path.write_text(self._render(launch, list(argv), log_dir, watchdog=False))
+        self.write_script(path, self.job_script(launch, list(argv), log_dir, watchdog=False))
         start = time.time() + delay if delay > 0 else None
         watched = list(dict.fromkeys(after_any))[:self.watchers]
         qsub = [sge.submit_argv(str(path), hold=[j], start_at=start) for j in watched[1:]]
@@ -212,7 +164,7 @@ class SgeExecutor(BatchExecutor):
         return leader
 
     def dispatcher_jobs(self, name: str) -> list[tuple[str, JobState]]:
-        entries = [e for e in self._queue()
+        entries = [e for e in self.queue()
                    if e.name == name or e.name.startswith(name + SIBLING)]
         waiting = {e.job_id for e in entries
                    if e.name == name and e.status.state is JobState.PENDING}
@@ -221,13 +173,3 @@ class SgeExecutor(BatchExecutor):
             leader = e.name[len(name) + 1:] if e.name != name else e.job_id
             out.append((leader if leader in waiting else e.job_id, e.status.state))
         return out
-
-
-def _groups(launches: Sequence[TaskLaunch]) -> list[list[int]]:
-    """Indices of launches that can share one array script, in submission order."""
-    groups: dict[str, list[int]] = {}
-    for i, ln in enumerate(launches):
-        key = json.dumps([ln.resources, ln.node, sorted(ln.after_ok), str(ln.run_dir)],
-                         sort_keys=True, default=str)
-        groups.setdefault(key, []).append(i)
-    return list(groups.values())

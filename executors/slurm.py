@@ -11,37 +11,31 @@ import logging
 import math
 import re
 import shlex
-import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Final
-
-import jinja2
 
 from akoflow.executor import JobState, JobStatus, SpecError, SubmitError, TaskLaunch
 
+from .batch_script import NAME, Dialect, QueueEntry, Request
+from .batch_script import local_time as _start
+
 log = logging.getLogger(__name__)
 
-# Scheduler-agnostic `resources.extra` keys → sbatch long options. `slurm.<option>` passes any
-# other sbatch option through, except those akoflow itself relies on (_RESERVED).
-_KEY_ALIASES: Final[dict[str, str]] = {
-    "partition": "partition", "queue": "partition",
-    "account": "account", "project": "account",
-    "qos": "qos",
-    "constraint": "constraint", "features": "constraint",
-    "reservation": "reservation",
-}
-_PASSTHROUGH = "slurm."
-# Options that would break tracking (name, logs, requeue) or that akoflow sets per submission.
-_RESERVED: Final = frozenset({
-    "job-name", "comment", "output", "error", "requeue", "no-requeue", "array", "dependency",
-    "parsable", "wrap", "wait", "test-only", "export-file", "input",
-})
-_SAFE = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")  # exactly what shlex.quote leaves bare
+# Scheduler-agnostic `resources.extra` keys → sbatch long options; `slurm.<option>` passes any
+# other sbatch option through, except those that would break tracking (name, logs, requeue)
+# or that akoflow sets per submission.
+SLURM: Final = Dialect(
+    name="Slurm", where="a Slurm directive", prefix="slurm.", hint="slurm.<sbatch-option>",
+    aliases={"partition": "partition", "queue": "partition", "account": "account",
+             "project": "account", "qos": "qos", "constraint": "constraint",
+             "features": "constraint", "reservation": "reservation"},
+    reserved=frozenset({"job-name", "comment", "output", "error", "requeue", "no-requeue",
+                        "array", "dependency", "parsable", "wrap", "wait", "test-only",
+                        "export-file", "input"}),
+    option=re.compile(r"^[a-z][a-z0-9-]*$"), dash="--",
+    value=re.compile(r"^[A-Za-z0-9_@%+=:,./&|*\[\]()-]+$"))  # e.g. begin=now+60, a feature expr
 _CONSTRAINT = re.compile(r"^[A-Za-z0-9_.,:&|*\[\]()-]+$")  # Slurm feature expressions
-_OPTION = re.compile(r"^[a-z][a-z0-9-]*$")
-_PASS_VALUE = re.compile(r"^[A-Za-z0-9_@%+=:,./&|*\[\]()-]+$")  # e.g. begin=now+60, a feature expr
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_check = SLURM.check
 _JOB_ID = re.compile(r"^\d+(_\d+)?$")  # `123` or an array element `123_4`
 _SUBMIT_OUT = re.compile(r"^(\d+)(;[A-Za-z0-9_.-]+)?$")  # `--parsable`: `id` or `id;cluster`
 
@@ -80,23 +74,7 @@ STATE_MAP: Final[dict[str, JobState]] = {
 
 def map_state(code: str) -> JobState:
     """A Slurm state (`CANCELLED by 0` included) as a JobState; unknown → UNKNOWN, logged."""
-    word = code.split(" ", 1)[0].rstrip("+")
-    state = STATE_MAP.get(word)
-    if state is None:
-        log.warning("unknown Slurm job state %r; treating it as UNKNOWN", code)
-        return JobState.UNKNOWN
-    return state
-
-
-def _check(value: str, what: str, pattern: re.Pattern[str] = _SAFE) -> str:
-    """Refuse values that could break out of a `#SBATCH` line or need shell quoting there."""
-    if not value or not pattern.match(value):
-        raise SpecError(f"{what} {value!r} has characters not allowed in a Slurm directive")
-    return value
-
-
-def _mib(nbytes: int) -> int:
-    return max(1, math.ceil(nbytes / 1024**2))
+    return SLURM.state(STATE_MAP, code.split(" ", 1)[0].rstrip("+"))
 
 
 def format_time(seconds: float) -> str:
@@ -108,54 +86,28 @@ def format_time(seconds: float) -> str:
 
 def resource_options(resources: Mapping[str, Any]) -> list[str]:
     """akoflow's scheduler-agnostic resources as sbatch long options (`--opt=value`)."""
+    req = Request.of(resources)
     opts: dict[str, str | None] = {}
-    cpu = resources.get("cpu")
-    if cpu is not None:
-        if float(cpu) <= 0:
-            raise SpecError(f"cpu must be positive, got {cpu!r}")
-        opts["cpus-per-task"] = str(math.ceil(float(cpu) - 1e-9))
-    if resources.get("memory"):
-        if int(resources["memory"]) < 0:
-            raise SpecError(f"memory must be positive, got {resources['memory']!r}")
-        opts["mem"] = f"{_mib(int(resources['memory']))}M"
-    if resources.get("time_limit"):
-        if float(resources["time_limit"]) < 0:
-            raise SpecError(f"time_limit must be positive, got {resources['time_limit']!r}")
-        opts["time"] = format_time(float(resources["time_limit"]))
-    if resources.get("gpus"):
-        opts["gres"] = f"gpu:{int(resources['gpus'])}"
+    if req.cpus is not None:
+        opts["cpus-per-task"] = str(req.cpus)
+    if req.memory_mib is not None:
+        opts["mem"] = f"{req.memory_mib}M"
+    if req.time_limit is not None:
+        opts["time"] = format_time(req.time_limit)
+    if req.gpus:
+        opts["gres"] = f"gpu:{req.gpus}"
     constraints = [_check(str(v), f"node_selector {k!r}")
                    for k, v in sorted((resources.get("node_selector") or {}).items())]
-    for key, raw in (resources.get("extra") or {}).items():
-        value = str(raw)
-        if key in _KEY_ALIASES:
-            option = _KEY_ALIASES[key]
-            if option == "constraint":
-                constraints.insert(0, _check(value, f"resource {key!r}", _CONSTRAINT))
-            else:
-                opts[option] = _check(value, f"resource {key!r}")
-        elif key.startswith(_PASSTHROUGH) and _OPTION.match(key[len(_PASSTHROUGH):]):
-            option = key[len(_PASSTHROUGH):]
-            if option in _RESERVED:
-                raise SpecError(f"resource {key!r}: akoflow sets --{option} itself")
-            if value.lower() in ("true", "yes", ""):
-                opts[option] = None  # a flag such as --exclusive
-            elif value.lower() not in ("false", "no"):
-                opts[option] = _check(value, f"resource {key!r}", _PASS_VALUE)
+    for key, option, value in SLURM.extra(resources.get("extra") or {}):
+        if key not in SLURM.aliases:
+            opts[option] = value  # passed through; None: a flag such as --exclusive
+        elif option == "constraint":
+            constraints.insert(0, _check(str(value), f"resource {key!r}", _CONSTRAINT))
         else:
-            valid = ", ".join([*sorted(_KEY_ALIASES), "slurm.<sbatch-option>"])
-            raise SpecError(f"unknown Slurm resource key {key!r}; valid keys: {valid}")
+            opts[option] = _check(str(value), f"resource {key!r}")
     if constraints:
         opts["constraint"] = "&".join(constraints)
     return [f"--{k}" if v is None else f"--{k}={v}" for k, v in opts.items()]
-
-
-# `akoflow.templates` is the top-level templates/ directory (package-dir mapping), so load it as
-# a package of its own: PackageLoader("akoflow", "templates") would look for akoflow/templates/.
-_ENV = jinja2.Environment(
-    loader=jinja2.PackageLoader("akoflow.templates", "."), autoescape=False,
-    undefined=jinja2.StrictUndefined, trim_blocks=True, keep_trailing_newline=True,
-)
 
 
 def render_script(
@@ -167,7 +119,7 @@ def render_script(
     `launch`'s name and resources; array elements read their attempt dir from `tasks_file`
     (line N+1 for element N, up to a tab) and pass it as the worker's last argument.
     `comment` (default: the name) is the job's `--comment`: arrays carry their tasks file."""
-    name = _check(launch.job_name, "job name", re.compile(r"^[A-Za-z0-9._-]{1,200}$"))
+    name = _check(launch.job_name, "job name", NAME)
     logs = _check(log_dir.rstrip("/") or "/", "log_dir")
     stem = "%x.%A_%a" if array_size else "%x.%j"
     note = _check(comment, "comment") if comment else name
@@ -178,25 +130,13 @@ def render_script(
         directives.append(f"--nodelist={_check(launch.node, 'node')}")
     if array_size and not tasks_file:
         raise SpecError("an array script needs the tasks_file its elements read")
-    for key in env:
-        if not _ENV_NAME.match(key):
-            raise SpecError(f"environment variable name {key!r} is not valid in a shell")
-    return _ENV.get_template("slurm.sh.j2").render(
-        name=name, directives=directives,
-        modules=[shlex.quote(_check(m, "module")) for m in modules],
-        env=[(k, shlex.quote(v)) for k, v in env.items()],
-        worker=shlex.join(worker_argv), array_size=array_size,
-        tasks_file=shlex.quote(tasks_file or ""),
-    )
+    return SLURM.render("slurm.sh.j2", modules=modules, env=env, worker=worker_argv, name=name,
+                        directives=directives, array_size=array_size,
+                        tasks_file=shlex.quote(tasks_file or ""))
 
 
 def _job_ids(job_ids: Sequence[str]) -> list[str]:
-    if not job_ids:
-        raise ValueError("no job ids given")
-    for jid in job_ids:
-        if not _JOB_ID.match(jid):
-            raise ValueError(f"{jid!r} is not a Slurm job id (`123` or `123_4`)")
-    return list(job_ids)
+    return SLURM.job_ids(job_ids, _JOB_ID, "a Slurm job id (`123` or `123_4`)")
 
 
 def dependency_after_ok(job_ids: Sequence[str]) -> str:
@@ -248,20 +188,6 @@ def status_argv(user: str | None = None) -> list[str]:
     who = f"--user={_check(user, 'user')}" if user else "--me"
     return ["squeue", "--noheader", "--all", "--array", "--states=all", who,
             f"--format={STATUS_FORMAT}"]
-
-
-@dataclass(frozen=True)
-class QueueEntry:
-    job_id: str
-    name: str
-    status: JobStatus
-
-
-def _start(text: str) -> float | None:
-    try:
-        return time.mktime(time.strptime(text, "%Y-%m-%dT%H:%M:%S"))
-    except ValueError:
-        return None  # N/A, Unknown, None
 
 
 def parse_queue(stdout: str, name_prefix: str) -> list[QueueEntry]:

@@ -18,6 +18,18 @@ EXAMPLES = ROOT / "examples"
 WFCOMMONS = ROOT.parent / "shared" / "data" / "wfcommons"
 
 
+def shared_file(path: Path) -> Path:
+    """A file of ../shared (WfCommons traces, seeds), which CI lays out beside the
+    repository: where it is missing a test skips with the reason, except in CI
+    (`CI=true`), where that is a failure."""
+    if not path.exists():
+        why = f"{path} is not here: ../shared must sit beside the repository"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(why)
+        pytest.skip(why)
+    return path
+
+
 @pytest.fixture
 def akhome(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A private manifest home; fast sampling so short tasks still get psutil samples."""

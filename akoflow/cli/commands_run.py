@@ -239,7 +239,7 @@ def schema(output: str | None) -> None:
 @click.command(hidden=True)
 @click.argument("attempt_dir", type=click.Path(exists=True, file_okay=False))
 def worker(attempt_dir: str) -> None:
-    """Internal: run one attempt inside a job (reads task.json, writes result.json)."""
+    """Internal: run one attempt inside a job (reads task.sh's header, writes result.json)."""
     from akoflow.worker.main import run_worker
 
     sys.exit(run_worker(Path(attempt_dir).resolve()))

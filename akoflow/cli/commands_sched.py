@@ -22,18 +22,14 @@ from akoflow.spec.units import format_bytes
 def simulate(workflow: str, nodes_file: str, policy: str | None, alpha: float | None,
              as_json: bool) -> None:
     """Simulate WORKFLOW (AkôFlow YAML or WfCommons .json trace) on a node set."""
-    from akoflow.scheduling.heft import heft
-    from akoflow.scheduling.inventory import InventoryError, load_nodes_file
+    from akoflow import service
+    from akoflow.scheduling.inventory import InventoryError
     from akoflow.scheduling.policies import PolicyError
     from akoflow.scheduling.simulator import SimulationError
-    from akoflow.scheduling.simulator import simulate as run_sim
-    from akoflow.scheduling.workload import WorkloadError, load_workload
+    from akoflow.scheduling.workload import WorkloadError
 
     try:
-        nodes = load_nodes_file(nodes_file)
-        wl = load_workload(workflow)
-        name = policy or wl.schedule or "akoscore"
-        result = heft(wl, nodes) if name == "heft" else run_sim(wl, nodes, name, alpha)
+        wl, nodes, result = service.simulate(workflow, nodes_file, policy, alpha)
     except (InventoryError, WorkloadError, PolicyError, SimulationError) as exc:
         raise click.ClickException(str(exc)) from None
     data: dict[str, Any] = {"workflow": wl.name, "activities": len(wl.tasks),
@@ -58,13 +54,12 @@ def simulate(workflow: str, nodes_file: str, policy: str | None, alpha: float | 
 @click.option("--json", "as_json", is_flag=True)
 def nodes(site: str, as_json: bool) -> None:
     """The node inventory of SITE: what its executor reports, with the profile's `nodes:`."""
+    from akoflow import service
     from akoflow.executor import ExecutorError
-    from akoflow.scheduling.inventory import InventoryError, site_nodes
-    from akoflow.sites import SiteResolver, load_site
+    from akoflow.scheduling.inventory import InventoryError
 
     try:
-        profile = load_site(site)
-        found = site_nodes(profile, SiteResolver()(site).nodes())
+        found = service.site_inventory(site)
     except (InventoryError, ExecutorError) as exc:
         raise click.ClickException(f"site {site}: {exc}") from None
     if as_json:

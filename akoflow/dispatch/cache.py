@@ -74,8 +74,9 @@ def reuse(m: Manifest, wf: WorkflowRecord, act: ActivityRecord) -> bool:
     number = act.attempts + 1
     adir = protocol.attempt_dir(wf.run_dir, act.name, number)
     (attempt_id,) = m.begin_attempts(wf.id, [Intent(
-        act.id, number, CACHE_EXECUTOR, protocol.job_name(wf.id, act.name, number), str(adir),
-        act.resources_dict())])
+        activity_id=act.id, number=number, site=CACHE_EXECUTOR,
+        job_name=protocol.job_name(wf.id, act.name, number), attempt_dir=str(adir),
+        resources=act.resources_dict())])
     if attempt_id is None:
         return False
     start = time.time()

@@ -71,7 +71,7 @@ def queue_successor(m: Manifest, wf_id: int, ex: Executor, log_dir: Path, *, spa
         m.set_dispatcher_job(wf_id, None)
         return None
     in_flight = [la.job_id for la in m.live_attempts(wf_id)
-                 if la.job_id and la.executor == ex.site]
+                 if la.job_id and la.site == ex.site]
     try:
         link = queue_link(m, wf_id, ex, log_dir, after_any=in_flight, delay=spacing)
     except ExecutorError as exc:  # this job's guard carries the chain on

@@ -36,16 +36,16 @@ class Placer:
         self.history = LazyHistory(manifest)
         self._plans: dict[str, Plan | None] = {}  # by site: made or read once per process
 
-    def placeable(self, ex: Executor, runtime: str, wf: WorkflowRecord) -> Placed:
-        """Ready activities of `runtime` to submit now, each with its placement (or None)."""
+    def placeable(self, ex: Executor, site: str, wf: WorkflowRecord) -> Placed:
+        """Ready activities of `site` to submit now, each with its placement (or None)."""
         policy = wf.schedule or ex.config.get("placement")
         if not ex.bounded:
-            acts = self.m.ready_activities(self.wf_id, self.submit_limit, runtime)
+            acts = self.m.ready_activities(self.wf_id, self.submit_limit, site)
             nodes = self._inventory(ex) if policy and acts else []
             if not nodes:
                 return acts, [None] * len(acts)
             return self._decide(acts, nodes, str(policy), [(n.cpus, n.memory) for n in nodes],
-                                wf, runtime)
+                                wf, site)
         inventory = ex.nodes() if not ex.config.get("nodes") else self._inventory(ex)
         nodes = [replace(n, cpus_free=n.cpus_free + ex.prefetch * n.cpus,
                          memory_free=n.memory_free + int(ex.prefetch * n.memory))
@@ -56,10 +56,10 @@ class Placer:
         # Two per free cpu (and a few more): enough to fill the room with typical tasks
         # and to skip past one that does not fit; reading far more costs every cycle.
         page = min(self.submit_limit, int(free * 2) + 4)
-        acts = self.m.ready_activities(self.wf_id, page, runtime)
+        acts = self.m.ready_activities(self.wf_id, page, site)
         sizes = [(n.cpus, n.memory) for n in nodes]
         if len(nodes) > 1 or policy:
-            return self._decide(acts, nodes, str(policy or "akoscore"), sizes, wf, runtime)
+            return self._decide(acts, nodes, str(policy or "akoscore"), sizes, wf, site)
         # One node and no policy asked for: nothing to choose, so plain first fit (cheap).
         out = []
         requests = [a.resources_dict() for a in acts]

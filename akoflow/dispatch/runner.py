@@ -8,9 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from akoflow.dispatch import chain
-from akoflow.dispatch.cycle import Dispatcher, Notifier, Resolver
+from akoflow.dispatch.cycle import Dispatcher, Notifier
 from akoflow.dispatch.lock import DispatchLock
-from akoflow.dispatch.types import CycleReport, DispatchConfig
+from akoflow.dispatch.types import CycleReport, DispatchConfig, Resolver
 from akoflow.executor import Executor
 from akoflow.manifest import WORKFLOW_ENDED, Manifest
 
@@ -141,7 +141,7 @@ def _run_loop(
 
 
 def _wait(d: Dispatcher, idle_wait: float) -> None:
-    busy = [ex for ex in d.executors.values() if ex.busy()]
+    busy = [ex for ex in d.sites if ex.busy()]
     if not busy:
         time.sleep(idle_wait)
         return

@@ -1,11 +1,14 @@
-"""Plain types of the dispatch cycle: its settings, its report, and small helpers."""
+"""Plain types of the dispatch cycle: its settings, its report, the executors it has opened."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from akoflow.executor import JobState, TaskLaunch
-from akoflow.manifest import Completion, LiveAttempt, Reason, Status
+from akoflow.executor import Executor, JobState, TaskLaunch
+from akoflow.manifest import Completion, Reason
+
+Resolver = Callable[[str], Executor]  # site name -> its executor (akoflow.sites.SiteResolver)
 
 
 @dataclass
@@ -31,20 +34,38 @@ class CycleReport:
     finished: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Claim:
+    """An intent recorded in the manifest, with the launch it stands for."""
+
     attempt_id: int
     launch: TaskLaunch
-    planned: str | None
+    planned: str | None  # the job id when the executor knows it before submission
+
+
+class Sites:
+    """The executor of each site a dispatcher has used: a site name (an activity's
+    `runtime`, an attempt's `executor` column) resolved once, then kept open."""
+
+    def __init__(self, resolve: Resolver) -> None:
+        self.resolve = resolve
+        self.opened: dict[str, Executor] = {}
+
+    def __call__(self, site: str) -> Executor:
+        ex = self.opened.get(site)
+        if ex is None:
+            ex = self.opened[site] = self.resolve(site)
+        return ex
+
+    def __iter__(self) -> Iterator[Executor]:
+        return iter(list(self.opened.values()))
+
+    def close(self) -> None:
+        for ex in self:
+            ex.close()
 
 
 ACTIVE = frozenset({JobState.PENDING, JobState.RUNNING})
-
-
-def with_status(la: LiveAttempt, status: Status) -> LiveAttempt:
-    return LiveAttempt(la.attempt_id, la.activity_id, la.activity, la.number, status.value,
-                       la.executor, la.job_name, la.job_id, la.attempt_dir, la.submitted_at,
-                       la.started_at, la.activity_status)
 
 
 def failure_reason(state: JobState) -> str:

@@ -8,34 +8,32 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from akoflow.manifest.db import select_list
+from akoflow.manifest.guards import activity_moving, attempt_moving
 from akoflow.manifest.records import ActivityRecord, AttemptRecord, LiveAttempt
-from akoflow.manifest.states import LIVE, Status
+from akoflow.manifest.states import LIVE, Reason, Status
 from akoflow.manifest.workflows import WorkflowsMixin
 
 if TYPE_CHECKING:  # the executor port imports manifest records: no runtime cycle
     from akoflow.executor import Node
 
-ACT_COLS = (
-    "id, workflow_id, seq, name, run, image, runtime, resources, env, alpha, retries, "
-    "retry_memory_factor, status, reason, attempts, failures, unfinished_parents, node, job_id, "
-    "created_at, started_at, finished_at, message, identity, cache, container, estimate"
-)
-ATT_COLS = (
-    "id, workflow_id, activity_id, number, status, executor, job_name, job_id, node, "
-    "attempt_dir, resources, exit_code, reason, submitted_at, started_at, finished_at, "
-    "cpu_time, peak_rss, image_id, scores, message"
-)
+ACT_COLS = select_list(ActivityRecord)
+ATT_COLS = select_list(AttemptRecord)
+# An attempt `t` joined with its activity `a`.
+LIVE_SELECT = "SELECT " + select_list(LiveAttempt, "t", {
+    "attempt_id": "t.id", "activity": "a.name", "site": "t.executor",
+    "activity_status": "a.status"}) + " FROM attempt t JOIN activity a ON a.id = t.activity_id"
 _LIVE = tuple(s.value for s in LIVE)
 _LIVE_SQL = ",".join("?" * len(_LIVE))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Intent:
     """A submission about to happen: written (SUBMITTING) before the executor is called."""
 
     activity_id: int
     number: int  # the attempt number, activity.attempts + 1
-    executor: str
+    site: str
     job_name: str
     attempt_dir: str
     resources: dict[str, Any]
@@ -45,7 +43,7 @@ class Intent:
     ahead: bool = False  # submitted before its parents ended (scheduler `afterok` chaining)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Submitted:
     attempt_id: int
     job_id: str
@@ -86,9 +84,9 @@ class ActivitiesMixin(WorkflowsMixin):
         )
 
     def ready_activities(
-        self, wf_id: int, limit: int = 100_000, runtime: str | None = None
+        self, wf_id: int, limit: int = 100_000, site: str | None = None
     ) -> list[ActivityRecord]:
-        if runtime is None:
+        if site is None:
             return self._rows(
                 ActivityRecord,
                 f"SELECT {ACT_COLS} FROM activity WHERE workflow_id=? AND status=?"
@@ -99,12 +97,12 @@ class ActivitiesMixin(WorkflowsMixin):
             ActivityRecord,
             f"SELECT {ACT_COLS} FROM activity WHERE workflow_id=? AND status=? AND runtime=?"
             " ORDER BY seq LIMIT ?",
-            (wf_id, Status.READY.value, runtime, limit),
+            (wf_id, Status.READY.value, site, limit),
         )
 
-    def ready_runtimes(self, wf_id: int) -> list[str]:
-        """Runtimes (sites) that have READY activities, so each is asked for only what it
-        can take."""
+    def ready_sites(self, wf_id: int) -> list[str]:
+        """Sites (an activity's `runtime`) that have READY activities, so each is asked for
+        only what it can take."""
         return [
             str(r[0]) for r in self.conn.execute(
                 "SELECT DISTINCT runtime FROM activity WHERE workflow_id=? AND status=?",
@@ -197,30 +195,30 @@ class ActivitiesMixin(WorkflowsMixin):
     def live_attempts(self, wf_id: int) -> list[LiveAttempt]:
         return self._rows(
             LiveAttempt,
-            "SELECT t.id, t.activity_id, a.name, t.number, t.status, t.executor, t.job_name,"
-            " t.job_id, t.attempt_dir, t.submitted_at, t.started_at, a.status"
-            " FROM attempt t JOIN activity a ON a.id = t.activity_id"
-            f" WHERE t.workflow_id=? AND t.status IN ({_LIVE_SQL}) ORDER BY t.id",
+            f"{LIVE_SELECT} WHERE t.workflow_id=? AND t.status IN ({_LIVE_SQL}) ORDER BY t.id",
             (wf_id, *_LIVE),
         )
 
     def begin_attempts(self, wf_id: int, intents: Sequence[Intent]) -> list[int | None]:
         """Record intents; returns the attempt id per intent, None where the activity moved on.
 
-        The guard `status='READY' AND attempts=number-1` makes two racing dispatchers
-        harmless: only one of them can claim a given attempt number.
+        The guard (READY, or PENDING for a child queued ahead, as far as the state table
+        allows) with `attempts=number-1` makes two racing dispatchers harmless: only one of
+        them can claim a given attempt number.
         """
         now = time.time()
         out: list[int | None] = []
+        guards = {b: activity_moving(Status.SUBMITTING, among=[b])
+                  for b in (Status.PENDING, Status.READY)}
         with self.transaction() as c:
             for it in intents:
                 before = Status.PENDING if it.ahead else Status.READY
+                where, states = guards[before]
                 cur = c.execute(
                     "UPDATE activity SET status=?, attempts=?, node=?, job_id=?, reason=NULL,"
-                    " message=NULL, resources=? WHERE id=? AND status=? AND attempts=?",
+                    f" message=NULL, resources=? WHERE id=? AND attempts=? AND {where}",
                     (Status.SUBMITTING.value, it.number, it.node, it.job_id,
-                     json.dumps(it.resources), it.activity_id, before.value,
-                     it.number - 1),
+                     json.dumps(it.resources), it.activity_id, it.number - 1, *states),
                 )
                 if not cur.rowcount:
                     out.append(None)
@@ -229,14 +227,14 @@ class ActivitiesMixin(WorkflowsMixin):
                     "INSERT INTO attempt (workflow_id, activity_id, number, status, executor,"
                     " job_name, job_id, node, attempt_dir, resources, submitted_at, scores)"
                     " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (wf_id, it.activity_id, it.number, Status.SUBMITTING.value, it.executor,
+                    (wf_id, it.activity_id, it.number, Status.SUBMITTING.value, it.site,
                      it.job_name, it.job_id, it.node, it.attempt_dir, json.dumps(it.resources),
                      now, None if it.scores is None else json.dumps(it.scores)),
                 )
                 out.append(int(cur.lastrowid or 0))
                 self.add_event(wf_id, it.activity_id, it.number, "STATE", before.value,
                                Status.SUBMITTING.value, it.node,
-                               f"executor {it.executor}" + (" (ahead)" if it.ahead else ""), now)
+                               f"executor {it.site}" + (" (ahead)" if it.ahead else ""), now)
         return out
 
     def record_submitted(self, wf_id: int, items: Sequence[Submitted]) -> list[int]:
@@ -244,24 +242,23 @@ class ActivitiesMixin(WorkflowsMixin):
         orphaned: list[int] = []
         with self.transaction() as c:
             for s in items:
-                row = c.execute(
-                    "SELECT activity_id, number FROM attempt WHERE id=? AND status=?",
-                    (s.attempt_id, Status.SUBMITTING.value),
-                ).fetchone()
-                if row is None:
+                row = c.execute("SELECT activity_id, number FROM attempt WHERE id=?",
+                                (s.attempt_id,)).fetchone()
+                where, states = attempt_moving(s.status, among=[Status.SUBMITTING])
+                cur = c.execute(
+                    "UPDATE attempt SET status=?, job_id=?, node=COALESCE(?, node),"
+                    f" started_at=? WHERE id=? AND {where}",
+                    (s.status.value, s.job_id, s.node, s.started_at, s.attempt_id, *states),
+                )
+                if row is None or not cur.rowcount:
                     orphaned.append(s.attempt_id)
                     continue
                 act_id, number = int(row[0]), int(row[1])
-                c.execute(
-                    "UPDATE attempt SET status=?, job_id=?, node=COALESCE(?, node),"
-                    " started_at=? WHERE id=?",
-                    (s.status.value, s.job_id, s.node, s.started_at, s.attempt_id),
-                )
+                where, states = activity_moving(s.status, among=[Status.SUBMITTING])
                 c.execute(
                     "UPDATE activity SET status=?, job_id=?, node=COALESCE(?, node),"
-                    " started_at=COALESCE(?, started_at) WHERE id=? AND status=?",
-                    (s.status.value, s.job_id, s.node, s.started_at, act_id,
-                     Status.SUBMITTING.value),
+                    f" started_at=COALESCE(?, started_at) WHERE id=? AND {where}",
+                    (s.status.value, s.job_id, s.node, s.started_at, act_id, *states),
                 )
                 self.add_event(wf_id, act_id, number, "STATE", Status.SUBMITTING.value,
                                s.status.value, s.node, f"job {s.job_id}", s.ts or s.started_at)
@@ -270,49 +267,62 @@ class ActivitiesMixin(WorkflowsMixin):
     def record_started(
         self, wf_id: int, attempt_id: int, started_at: float, node: str | None
     ) -> None:
+        queued = (Status.SUBMITTING, Status.QUEUED)
         with self.transaction() as c:
-            row = c.execute(
-                "SELECT activity_id, number, status FROM attempt WHERE id=? AND status IN"
-                " (?, ?)",
-                (attempt_id, Status.SUBMITTING.value, Status.QUEUED.value),
-            ).fetchone()
-            if row is None:
-                return
-            c.execute(
-                "UPDATE attempt SET status=?, started_at=?, node=COALESCE(?, node) WHERE id=?",
-                (Status.RUNNING.value, started_at, node, attempt_id),
+            row = c.execute("SELECT activity_id, number, status FROM attempt WHERE id=?",
+                            (attempt_id,)).fetchone()
+            where, states = attempt_moving(Status.RUNNING, among=queued)
+            cur = c.execute(
+                "UPDATE attempt SET status=?, started_at=?, node=COALESCE(?, node)"
+                f" WHERE id=? AND {where}",
+                (Status.RUNNING.value, started_at, node, attempt_id, *states),
             )
+            if row is None or not cur.rowcount:
+                return
+            where, states = activity_moving(Status.RUNNING, among=queued)
             c.execute(
                 "UPDATE activity SET status=?, started_at=COALESCE(started_at, ?),"
-                " node=COALESCE(?, node) WHERE id=? AND status IN (?, ?)",
-                (Status.RUNNING.value, started_at, node, row[0], Status.SUBMITTING.value,
-                 Status.QUEUED.value),
+                f" node=COALESCE(?, node) WHERE id=? AND {where}",
+                (Status.RUNNING.value, started_at, node, row[0], *states),
             )
             self.add_event(wf_id, int(row[0]), int(row[1]), "STATE", str(row[2]),
                            Status.RUNNING.value, node, None, started_at)
 
     def abandon_attempt(self, wf_id: int, attempt_id: int, message: str) -> None:
         """An intent that never reached the executor: back to READY, no retry consumed."""
+        self._take_back(wf_id, attempt_id, message, Reason.ABANDONED, [Status.SUBMITTING])
+
+    def withdraw_attempt(self, wf_id: int, attempt_id: int, message: str) -> None:
+        """Take back a queued attempt that has not run (its job was cancelled): the activity
+        waits again (PENDING, or READY once its parents are done); no retry is consumed."""
+        self._take_back(wf_id, attempt_id, message, Reason.WITHDRAWN,
+                        [Status.SUBMITTING, Status.QUEUED])
+
+    def _take_back(self, wf_id: int, attempt_id: int, message: str, reason: Reason,
+                   among: list[Status]) -> None:
+        """End an attempt that did not run (CANCELLED with `reason`); its activity waits
+        again: PENDING while parents are unfinished, else READY."""
         with self.transaction() as c:
-            row = c.execute(
-                "SELECT activity_id, number FROM attempt WHERE id=? AND status=?",
-                (attempt_id, Status.SUBMITTING.value),
-            ).fetchone()
-            if row is None:
-                return
-            c.execute(
-                "UPDATE attempt SET status=?, reason=?, message=?, finished_at=? WHERE id=?",
-                (Status.CANCELLED.value, "ABANDONED", message, time.time(), attempt_id),
+            row = c.execute("SELECT activity_id, number, status FROM attempt WHERE id=?",
+                            (attempt_id,)).fetchone()
+            where, states = attempt_moving(Status.CANCELLED, among=among)
+            cur = c.execute(
+                "UPDATE attempt SET status=?, reason=?, message=?, finished_at=?"
+                f" WHERE id=? AND {where}",
+                (Status.CANCELLED.value, reason.value, message, time.time(), attempt_id,
+                 *states),
             )
+            if row is None or not cur.rowcount:
+                return
+            where, states = activity_moving(Status.PENDING, Status.READY, among=among)
             cur = c.execute(
                 "UPDATE activity SET status=CASE WHEN unfinished_parents > 0 THEN ? ELSE ? END,"
-                " job_id=NULL WHERE id=? AND status=?",
-                (Status.PENDING.value, Status.READY.value, row[0], Status.SUBMITTING.value),
+                f" job_id=NULL WHERE id=? AND {where}",
+                (Status.PENDING.value, Status.READY.value, row[0], *states),
             )
             if cur.rowcount:
-                self.add_event(wf_id, int(row[0]), int(row[1]), "STATE",
-                               Status.SUBMITTING.value, self._pending_or_ready(int(row[0])),
-                               None, message)
+                self.add_event(wf_id, int(row[0]), int(row[1]), "STATE", str(row[2]),
+                               self._pending_or_ready(int(row[0])), None, message)
 
     def _pending_or_ready(self, activity_id: int) -> str:
         row = self.conn.execute("SELECT status FROM activity WHERE id=?",
@@ -320,13 +330,13 @@ class ActivitiesMixin(WorkflowsMixin):
         return str(row[0]) if row else Status.READY.value
 
     # -- scheduler chaining: activities submitted ahead of their parents ----------------------
-    def ahead_candidates(self, wf_id: int, runtimes: Sequence[str],
+    def ahead_candidates(self, wf_id: int, sites: Sequence[str],
                          limit: int) -> list[tuple[ActivityRecord, list[str]]]:
         """PENDING activities whose unfinished parents are all queued or running on the same
-        runtime with a job id: they can be queued now with `afterok` on those jobs."""
-        if not runtimes or limit <= 0:
+        site with a job id: they can be queued now with `afterok` on those jobs."""
+        if not sites or limit <= 0:
             return []
-        marks = ",".join("?" * len(runtimes))
+        marks = ",".join("?" * len(sites))
         acts = self._rows(
             ActivityRecord,
             f"SELECT {ACT_COLS} FROM activity a WHERE a.workflow_id=? AND a.status=?"
@@ -334,7 +344,7 @@ class ActivitiesMixin(WorkflowsMixin):
             " JOIN activity p ON p.id = d.parent_id WHERE d.activity_id = a.id AND NOT ("
             " p.status = ? OR (p.status IN (?, ?) AND p.job_id IS NOT NULL"
             " AND p.runtime = a.runtime))) ORDER BY a.seq LIMIT ?",
-            (wf_id, Status.PENDING.value, *runtimes, Status.FINISHED.value,
+            (wf_id, Status.PENDING.value, *sites, Status.FINISHED.value,
              Status.QUEUED.value, Status.RUNNING.value, limit),
         )
         out = []
@@ -358,10 +368,7 @@ class ActivitiesMixin(WorkflowsMixin):
         failed, or went back to READY for a retry and will get a new job id)."""
         return self._rows(
             LiveAttempt,
-            "SELECT t.id, t.activity_id, a.name, t.number, t.status, t.executor, t.job_name,"
-            " t.job_id, t.attempt_dir, t.submitted_at, t.started_at, a.status"
-            " FROM attempt t JOIN activity a ON a.id = t.activity_id"
-            " WHERE t.workflow_id=? AND t.status IN (?, ?) AND (a.status = ? OR ("
+            f"{LIVE_SELECT} WHERE t.workflow_id=? AND t.status IN (?, ?) AND (a.status = ? OR ("
             " a.unfinished_parents > 0 AND EXISTS (SELECT 1 FROM activity_dependency d"
             " JOIN activity p ON p.id = d.parent_id WHERE d.activity_id = a.id"
             " AND p.status NOT IN (?, ?, ?, ?)))) ORDER BY t.id",
@@ -371,34 +378,12 @@ class ActivitiesMixin(WorkflowsMixin):
         )
 
     def cancel_attempt(self, wf_id: int, attempt_id: int, message: str) -> None:
-        """End a live attempt whose activity has already moved on (e.g. SKIPPED)."""
+        """End a live attempt whose activity has already moved on (it was SKIPPED)."""
+        where, states = attempt_moving(Status.CANCELLED, among=LIVE)
         with self.transaction() as c:
             c.execute(
                 f"UPDATE attempt SET status=?, reason=?, message=?, finished_at=? WHERE id=?"
-                f" AND status IN ({_LIVE_SQL})",
-                (Status.CANCELLED.value, "SKIPPED", message, time.time(), attempt_id, *_LIVE),
+                f" AND {where}",
+                (Status.CANCELLED.value, Reason.SKIPPED.value, message, time.time(), attempt_id,
+                 *states),
             )
-
-    def withdraw_attempt(self, wf_id: int, attempt_id: int, message: str) -> None:
-        """Take back a queued attempt that has not run (its job was cancelled): the activity
-        waits again (PENDING, or READY once its parents are done); no retry is consumed."""
-        with self.transaction() as c:
-            row = c.execute(
-                "SELECT activity_id, number, status FROM attempt WHERE id=? AND status IN (?, ?)",
-                (attempt_id, Status.SUBMITTING.value, Status.QUEUED.value),
-            ).fetchone()
-            if row is None:
-                return
-            c.execute(
-                "UPDATE attempt SET status=?, reason=?, message=?, finished_at=? WHERE id=?",
-                (Status.CANCELLED.value, "WITHDRAWN", message, time.time(), attempt_id),
-            )
-            cur = c.execute(
-                "UPDATE activity SET status=CASE WHEN unfinished_parents > 0 THEN ? ELSE ? END,"
-                " job_id=NULL WHERE id=? AND status IN (?, ?)",
-                (Status.PENDING.value, Status.READY.value, row[0], Status.SUBMITTING.value,
-                 Status.QUEUED.value),
-            )
-            if cur.rowcount:
-                self.add_event(wf_id, int(row[0]), int(row[1]), "STATE", str(row[2]),
-                               self._pending_or_ready(int(row[0])), None, message)

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 
 from akoflow.manifest.activities import ACT_COLS
-from akoflow.manifest.db import ManifestBase
+from akoflow.manifest.db import ManifestBase, select_list
 from akoflow.manifest.records import ActivityRecord, FileEntry
 from akoflow.manifest.states import Status
 
@@ -23,13 +23,13 @@ class CacheEntry:
 
 class CacheMixin(ManifestBase):
     def cache_lookup(self, identity: str) -> CacheEntry | None:
-        row = self.conn.execute(
-            "SELECT identity, workflow_id, activity_id, work_dir, outputs FROM cache"
-            " WHERE identity=?", (identity,)).fetchone()
-        if row is None:
+        rows = self._dicts(f"SELECT {select_list(CacheEntry)} FROM cache WHERE identity=?",
+                           (identity,))
+        if not rows:
             return None
-        outputs = [FileEntry(p, s, m, "generated", h) for p, s, m, h in json.loads(row[4])]
-        return CacheEntry(str(row[0]), int(row[1]), int(row[2]), str(row[3]), outputs)
+        outputs = [FileEntry(p, s, m, "generated", h) for p, s, m, h in
+                   json.loads(rows[0]["outputs"])]
+        return CacheEntry(**{**rows[0], "outputs": outputs})
 
     def cache_store(self, identity: str, wf_id: int, activity_id: int, work_dir: str,
                     outputs: list[FileEntry]) -> None:

@@ -7,8 +7,9 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -181,11 +182,28 @@ class ManifestBase:
         self.conn.execute("BEGIN IMMEDIATE")
 
     def _rows(self, cls: type[T], sql: str, params: Any = ()) -> list[T]:
-        return [cls(*row) for row in self.conn.execute(sql, params)]
+        """Rows as records, each column given to the field of its name (`select_list`)."""
+        return [cls(**row) for row in self._dicts(sql, params)]
+
+    def _dicts(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
+        """Rows as dicts keyed by column name."""
+        cur = self.conn.execute(sql, params)
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row)) for row in cur]
 
     def _one(self, cls: type[T], sql: str, params: Any = ()) -> T | None:
-        row = self.conn.execute(sql, params).fetchone()
-        return None if row is None else cls(*row)
+        cur = self.conn.execute(sql, params)
+        row = cur.fetchone()
+        return None if row is None else cls(**{d[0]: v for d, v in zip(cur.description, row)})
+
+
+def select_list(record: type, table: str = "", exprs: Mapping[str, str] | None = None) -> str:
+    """The SELECT list of a record: one column per dataclass field, named as the field
+    (`exprs` gives a field another column or an expression, `AS` its name), so rows become
+    records by name and one list per record is all there is to keep."""
+    prefix, exprs = (f"{table}." if table else ""), exprs or {}
+    return ", ".join(f"{exprs[f.name]} AS {f.name}" if f.name in exprs else f"{prefix}{f.name}"
+                     for f in fields(record))
 
 
 def _read_only_problem(exc: BaseException) -> bool:

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import time
 
-from akoflow.manifest.db import ManifestBase
+from akoflow.manifest.db import ManifestBase, select_list
 from akoflow.manifest.records import OutboxRecord
 
-OUTBOX_COLS = (
-    "id, workflow_id, activity_id, event_type, url, hook_name, payload, idempotency_key,"
-    " created_at, tries, next_try_at, delivered_at, last_error"
-)
+OUTBOX_COLS = select_list(OutboxRecord)
 
 
 class OutboxMixin(ManifestBase):

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
-from akoflow.manifest.db import ManifestBase
+from akoflow.manifest.db import ManifestBase, select_list
 from akoflow.manifest.records import EventRecord, FileEntry, MetricSample, WorkflowRecord
+from akoflow.manifest.states import Status
 from akoflow.manifest.workflows import WF_SELECT_LIGHT
 
 
@@ -51,6 +52,23 @@ class MetricRow:
     sample: MetricSample
 
 
+EVENT_SELECT = (f"SELECT {select_list(EventRecord, 'e', {'activity': 'a.name'})} FROM event e"
+                " LEFT JOIN activity a ON a.id = e.activity_id")
+ERROR_SELECT = "SELECT " + select_list(ErrorTail, "e", {
+    "activity": "a.name", "attempt": "t.number", "exit_code": "t.exit_code", "reason": "t.reason",
+    "stdout_tail": "COALESCE(e.stdout_tail, '')", "stderr_tail": "COALESCE(e.stderr_tail, '')",
+    "message": "t.message", "final_status": "a.status",
+}) + (" FROM attempt t JOIN activity a ON a.id=t.activity_id"
+      " LEFT JOIN errors e ON e.attempt_id=t.id")
+
+# A sample's NULL counters (nothing measured) read as 0.
+_ZERO = {f.name: f"COALESCE(m.{f.name}, {0.0 if f.name == 'cpu_percent' else 0})"
+         for f in fields(MetricSample) if f.name != "ts"}
+METRIC_SELECT = (f"SELECT a.name AS activity, t.number AS attempt, "
+                 f"{select_list(MetricSample, 'm', _ZERO)} FROM metrics m"
+                 " JOIN activity a ON a.id=m.activity_id JOIN attempt t ON t.id=m.attempt_id")
+
+
 class QueriesMixin(ManifestBase):
     def events(self, wf_id: int, f: EventFilter | None = None) -> list[EventRecord]:
         f = f or EventFilter()
@@ -77,11 +95,7 @@ class QueriesMixin(ManifestBase):
         if f.after_id is not None:
             where.append("e.id>?")
             params.append(f.after_id)
-        sql = (
-            "SELECT e.id, e.workflow_id, e.activity_id, e.attempt, e.ts, e.kind, e.from_status,"
-            " e.to_status, e.node, e.message, a.name FROM event e LEFT JOIN activity a"
-            f" ON a.id = e.activity_id WHERE {' AND '.join(where)} ORDER BY e.id"
-        )
+        sql = f"{EVENT_SELECT} WHERE {' AND '.join(where)} ORDER BY e.id"
         if f.limit is not None:
             sql += " LIMIT ?"
             params.append(f.limit)
@@ -96,13 +110,8 @@ class QueriesMixin(ManifestBase):
         if wf_id is not None:
             where += " AND e.workflow_id=?"
             params.append(wf_id)
-        return self._rows(
-            EventRecord,
-            "SELECT e.id, e.workflow_id, e.activity_id, e.attempt, e.ts, e.kind, e.from_status,"
-            " e.to_status, e.node, e.message, a.name FROM event e LEFT JOIN activity a"
-            f" ON a.id = e.activity_id WHERE {where} ORDER BY e.id LIMIT ?",
-            (*params, limit),
-        )
+        return self._rows(EventRecord, f"{EVENT_SELECT} WHERE {where} ORDER BY e.id LIMIT ?",
+                          (*params, limit))
 
     def last_event_id(self, wf_id: int | None = None) -> int:
         """The newest run-log row id (0 when there is none)."""
@@ -144,16 +153,10 @@ class QueriesMixin(ManifestBase):
         return {str(s): int(n) for s, n in rows}
 
     def error_tails(self, wf_id: int, only_failed: bool = True) -> list[ErrorTail]:
-        cond = "AND t.status='FAILED'" if only_failed else ""
-        return self._rows(
-            ErrorTail,
-            "SELECT a.name, t.number, t.exit_code, t.reason, e.stdout_path, e.stderr_path,"
-            " COALESCE(e.stdout_tail, ''), COALESCE(e.stderr_tail, ''), t.message, a.status"
-            " FROM attempt t"
-            " JOIN activity a ON a.id=t.activity_id LEFT JOIN errors e ON e.attempt_id=t.id"
-            f" WHERE t.workflow_id=? {cond} ORDER BY t.id",
-            (wf_id,),
-        )
+        cond = "AND t.status=?" if only_failed else ""
+        params = (wf_id, Status.FAILED.value) if only_failed else (wf_id,)
+        return self._rows(ErrorTail, f"{ERROR_SELECT} WHERE t.workflow_id=? {cond} ORDER BY t.id",
+                          params)
 
     def files(self, wf_id: int, roles: Sequence[str] | None = None,
               activity: str | None = None) -> list[FileRow]:
@@ -207,18 +210,8 @@ class QueriesMixin(ManifestBase):
         if activity is not None:
             where += " AND a.name=?"
             params.append(activity)
-        rows = self.conn.execute(
-            "SELECT a.name, t.number, m.ts, m.cpu_percent, m.rss, m.vms, m.read_bytes,"
-            " m.write_bytes, m.threads, m.processes FROM metrics m JOIN activity a"
-            " ON a.id=m.activity_id JOIN attempt t ON t.id=m.attempt_id"
-            f" WHERE {where} ORDER BY m.id",
-            params,
-        )
-        return [
-            MetricRow(r[0], r[1], MetricSample(r[2], r[3] or 0.0, r[4] or 0, r[5] or 0,
-                                               r[6] or 0, r[7] or 0, r[8] or 0, r[9] or 0))
-            for r in rows
-        ]
+        rows = self._dicts(f"{METRIC_SELECT} WHERE {where} ORDER BY m.id", params)
+        return [MetricRow(r.pop("activity"), r.pop("attempt"), MetricSample(**r)) for r in rows]
 
     def table_count(self, table: str, wf_id: int) -> int:
         if table not in {"metrics", "files", "errors", "event", "attempt", "activity", "outbox"}:

@@ -210,7 +210,7 @@ class OutboxRecord:
     last_error: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LiveAttempt:
     """An attempt in SUBMITTING/QUEUED/RUNNING, with what reconciliation needs."""
 
@@ -219,7 +219,7 @@ class LiveAttempt:
     activity: str
     number: int
     status: str
-    executor: str
+    site: str  # the site it was submitted to (the attempt row's `executor` column)
     job_name: str
     job_id: str | None
     attempt_dir: str

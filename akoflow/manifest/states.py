@@ -1,9 +1,15 @@
-"""The activity and workflow state machines: every allowed transition, in one table."""
+"""The state machines of activities, attempts and workflows: every allowed move, in tables.
+
+The tables are the rule, not a description of it: every UPDATE of a status in the manifest
+is guarded by `status IN (...)` built from them (`akoflow/manifest/guards.py`), so a move a
+table lacks matches no row and cannot happen.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import Enum
-from typing import Final
+from typing import Final, TypeVar
 
 
 class Status(str, Enum):
@@ -21,7 +27,7 @@ class Status(str, Enum):
 
 
 class Reason(str, Enum):
-    """Why an attempt failed."""
+    """Why an attempt ended without finishing (its `reason` column; an activity's too)."""
 
     EXIT = "EXIT"
     TIMEOUT = "TIMEOUT"
@@ -32,6 +38,9 @@ class Reason(str, Enum):
     SUBMIT_ERROR = "SUBMIT_ERROR"
     CANCELLED = "CANCELLED"
     SPEC_ERROR = "SPEC_ERROR"
+    ABANDONED = "ABANDONED"  # the intent never reached the executor: submitted again
+    WITHDRAWN = "WITHDRAWN"  # queued ahead on parents that cannot succeed now: taken back
+    SKIPPED = "SKIPPED"  # queued ahead, and an ancestor failed for good
     MISSING_INPUT = "MISSING_INPUT"  # a declared input was not there when it was to start
     MISSING_OUTPUT = "MISSING_OUTPUT"  # it ended without a declared output
 
@@ -56,30 +65,59 @@ LOG_FILTERS: Final = tuple(dict.fromkeys(
     [*(s.value for s in Status), *(w.value for w in WorkflowStatus), *EVENT_KINDS]))
 
 S = Status
-# from-state -> states it may move to. Retries (FAILED -> READY) and manual `retry`
-# (FAILED/CANCELLED/SKIPPED -> PENDING/READY) are the only ways out of a terminal state.
+W = WorkflowStatus
+# Activities: from-state -> states it may move to. Retries (live -> READY) and manual `retry`
+# (FAILED/CANCELLED/SKIPPED -> PENDING/READY) are the only ways out of an end state. PENDING
+# -> SUBMITTING is a child queued ahead of its parents (`afterok`); such an attempt taken back
+# goes to PENDING again, and is SKIPPED when an ancestor fails for good.
 TRANSITIONS: Final[dict[Status, frozenset[Status]]] = {
-    S.PENDING: frozenset({S.READY, S.SKIPPED, S.CANCELLED}),
-    S.READY: frozenset({S.SUBMITTING, S.PENDING, S.SKIPPED, S.CANCELLED}),
+    S.PENDING: frozenset({S.READY, S.SUBMITTING, S.SKIPPED, S.CANCELLED}),
+    S.READY: frozenset({S.SUBMITTING, S.SKIPPED, S.CANCELLED}),
     S.SUBMITTING: frozenset(
-        {S.QUEUED, S.RUNNING, S.FINISHED, S.FAILED, S.READY, S.CANCELLED}
+        {S.QUEUED, S.RUNNING, S.FINISHED, S.FAILED, S.READY, S.PENDING, S.SKIPPED, S.CANCELLED}
     ),
-    S.QUEUED: frozenset({S.RUNNING, S.FINISHED, S.FAILED, S.CANCELLED, S.READY}),
-    S.RUNNING: frozenset({S.FINISHED, S.FAILED, S.CANCELLED, S.READY}),
+    S.QUEUED: frozenset(
+        {S.RUNNING, S.FINISHED, S.FAILED, S.READY, S.PENDING, S.SKIPPED, S.CANCELLED}),
+    S.RUNNING: frozenset({S.FINISHED, S.FAILED, S.READY, S.CANCELLED}),
     S.FINISHED: frozenset(),
     S.FAILED: frozenset({S.READY, S.PENDING}),
     S.CANCELLED: frozenset({S.READY, S.PENDING}),
-    S.SKIPPED: frozenset({S.READY, S.PENDING, S.CANCELLED}),
+    S.SKIPPED: frozenset({S.READY, S.PENDING}),
+}
+# Attempts: one try, never reopened (a retry is a new attempt).
+ATTEMPT_TRANSITIONS: Final[dict[Status, frozenset[Status]]] = {
+    S.SUBMITTING: frozenset({S.QUEUED, S.RUNNING, S.FINISHED, S.FAILED, S.CANCELLED}),
+    S.QUEUED: frozenset({S.RUNNING, S.FINISHED, S.FAILED, S.CANCELLED}),
+    S.RUNNING: frozenset({S.FINISHED, S.FAILED, S.CANCELLED}),
+    S.FINISHED: frozenset(),
+    S.FAILED: frozenset(),
+    S.CANCELLED: frozenset(),
+}
+# Workflows: `retry` reopens an ended one.
+WORKFLOW_TRANSITIONS: Final[dict[WorkflowStatus, frozenset[WorkflowStatus]]] = {
+    W.PENDING: frozenset({W.RUNNING, W.FINISHED, W.FAILED, W.CANCELLED}),
+    W.RUNNING: frozenset({W.FINISHED, W.FAILED, W.CANCELLED}),
+    W.FINISHED: frozenset({W.RUNNING}),
+    W.FAILED: frozenset({W.RUNNING}),
+    W.CANCELLED: frozenset({W.RUNNING}),
 }
 
 TERMINAL: Final[frozenset[Status]] = frozenset({S.FINISHED, S.FAILED, S.CANCELLED, S.SKIPPED})
 LIVE: Final[frozenset[Status]] = frozenset({S.SUBMITTING, S.QUEUED, S.RUNNING})
 UNFINISHED: Final[frozenset[Status]] = frozenset(set(Status) - TERMINAL)
 
+E = TypeVar("E", Status, WorkflowStatus)
 
-def sources_of(target: Status) -> tuple[str, ...]:
-    """States that may move to `target`, as strings for SQL `IN (...)` guards."""
-    return tuple(sorted(s.value for s, tos in TRANSITIONS.items() if target in tos))
+
+def sources_in(table: Mapping[E, frozenset[E]], *targets: E) -> tuple[str, ...]:
+    """States that `table` lets move to every one of `targets`, as strings for SQL
+    `IN (...)` guards. Read at each call: the table is the rule."""
+    return tuple(sorted(s.value for s, tos in table.items() if all(t in tos for t in targets)))
+
+
+def sources_of(*targets: Status) -> tuple[str, ...]:
+    """States an activity may leave for every one of `targets`."""
+    return sources_in(TRANSITIONS, *targets)
 
 
 def can_move(src: Status, dst: Status) -> bool:

@@ -10,6 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from akoflow.manifest.activities import ACT_COLS, ActivitiesMixin
+from akoflow.manifest.guards import (
+    activity_moving,
+    attempt_moving,
+    workflow_moving,
+)
 from akoflow.manifest.records import (
     ActivityRecord,
     AttemptOutcome,
@@ -19,8 +24,6 @@ from akoflow.manifest.records import (
 )
 from akoflow.manifest.states import LIVE, TERMINAL, Reason, Status, WorkflowStatus
 
-_LIVE = tuple(s.value for s in LIVE)
-_LIVE_SQL = ",".join("?" * len(_LIVE))
 _TERMINAL = tuple(s.value for s in TERMINAL)
 
 
@@ -32,7 +35,7 @@ def _file_row(wf_id: int, act_id: int, attempt_id: int, f: FileEntry) -> tuple[A
             int(f.ambiguous), f.raw if f.raw is not None else raw)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Completion:
     """What `complete_attempt` did, for progress display and logging."""
 
@@ -49,13 +52,22 @@ class TransitionsMixin(ActivitiesMixin):
         self, wf_id: int, attempt_id: int, outcome: AttemptOutcome
     ) -> Completion | None:
         """Apply a worker's report; ignored (None) unless the attempt is still live."""
+        ok = outcome.succeeded
+        new = Status.FINISHED if ok else Status.FAILED
+        reason = None if ok else (outcome.reason or Reason.EXIT.value)
+        where, states = attempt_moving(new, among=LIVE)
         with self.transaction() as c:
-            row = c.execute(
-                f"SELECT activity_id, number, status FROM attempt WHERE id=? AND status IN"
-                f" ({_LIVE_SQL})",
-                (attempt_id, *_LIVE),
-            ).fetchone()
-            if row is None:
+            row = c.execute("SELECT activity_id, number, status FROM attempt WHERE id=?",
+                            (attempt_id,)).fetchone()
+            cur = c.execute(
+                "UPDATE attempt SET status=?, exit_code=?, reason=?, started_at=COALESCE(?,"
+                " started_at), finished_at=?, node=COALESCE(?, node), cpu_time=?, peak_rss=?,"
+                f" image_id=?, message=? WHERE id=? AND {where}",
+                (new.value, outcome.exit_code, reason, outcome.started_at, outcome.finished_at,
+                 outcome.node, outcome.cpu_time, outcome.peak_rss, outcome.image_id,
+                 outcome.message, attempt_id, *states),
+            )
+            if row is None or not cur.rowcount:
                 return None
             act_id, number, old = int(row[0]), int(row[1]), str(row[2])
             if old != Status.RUNNING.value and outcome.started_at is not None:
@@ -63,17 +75,6 @@ class TransitionsMixin(ActivitiesMixin):
                 self.add_event(wf_id, act_id, number, "STATE", old, Status.RUNNING.value,
                                outcome.node, None, outcome.started_at)
                 old = Status.RUNNING.value
-            ok = outcome.succeeded
-            new = Status.FINISHED if ok else Status.FAILED
-            reason = None if ok else (outcome.reason or Reason.EXIT.value)
-            c.execute(
-                "UPDATE attempt SET status=?, exit_code=?, reason=?, started_at=COALESCE(?,"
-                " started_at), finished_at=?, node=COALESCE(?, node), cpu_time=?, peak_rss=?,"
-                " image_id=?, message=? WHERE id=?",
-                (new.value, outcome.exit_code, reason, outcome.started_at, outcome.finished_at,
-                 outcome.node, outcome.cpu_time, outcome.peak_rss, outcome.image_id,
-                 outcome.message, attempt_id),
-            )
             self._insert_provenance(wf_id, act_id, attempt_id, outcome)
             act = self._activity(act_id)
             if ok:
@@ -113,13 +114,15 @@ class TransitionsMixin(ActivitiesMixin):
         self, wf_id: int, act: ActivityRecord, number: int, old: str, o: AttemptOutcome
     ) -> Completion:
         c = self.conn
+        where, states = activity_moving(Status.FINISHED, among=LIVE)
         cur = c.execute(
             f"UPDATE activity SET status=?, reason=NULL, finished_at=?, started_at=COALESCE("
-            f"started_at, ?), node=COALESCE(?, node) WHERE id=? AND status IN ({_LIVE_SQL})",
-            (Status.FINISHED.value, o.finished_at, o.started_at, o.node, act.id, *_LIVE),
+            f"started_at, ?), node=COALESCE(?, node) WHERE id=? AND {where}",
+            (Status.FINISHED.value, o.finished_at, o.started_at, o.node, act.id, *states),
         )
         if not cur.rowcount:  # the activity was cancelled while this attempt ran
-            return Completion(act.id, act.name, Status(act.status), act.reason, 0, 0)
+            return Completion(activity_id=act.id, name=act.name, status=Status(act.status),
+                              reason=act.reason, newly_ready=0, skipped=0)
         self.add_event(wf_id, act.id, number, "STATE", old, Status.FINISHED.value, o.node,
                        None, o.finished_at)
         self._enqueue_activity(wf_id, act.id, "ACTIVITY_COMPLETED", number)
@@ -140,12 +143,15 @@ class TransitionsMixin(ActivitiesMixin):
                     f"SELECT id FROM activity WHERE id IN ({marks}) AND unfinished_parents=0"
                     f" AND status=?", (*children, Status.PENDING.value))
             ]
+            where, states = activity_moving(Status.READY, among=[Status.PENDING])
             for child in now_ready:
-                c.execute("UPDATE activity SET status=? WHERE id=?", (Status.READY.value, child))
+                c.execute(f"UPDATE activity SET status=? WHERE id=? AND {where}",
+                          (Status.READY.value, child, *states))
                 self.add_event(wf_id, child, None, "STATE", Status.PENDING.value,
                                Status.READY.value, None, f"parents done (the last: {act.name})")
             ready = len(now_ready)
-        return Completion(act.id, act.name, Status.FINISHED, None, ready, 0)
+        return Completion(activity_id=act.id, name=act.name, status=Status.FINISHED,
+                          reason=None, newly_ready=ready, skipped=0)
 
     def _fail(
         self, wf_id: int, act: ActivityRecord, number: int, old: str, reason: str,
@@ -158,10 +164,11 @@ class TransitionsMixin(ActivitiesMixin):
             res = act.resources_dict()
             if act.retry_memory_factor != 1.0 and res.get("memory"):
                 res["memory"] = int(res["memory"] * act.retry_memory_factor)
+            where, states = activity_moving(Status.READY, among=LIVE)
             cur = c.execute(
                 f"UPDATE activity SET status=?, reason=?, failures=?, resources=?, job_id=NULL"
-                f" WHERE id=? AND status IN ({_LIVE_SQL})",
-                (Status.READY.value, reason, failures, json.dumps(res), act.id, *_LIVE),
+                f" WHERE id=? AND {where}",
+                (Status.READY.value, reason, failures, json.dumps(res), act.id, *states),
             )
             if cur.rowcount:
                 self.add_event(wf_id, act.id, number, "STATE", old, Status.FAILED.value, o.node,
@@ -169,20 +176,24 @@ class TransitionsMixin(ActivitiesMixin):
                 self.add_event(wf_id, act.id, number, "RETRY", Status.FAILED.value,
                                Status.READY.value, None,
                                f"retry {failures}/{act.retries}")
-            return Completion(act.id, act.name, Status.READY, reason, 0, 0)
+            return Completion(activity_id=act.id, name=act.name, status=Status.READY,
+                              reason=reason, newly_ready=0, skipped=0)
+        where, states = activity_moving(Status.FAILED, among=LIVE)
         cur = c.execute(
             f"UPDATE activity SET status=?, reason=?, failures=?, finished_at=?, message=?"
-            f" WHERE id=? AND status IN ({_LIVE_SQL})",
+            f" WHERE id=? AND {where}",
             (Status.FAILED.value, reason, failures, o.finished_at or time.time(), msg, act.id,
-             *_LIVE),
+             *states),
         )
         if not cur.rowcount:
-            return Completion(act.id, act.name, Status(act.status), act.reason, 0, 0)
+            return Completion(activity_id=act.id, name=act.name, status=Status(act.status),
+                              reason=act.reason, newly_ready=0, skipped=0)
         self.add_event(wf_id, act.id, number, "STATE", old, Status.FAILED.value, o.node,
                        f"{reason}: {msg}", o.finished_at)
         self._enqueue_activity(wf_id, act.id, "ACTIVITY_FAILED", number)
         skipped = self._skip_descendants(wf_id, [act.id], f"upstream {act.name} failed")
-        return Completion(act.id, act.name, Status.FAILED, reason, 0, skipped)
+        return Completion(activity_id=act.id, name=act.name, status=Status.FAILED,
+                          reason=reason, newly_ready=0, skipped=skipped)
 
     def fail_activity(self, wf_id: int, attempt_id: int, reason: str, message: str) -> None:
         """Permanent failure outside a worker report (submit refused, spec error, lost job)."""
@@ -195,6 +206,11 @@ class TransitionsMixin(ActivitiesMixin):
         seen: set[int] = set()
         queue = deque(roots)
         count = 0
+        # Waiting ones, and those queued ahead of this parent (`afterok`): their jobs can
+        # never start; the dispatcher cancels them (stale_ahead).
+        waiting, w_states = activity_moving(Status.SKIPPED, among=[Status.PENDING, Status.READY])
+        ahead, a_states = activity_moving(Status.SKIPPED,
+                                          among=[Status.SUBMITTING, Status.QUEUED])
         while queue:
             node = queue.popleft()
             for (child,) in c.execute(
@@ -204,13 +220,10 @@ class TransitionsMixin(ActivitiesMixin):
                     continue
                 seen.add(child)
                 queue.append(child)
-                # Also those queued ahead of this parent (`afterok`): their jobs can never
-                # start; the dispatcher cancels them (stale_ahead).
                 cur = c.execute(
                     "UPDATE activity SET status=?, finished_at=?, message=? WHERE id=? AND"
-                    " (status IN (?, ?) OR (status IN (?, ?) AND unfinished_parents > 0))",
-                    (Status.SKIPPED.value, time.time(), why, child, Status.PENDING.value,
-                     Status.READY.value, Status.SUBMITTING.value, Status.QUEUED.value),
+                    f" ({waiting} OR ({ahead} AND unfinished_parents > 0))",
+                    (Status.SKIPPED.value, time.time(), why, child, *w_states, *a_states),
                 )
                 if cur.rowcount:
                     count += 1
@@ -246,28 +259,31 @@ class TransitionsMixin(ActivitiesMixin):
             if names is not None:
                 wanted = set(names)
                 acts = [a for a in acts if a.name in wanted]
-            live = [la for la in self.live_attempts(wf_id)
-                    if la.activity_id in {a.id for a in acts}]
+            ids = {a.id for a in acts}
+            live = [la for la in self.live_attempts(wf_id) if la.activity_id in ids]
+            where, states = activity_moving(Status.CANCELLED)
             for a in acts:
-                c.execute(
-                    "UPDATE activity SET status=?, reason=?, finished_at=? WHERE id=?",
-                    (Status.CANCELLED.value, Reason.CANCELLED.value, now, a.id),
+                cur = c.execute(
+                    f"UPDATE activity SET status=?, reason=?, finished_at=? WHERE id=? AND {where}",
+                    (Status.CANCELLED.value, Reason.CANCELLED.value, now, a.id, *states),
                 )
-                self.add_event(wf_id, a.id, a.attempts or None, "STATE", a.status,
-                               Status.CANCELLED.value, None, "cancelled by user", now)
+                if cur.rowcount:
+                    self.add_event(wf_id, a.id, a.attempts or None, "STATE", a.status,
+                                   Status.CANCELLED.value, None, "cancelled by user", now)
+            where, states = attempt_moving(Status.CANCELLED)
             for la in live:
                 c.execute(
-                    "UPDATE attempt SET status=?, reason=?, finished_at=? WHERE id=?",
-                    (Status.CANCELLED.value, Reason.CANCELLED.value, now, la.attempt_id),
+                    f"UPDATE attempt SET status=?, reason=?, finished_at=? WHERE id=? AND {where}",
+                    (Status.CANCELLED.value, Reason.CANCELLED.value, now, la.attempt_id, *states),
                 )
             if names is None:
                 wf = self.get_workflow(wf_id, texts=False)
-                if wf.status not in (WorkflowStatus.FINISHED.value, WorkflowStatus.FAILED.value,
-                                     WorkflowStatus.CANCELLED.value):
-                    c.execute(
-                        "UPDATE workflow SET status=?, finished_at=? WHERE id=?",
-                        (WorkflowStatus.CANCELLED.value, now, wf_id),
-                    )
+                where, states = workflow_moving(WorkflowStatus.CANCELLED)
+                cur = c.execute(
+                    f"UPDATE workflow SET status=?, finished_at=? WHERE id=? AND {where}",
+                    (WorkflowStatus.CANCELLED.value, now, wf_id, *states),
+                )
+                if cur.rowcount:
                     self.add_event(wf_id, None, None, "WORKFLOW", wf.status,
                                    WorkflowStatus.CANCELLED.value, None, "cancelled by user")
             else:
@@ -305,17 +321,20 @@ class TransitionsMixin(ActivitiesMixin):
                     if acts[p].status != Status.FINISHED.value
                 )
                 new = Status.READY if unfinished == 0 else Status.PENDING
-                c.execute(
+                where, states = activity_moving(new, among=[Status(acts[aid].status)])
+                cur = c.execute(
                     "UPDATE activity SET status=?, reason=NULL, failures=0, unfinished_parents=?,"
-                    " finished_at=NULL, message=NULL WHERE id=?",
-                    (new.value, unfinished, aid),
+                    f" finished_at=NULL, message=NULL WHERE id=? AND {where}",
+                    (new.value, unfinished, aid, *states),
                 )
-                self.add_event(wf_id, aid, None, "STATE", acts[aid].status, new.value, None,
-                               "retry requested")
+                if cur.rowcount:
+                    self.add_event(wf_id, aid, None, "STATE", acts[aid].status, new.value,
+                                   None, "retry requested")
             if reset:
-                c.execute(
-                    "UPDATE workflow SET status=?, finished_at=NULL WHERE id=?",
-                    (WorkflowStatus.RUNNING.value, wf_id),
+                where, states = workflow_moving(WorkflowStatus.RUNNING)
+                c.execute(  # a RUNNING workflow stays as it is
+                    f"UPDATE workflow SET status=?, finished_at=NULL WHERE id=? AND {where}",
+                    (WorkflowStatus.RUNNING.value, wf_id, *states),
                 )
                 self.add_event(wf_id, None, None, "WORKFLOW", None, WorkflowStatus.RUNNING.value,
                                None, f"retry of {len(reset)} activities")

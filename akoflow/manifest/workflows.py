@@ -8,21 +8,21 @@ import os
 import time
 from typing import Any
 
-from akoflow.manifest.db import ManifestBase, ManifestError
+from akoflow.manifest.db import ManifestBase, ManifestError, select_list
+from akoflow.manifest.guards import workflow_moving
 from akoflow.manifest.records import WorkflowRecord
-from akoflow.manifest.states import Status, WorkflowStatus
+from akoflow.manifest.states import TERMINAL, WORKFLOW_ENDED, Status, WorkflowStatus
 from akoflow.spec.identity import merkle_identities
 from akoflow.spec.models import ActivitySpec, WorkflowSpec
 from akoflow.spec.names import ident
 
-_COLS = (
-    "w.id, w.name, w.namespace, w.runtime, {texts}, w.spec_path, w.status, w.created_at, "
-    "w.started_at, w.finished_at, w.run_dir, w.work_dir, w.site, w.webhooks, w.owner, "
-    "w.dispatcher_job, w.message, w.schedule, w.dispatcher_seen_at, w.dispatcher_error"
-)
-WF_SELECT = (f"SELECT {_COLS.format(texts='s.raw_spec, s.spec_json')} FROM workflow w"
+# The spec texts live in workflow_spec; the light form leaves them empty (megabytes for big
+# workflows, never needed on the dispatcher's hot path).
+_TEXTS = {"raw_spec": "s.raw_spec", "spec_json": "s.spec_json"}
+WF_SELECT = (f"SELECT {select_list(WorkflowRecord, 'w', _TEXTS)} FROM workflow w"
              " JOIN workflow_spec s ON s.workflow_id = w.id")
-WF_SELECT_LIGHT = f"SELECT {_COLS.format(texts=chr(39) * 2 + ', ' + chr(39) * 2)} FROM workflow w"
+WF_SELECT_LIGHT = (f"SELECT {select_list(WorkflowRecord, 'w', dict.fromkeys(_TEXTS, repr('')))}"
+                   " FROM workflow w")
 
 
 def container_settings(spec: WorkflowSpec, act: ActivitySpec) -> dict[str, Any]:
@@ -176,11 +176,12 @@ class WorkflowsMixin(ManifestBase):
         return {str(s): int(n) for s, n in rows}
 
     def mark_workflow_started(self, wf_id: int) -> None:
+        where, states = workflow_moving(WorkflowStatus.RUNNING, among=[WorkflowStatus.PENDING])
         with self.transaction() as c:
             cur = c.execute(
                 "UPDATE workflow SET status=?, started_at=COALESCE(started_at, ?)"
-                " WHERE id=? AND status=?",
-                (WorkflowStatus.RUNNING.value, time.time(), wf_id, WorkflowStatus.PENDING.value),
+                f" WHERE id=? AND {where}",
+                (WorkflowStatus.RUNNING.value, time.time(), wf_id, *states),
             )
             if cur.rowcount:
                 self.add_event(wf_id, None, None, "WORKFLOW", WorkflowStatus.PENDING.value,
@@ -212,13 +213,10 @@ class WorkflowsMixin(ManifestBase):
         """When no activity is unfinished, settle the workflow's final status (once)."""
         with self.transaction() as c:
             wf = self.get_workflow(wf_id, texts=False)
-            if wf.status in (WorkflowStatus.FINISHED.value, WorkflowStatus.FAILED.value,
-                             WorkflowStatus.CANCELLED.value):
+            if wf.status in WORKFLOW_ENDED:
                 return None
             counts = self.status_counts(wf_id)
-            terminal = {Status.FINISHED.value, Status.FAILED.value, Status.CANCELLED.value,
-                        Status.SKIPPED.value}
-            if any(n for s, n in counts.items() if s not in terminal):
+            if any(n for s, n in counts.items() if Status(s) not in TERMINAL):
                 return None
             if counts.get(Status.CANCELLED.value):
                 final = WorkflowStatus.CANCELLED
@@ -226,10 +224,11 @@ class WorkflowsMixin(ManifestBase):
                 final = WorkflowStatus.FAILED
             else:
                 final = WorkflowStatus.FINISHED
-            c.execute(
-                "UPDATE workflow SET status=?, finished_at=? WHERE id=?",
-                (final.value, time.time(), wf_id),
-            )
+            where, states = workflow_moving(final, among=[WorkflowStatus(wf.status)])
+            cur = c.execute(f"UPDATE workflow SET status=?, finished_at=? WHERE id=? AND {where}",
+                            (final.value, time.time(), wf_id, *states))
+            if not cur.rowcount:
+                return None
             event = self.add_event(wf_id, None, None, "WORKFLOW", wf.status, final.value)
             kind = "WORKFLOW_DONE" if final is WorkflowStatus.FINISHED else "WORKFLOW_FAILED"
             # Keyed by the event row: a workflow retried and finished again notifies again.

@@ -38,8 +38,9 @@ def _setup(home: Path) -> tuple[Manifest, int, TaskLaunch, int]:
         job_name=protocol.job_name(wf.id, "a", 1), attempt_dir=adir,
         work_dir=Path(wf.work_dir), run_dir=Path(wf.run_dir), script=RUN,
         resources=act.resources_dict())
-    (aid,) = m.begin_attempts(wf.id, [Intent(act.id, 1, "local", launch.job_name, str(adir),
-                                             launch.resources, None, str(adir))])
+    (aid,) = m.begin_attempts(wf.id, [Intent(
+        activity_id=act.id, number=1, site="local", job_name=launch.job_name,
+        attempt_dir=str(adir), resources=launch.resources, job_id=str(adir))])
     assert aid is not None
     Path(wf.work_dir).mkdir(parents=True, exist_ok=True)
     return m, wf.id, launch, aid

@@ -66,7 +66,7 @@ def test_launcher_reports_pid_of_a_task_in_its_own_group(tmp_path: Path) -> None
             heard = starter.receive()
             time.sleep(0.01)
         assert heard and heard[0][1] == str(ln.attempt_dir)
-        assert starter.pid in {p.pid for p in procs_with("akoflow-launcher")}
+        assert starter.pid in _own_launchers()
         pid = heard[0][0]
         assert os.getpgid(pid) == pid  # its own process group: a cancel reaches all of it
         assert pid_owner_matches(pid, ln.attempt_dir)  # found again by a later dispatcher
@@ -229,15 +229,28 @@ def test_site_can_turn_the_launcher_off(tmp_path: Path) -> None:
     assert status[ln.job_name].state is JobState.FAILED
 
 
+def _own_launchers() -> set[int]:
+    """Live launcher shells started by this test process: other processes on the machine
+    (other test runs, other users' dispatchers) have launchers of their own."""
+    found = set()
+    for p in psutil.Process().children(recursive=True):
+        try:
+            if "akoflow-launcher" in " ".join(p.cmdline()) and p.status() != "zombie":
+                found.add(p.pid)
+        except psutil.NoSuchProcess:
+            continue
+    return found
+
+
 @pytest.fixture(autouse=True)
 def _no_stray_launchers() -> Iterator[None]:
     """Each test closes its executor; its launcher must then exit (end of input)."""
-    before = {p.pid for p in procs_with("akoflow-launcher")}
+    before = _own_launchers()
     yield
     end = time.time() + 5
-    while {p.pid for p in procs_with("akoflow-launcher")} - before and time.time() < end:
+    while _own_launchers() - before and time.time() < end:
         time.sleep(0.05)
-    assert not {p.pid for p in procs_with("akoflow-launcher")} - before
+    assert not _own_launchers() - before
 
 
 @pytest.mark.parametrize("launcher", [True, False])

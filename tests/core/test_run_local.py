@@ -6,7 +6,7 @@ import json
 import sqlite3
 from pathlib import Path
 
-from tests.conftest import EXAMPLES, WFCOMMONS, ak
+from tests.conftest import EXAMPLES, WFCOMMONS, ak, shared_file
 
 
 def _status(home: Path, wf: str) -> dict:  # type: ignore[type-arg]
@@ -72,7 +72,8 @@ def test_failure_skips_descendants_and_retries(akhome: Path) -> None:
 
 def test_montage_trace_runs(akhome: Path, tmp_path: Path) -> None:
     wf_yaml = tmp_path / "montage.yaml"
-    ak("import", "wfformat", str(WFCOMMONS / "montage-chameleon-2mass-025d-001.json"),
+    trace = shared_file(WFCOMMONS / "montage-chameleon-2mass-025d-001.json")
+    ak("import", "wfformat", str(trace),
        "-o", str(wf_yaml), "--scale", "0", home=akhome, check=True)
     proc = ak("run", str(wf_yaml), home=akhome, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -127,7 +127,7 @@ def run_activity(m: Manifest, wf_id: int, name: str, *, exit_code: int = 0) -> N
     assert act is not None and act.status == "READY", act
     number = act.attempts + 1
     (attempt_id,) = m.begin_attempts(wf_id, [Intent(
-        activity_id=act.id, number=number, executor="local",
+        activity_id=act.id, number=number, site="local",
         job_name=f"akoflow.{wf_id}.{name}.{number}", attempt_dir="/tmp/x",
         resources=act.resources_dict(), node="n1", job_id=f"job-{name}-{number}",
     )])

@@ -430,8 +430,9 @@ def test_crash_between_intent_and_record(fake: FakeK8s, akhome: Path, tmp_path: 
                     attempt_dir=protocol.attempt_dir(wf.run_dir, "a", 1),
                     work_dir=Path(wf.work_dir), run_dir=Path(wf.run_dir), script="echo a",
                     image="busybox", resources=act.resources_dict())
-    (aid,) = m.begin_attempts(wf.id, [Intent(act.id, 1, "fakek8s", ln.job_name,
-                                             str(ln.attempt_dir), ln.resources, None, None)])
+    (aid,) = m.begin_attempts(wf.id, [Intent(
+        activity_id=act.id, number=1, site="fakek8s", job_name=ln.job_name,
+        attempt_dir=str(ln.attempt_dir), resources=ln.resources)])
     assert aid is not None
     if created:
         _executor(fake).submit([ln])

@@ -24,11 +24,11 @@ import pytest
 
 from akoflow import service
 from akoflow.dispatch import protocol
-from akoflow.executor import Executor, SpecError, TaskLaunch, akoflow_argv
+from akoflow.executor import SpecError, TaskLaunch, akoflow_argv
 from akoflow.executors import singularity, slurm
 from akoflow.executors.singularity import SingularityExecutor, image_ref, wrapper_argv
 from akoflow.executors.slurm_executor import SlurmExecutor
-from akoflow.sites import SiteResolver, load_site
+from akoflow.sites import load_site
 from tests.conftest import ak
 
 HERE = Path(__file__).resolve().parent
@@ -397,17 +397,11 @@ def test_sdumont_attempt_runs_through_the_worker(tmp_path: Path) -> None:
     assert (ln.work_dir / "seq.txt").exists()
 
 
-# -- after the diff to local.py / slurm_executor.py (see the report) -----------------------
-
-def _overridden(cls: type[Executor]) -> bool:
-    return cls.task_wrapper is not Executor.task_wrapper
-
+# -- local and Slurm sites wrap tasks themselves ---------------------------------------------
 
 def test_local_and_slurm_wrap_when_profile_says_singularity(tmp_path: Path) -> None:
     from akoflow.executors.local import LocalExecutor
 
-    if not (_overridden(LocalExecutor) and _overridden(SlurmExecutor)):
-        pytest.skip("local.py/slurm_executor.py task_wrapper diff not applied yet")
     ln = launch(tmp_path)
     sdumont = SlurmExecutor("sdumont", load_site("sdumont"))
     assert sdumont.task_wrapper(ln) == wrapper_argv(sdumont.config, ln)
@@ -415,22 +409,6 @@ def test_local_and_slurm_wrap_when_profile_says_singularity(tmp_path: Path) -> N
     cfg = {**load_site("local"), "container": "apptainer", "container_binary": "apptainer"}
     assert LocalExecutor("local", cfg).task_wrapper(ln) == wrapper_argv(cfg, ln)
     assert LocalExecutor("local", cfg).task_wrapper(launch(tmp_path, image=None)) == []
-
-
-class _WrappingSlurm(SlurmExecutor):
-    """SlurmExecutor with exactly the task_wrapper of the proposed diff (test-local)."""
-
-    def task_wrapper(self, launch: TaskLaunch) -> list[str]:
-        if launch.image and singularity.is_container_runtime(self.config):
-            return wrapper_argv(self.config, launch)
-        return []
-
-
-class _Resolver(SiteResolver):
-    def __call__(self, runtime: str) -> Executor:
-        if runtime == "sdumont" and runtime not in self._cache:
-            self._cache[runtime] = _WrappingSlurm(runtime, load_site(runtime))
-        return super().__call__(runtime)
 
 
 @pytest.fixture
@@ -484,24 +462,20 @@ def test_sdumont_workflow_on_real_slurm(slurm_cluster: object, akhome: Path, tmp
                                         monkeypatch: pytest.MonkeyPatch,
                                         own_jobs: None) -> None:
     """Real sbatch jobs; each runs `akoflow worker`, task.sh, then the fake singularity.
-    In-process dispatcher with a test-local subclass until the diff lands in
-    slurm_executor.py; sbatch exports PATH (with the fake) to the jobs."""
+    In-process dispatcher; sbatch exports PATH (with the fake) to the jobs."""
     for key, val in fake_env(tmp_path).items():
         monkeypatch.setenv(key, val)
     wf, sif = _slurm_workflow(tmp_path)
     m = service.open_manifest()
-    resolver = _Resolver()
-    record = service.register(m, service.load_spec(str(wf)), resolver)
-    assert service.run(m, record.id, resolver=resolver) == "FINISHED"
+    record = service.register(m, service.load_spec(str(wf)))
+    assert service.run(m, record.id) == "FINISHED"
     _check_slurm_run(akhome, tmp_path, sif)
 
 
 @pytest.mark.infra
 def test_sdumont_cli_on_real_slurm(slurm_cluster: object, akhome: Path, tmp_path: Path,
                                    own_jobs: None) -> None:
-    """The same through the real CLI, once slurm_executor.py wraps tasks itself."""
-    if not _overridden(SlurmExecutor):
-        pytest.skip("slurm_executor.py task_wrapper diff not applied yet")
+    """The same through the real CLI."""
     wf, sif = _slurm_workflow(tmp_path)
     proc = ak("run", str(wf), "--site", "sdumont", home=akhome, env=fake_env(tmp_path))
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -97,8 +97,9 @@ def synthetic_run(db: Path, files: dict[str, list[FileEntry]]) -> tuple[Manifest
                         activities=[ActivitySpec(name=n, run="true") for n in files])
     wf = m.register_workflow(spec, run_root=str(db.parent / "runs"))
     acts = m.ready_activities(wf.id)
-    ids = m.begin_attempts(wf.id, [Intent(a.id, 1, "local", f"j{a.name}", "/tmp/x", {})
-                                   for a in acts])
+    ids = m.begin_attempts(wf.id, [Intent(
+        activity_id=a.id, number=1, site="local", job_name=f"j{a.name}", attempt_dir="/tmp/x",
+        resources={}) for a in acts])
     t = time.time()
     for act, attempt in zip(acts, ids, strict=True):
         assert attempt is not None

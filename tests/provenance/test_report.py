@@ -27,7 +27,7 @@ from akoflow.provenance.report_base import fmt_tick, nice_ticks
 from akoflow.provenance.report_dag import MAX_NODES, group_key, layers_of
 from akoflow.spec import import_wfformat
 from akoflow.spec.models import ActivitySpec, WorkflowSpec
-from tests.conftest import WFCOMMONS
+from tests.conftest import WFCOMMONS, shared_file
 from tests.infra.chromium import PageResult, open_page
 
 XSS = "<script>alert(1)</script>"
@@ -186,7 +186,8 @@ def test_montage_report_is_small_and_clean(tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AKOFLOW_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("AKOFLOW_SAMPLE_INTERVAL", "0.1")
-    spec = import_wfformat(WFCOMMONS / "montage-chameleon-2mass-025d-001.json", scale=0)
+    spec = import_wfformat(shared_file(WFCOMMONS / "montage-chameleon-2mass-025d-001.json"),
+                           scale=0)
     m = service.open_manifest()
     try:
         wf = service.register(m, spec)

@@ -1,0 +1,103 @@
+"""What BatchExecutor owns for every scheduler: all-or-nothing submission, arrays, the poll.
+
+Driven through a scripted Transport standing in for the scheduler's clients (the adapters'
+own pieces are real: their scripts, argv and parsers); each test checks the commands the
+base ran, which is what a scheduler would have seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from akoflow.executor import JobRef, JobState, SpecError, TaskLaunch
+from akoflow.executors.base import CommandResult, Transport
+from akoflow.executors.pbs_executor import PbsExecutor
+from akoflow.executors.sge_executor import SgeExecutor
+
+
+class Scheduler(Transport):
+    """Answers qsub with growing job ids (or a refusal from the `refuse_after`th on);
+    records every command."""
+
+    def __init__(self, refuse_after: int | None = None, listing: str = "") -> None:
+        self.calls: list[list[str]] = []
+        self.refuse_after = refuse_after
+        self.listing = listing
+        self.queued = 0
+
+    def run(self, argv: Sequence[str], timeout: float) -> CommandResult:
+        self.calls.append(list(argv))
+        if argv[0] == "qsub":
+            if self.refuse_after is not None and self.queued >= self.refuse_after:
+                return CommandResult(list(argv), 1, "", "qsub: Unknown queue")
+            self.queued += 1
+            return CommandResult(list(argv), 0, f"{100 + self.queued}.srv\n", "")
+        if argv[0] == "qstat":
+            return CommandResult(list(argv), 0, self.listing, "")
+        return CommandResult(list(argv), 0, "", "")
+
+
+def _launch(tmp_path: Path, name: str, **resources: object) -> TaskLaunch:
+    adir = tmp_path / name
+    adir.mkdir()
+    return TaskLaunch(workflow_id=1, workflow="w", activity_id=1, activity=name, attempt=1,
+                      job_name=f"akoflow.1.{name}.1", attempt_dir=adir, work_dir=tmp_path,
+                      run_dir=tmp_path, script="true", resources={"cpu": 1, **resources})
+
+
+def test_a_refusal_cancels_what_the_batch_queued(tmp_path: Path) -> None:
+    t = Scheduler(refuse_after=2)
+    ex = PbsExecutor("pbs", {"command_retries": 0}, transport=t)
+    with pytest.raises(Exception, match="Unknown queue"):
+        ex.submit([_launch(tmp_path, n) for n in "abc"])
+    assert [c[0] for c in t.calls] == ["qsub", "qsub", "qsub", "qdel"]
+    assert t.calls[-1][1:] == ["101.srv", "102.srv"]
+
+
+def test_a_bad_launch_mid_batch_cancels_what_was_queued(tmp_path: Path) -> None:
+    t = Scheduler()
+    ex = PbsExecutor("pbs", {"command_retries": 0}, transport=t)
+    bad = _launch(tmp_path, "b", extra={"pbs.N": "mine"})  # akoflow sets -N itself
+    with pytest.raises(SpecError, match="akoflow sets -N itself"):
+        ex.submit([_launch(tmp_path, "a"), bad])
+    assert t.calls[-1] == ["qdel", "101.srv"]  # nothing of the batch is left queued
+
+
+def test_without_arrays_each_launch_is_a_job_in_order(tmp_path: Path) -> None:
+    t = Scheduler()
+    ex = PbsExecutor("pbs", {}, transport=t)
+    ids = ex.submit([_launch(tmp_path, n, memory=m) for n, m in (("a", 1), ("b", 2), ("c", 1))])
+    assert ids == ["101.srv", "102.srv", "103.srv"]
+    assert [Path(c[-1]).parent.name for c in t.calls] == ["a", "b", "c"]
+
+
+def test_same_shaped_launches_become_one_array(tmp_path: Path) -> None:
+    class Sge(Transport):
+        def __init__(self) -> None:
+            self.calls: list[list[str]] = []
+
+        def run(self, argv: Sequence[str], timeout: float) -> CommandResult:
+            self.calls.append(list(argv))
+            out = "9.1-2:1\n" if "-t" in argv else "8\n"
+            return CommandResult(list(argv), 0, out, "")
+
+    t = Sge()
+    ex = SgeExecutor("sge", {}, transport=t)
+    ids = ex.submit([_launch(tmp_path, "a"), _launch(tmp_path, "b", memory=2**30),
+                     _launch(tmp_path, "c")])
+    assert ids == ["9.1", "8", "9.2"]  # a and c share an array, b differs
+    array = next(c for c in t.calls if "-t" in c)
+    tasks = (tmp_path / "arrays").glob("*.tasks")
+    assert [ln.split("\t")[1] for ln in next(tasks).read_text().splitlines()] == [
+        "akoflow.1.a.1", "akoflow.1.c.1"]
+    assert array[array.index("-t") + 1] == "1-2"
+
+
+def test_an_unreadable_listing_leaves_every_state_unknown() -> None:
+    t = Scheduler(listing="{not json")
+    ex = PbsExecutor("pbs", {}, transport=t)
+    refs = [JobRef("101.srv", "akoflow.1.a.1", "/x", 0.0)]
+    assert ex.poll(refs)["akoflow.1.a.1"].state is JobState.UNKNOWN
