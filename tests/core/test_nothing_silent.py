@@ -7,7 +7,10 @@ from __future__ import annotations
 import base64
 import json
 import os
+import random
+import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -273,3 +276,96 @@ def test_a_batch_dispatcher_that_cannot_start_fails_the_submit(
     st = json.loads(ak("status", "1", "--json", home=akhome,
                        env={"AKOFLOW_SITES": str(sites)}).stdout)
     assert "no dispatcher is alive" in (st["dispatcher_problem"] or "")
+
+
+# -- crash and concurrency experiments that passed, kept so they keep passing ---------------
+
+def _big_spec(path: Path, n: int = 3000) -> Path:
+    acts = "".join(f"    - {{name: t{i}, run: 'true'"
+                   f"{f', dependsOn: [t{i - 1}]' if i % 10 else ''}}}\n" for i in range(n))
+    path.write_text(f"name: big\nspec:\n  activities:\n{acts}")
+    return path
+
+
+def test_kill_9_during_registration_leaves_all_or_nothing(akhome: Path, tmp_path: Path) -> None:
+    spec = _big_spec(tmp_path / "big.yaml")
+    env = {**os.environ, "AKOFLOW_HOME": str(akhome)}
+    rng = random.Random(11)
+    for _ in range(4):
+        proc = subprocess.Popen([sys.executable, "-m", "akoflow", "submit", str(spec)], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.15, 0.6))
+        proc.kill()
+        proc.wait()
+    listed = json.loads(ak("list", "--json", "--limit", "50", home=akhome, check=True).stdout)
+    for wf in listed:  # each registration happened whole, or not at all
+        assert wf["activities"] == 3000, wf
+    ids = [wf["id"] for wf in listed]
+    assert len(ids) == len(set(ids))
+    for wf in listed:
+        ak("cancel", str(wf["id"]), home=akhome)
+
+
+def test_kill_9_of_a_task_fails_that_attempt_and_the_retry_runs(akhome: Path,
+                                                                   tmp_path: Path) -> None:
+    wf = tmp_path / "victim.yaml"
+    wf.write_text("name: victim\nspec:\n  activities:\n    - name: v\n      retries: 1\n"
+                  "      run: |\n        if [ -e tried ]; then exit 0; fi\n"
+                  "        touch tried; sleep 60\n")
+    proc = subprocess.Popen([sys.executable, "-m", "akoflow", "run", str(wf), "--quiet"],
+                            env={**os.environ, "AKOFLOW_HOME": str(akhome)})
+    try:
+        deadline = time.time() + 60
+        pid = None
+        while pid is None and time.time() < deadline:
+            found = list(akhome.glob("runs/*/activities/v.1/pid"))
+            text = found[0].read_text() if found else ""
+            pid = int(text.split()[0]) if text.strip() else None
+            time.sleep(0.1)
+        assert pid is not None
+        time.sleep(0.3)
+        os.kill(pid, signal.SIGKILL)
+        assert proc.wait(60) == 0
+    finally:
+        proc.kill()
+    st = json.loads(ak("status", "1", "--json", home=akhome, check=True).stdout)
+    assert st["status"] == "FINISHED"
+    assert [(f["attempt"], f["exit_code"]) for f in st["recovered"]] == [(1, 137)]
+
+
+def test_twenty_concurrent_submits_with_readers(akhome: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "AKOFLOW_HOME": str(akhome), "AKOFLOW_SAMPLE_INTERVAL": "0.2"}
+    specs = []
+    for k in range(20):
+        p = tmp_path / f"wf{k}.yaml"
+        p.write_text(f"name: c{k}\nspec:\n  activities:\n"
+                     f"    - {{name: a, run: 'echo {k} >> \"$AKOFLOW_RUN_DIR/log\"'}}\n"
+                     f"    - {{name: b, run: 'echo {k} >> \"$AKOFLOW_RUN_DIR/log\"', "
+                     "dependsOn: [a]}\n")
+        specs.append(p)
+    stop = time.time() + 30
+    readers = [subprocess.Popen(
+        [sys.executable, "-c", "import subprocess, sys, time\n"
+         f"while time.time() < {stop}:\n"
+         f"    subprocess.run([sys.executable, '-m', 'akoflow', 'list'],"
+         " capture_output=True)\n"], env=env) for _ in range(2)]
+    submits = [subprocess.Popen([sys.executable, "-m", "akoflow", "submit", str(p)], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for p in specs]
+    outs = [s.communicate(timeout=120) for s in submits]
+    assert all(s.returncode == 0 for s in submits), [o[1] for o in outs]
+    ids = sorted(int(o[0].strip()) for o in outs)
+    assert ids == list(range(1, 21))
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        rows = json.loads(ak("list", "--json", "--limit", "50", home=akhome).stdout)
+        if all(r["status"] == "FINISHED" for r in rows) and len(rows) == 20:
+            break
+        time.sleep(0.5)
+    for r in readers:
+        r.kill()
+    assert all(r["status"] == "FINISHED" for r in rows), rows
+    for r in rows:  # each task ran exactly once
+        run_dir = Path(json.loads(ak("status", str(r["id"]), "--json",
+                                     home=akhome).stdout)["run_dir"])
+        assert len((run_dir / "log").read_text().split()) == 2
