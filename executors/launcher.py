@@ -31,6 +31,8 @@ import os
 import select
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from akoflow.worker import tracing
 from akoflow.worker.monitor import DEFAULT_SIGNALS
@@ -44,26 +46,27 @@ BASH = shutil.which("bash") or "/bin/bash"
 # start of a running attempt (refused by the pid claim) must not truncate the first's output.
 SCRIPT = r"""# akoflow-launcher (pid_owner_matches and the tests look for this in its command line)
 set -m
+exec 9</dev/null  # every task's stdin, opened once (a dup is no file operation to trace)
 _akoflow_n=0
 while IFS= read -r _akoflow_line; do
   case $_akoflow_line in
   '?'*)
-    wait "${_akoflow_line#?}" 2>/dev/null
+    wait "${_akoflow_line#?}" 2>&-
     printf 'S %s %s\n' "${_akoflow_line#?}" "$?"
     continue ;;
   '+'*)
     _akoflow_line=${_akoflow_line#+}
-    "$0" "$_akoflow_line/task.sh" </dev/null >>"$_akoflow_line/stdout" \
+    "$0" "$_akoflow_line/task.sh" <&9 9<&- >>"$_akoflow_line/stdout" \
       2>>"$_akoflow_line/stderr" & ;;
   *)
     ( set +m
-      exec </dev/null >>"$_akoflow_line/stdout" 2>>"$_akoflow_line/stderr" || exit 1
+      exec <&9 9<&- >>"$_akoflow_line/stdout" 2>>"$_akoflow_line/stderr" || exit 1
       BASH_ARGV0="$_akoflow_line/task.sh"
       . "$_akoflow_line/task.sh"
     ) & ;;
   esac
   printf '%s %s\n' "$!" "$_akoflow_line"
-  (( ++_akoflow_n % 256 )) || jobs >/dev/null
+  (( ++_akoflow_n % 256 )) || jobs >&-
 done
 """
 
@@ -87,6 +90,8 @@ class Launcher:
         self._status: dict[int, int] = {}  # answers to `?PID`
         self._old: list[int] = []  # launchers that exited or were let go, to reap
         self.lost = False  # it exited: what was sent and never answered must be sent again
+        self._pending: list[bytes] = []  # requests not written yet (see `flush`)
+        self._batching = False
 
     @staticmethod
     def supported() -> bool:
@@ -132,10 +137,30 @@ class Launcher:
 
     def send(self, directory: str, fresh: bool = True) -> None:
         """Ask for one task to be started, in a fresh bash or (`fresh=False`, for a script
-        that cannot tell the difference) a subshell forked from the launcher. Raises
+        that cannot tell the difference) a subshell forked from the launcher. Requests are
+        written at the next `flush` (one pipe write, one wake-up of the launcher, for all
+        the tasks a dispatcher wake-up starts) inside `batched()`, at once otherwise. Raises
         BrokenPipeError if the launcher has gone (then `lost` is set: the caller sends
         again whatever it has not heard back about)."""
-        self._write((b"+" if fresh else b"") + os.fsencode(directory) + b"\n")
+        self._pending.append((b"+" if fresh else b"") + os.fsencode(directory) + b"\n")
+        if not self._batching or len(self._pending) >= 64:
+            self.flush()
+
+    @contextmanager
+    def batched(self) -> Iterator[None]:
+        """Collect the requests sent inside, written in one go at the end."""
+        self._batching = True
+        try:
+            yield
+        finally:
+            self._batching = False
+        self.flush()
+
+    def flush(self) -> None:
+        """Write the requests `send` collected."""
+        if self._pending:
+            lines, self._pending = b"".join(self._pending), []
+            self._write(lines)
 
     def _write(self, line: bytes) -> None:
         if self._to < 0:
@@ -167,6 +192,7 @@ class Launcher:
         if self.fd < 0:
             return None
         try:
+            self.flush()
             self._write(f"?{pid}\n".encode())
         except BrokenPipeError:
             return None
@@ -211,6 +237,11 @@ class Launcher:
 
     def close(self) -> None:
         """Close both pipes (the launcher exits at end of input) and reap it when it has."""
+        if self._pending and self._to >= 0:
+            try:
+                self.flush()
+            except BrokenPipeError:
+                pass
         for fd in (self._to, self.fd):
             if fd >= 0:
                 os.close(fd)

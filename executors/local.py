@@ -46,7 +46,7 @@ from akoflow.worker.snapshot import take as take_snapshot
 
 from .launcher import Launcher
 from .local_groups import claim_for_cancel, claim_owner, wait_then_kill
-from .local_trace import SharedTrace
+from .local_trace import EXIT_PATIENCE, SharedTrace
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +103,8 @@ class LocalExecutor(Executor):
             trace_dir = str(self.shared.dir)
         self.launcher: Launcher | None = Launcher(self._env, trace_dir) if use else None
         self._unheard: dict[str, TaskProcess] = {}  # launched, pid not reported yet
+        # ended, waiting for the tracer to log their exit: job -> (task, outcome, deadline)
+        self._lineage: dict[str, tuple[TaskProcess, AttemptOutcome, float]] = {}
 
     def task_wrapper(self, launch: TaskLaunch) -> list[str]:
         """Run the task in Singularity/Apptainer when the site profile says `container:
@@ -143,6 +145,17 @@ class LocalExecutor(Executor):
                             f"has {format_bytes(self.memory)}")
 
     def _start_queued(self) -> None:
+        if self.launcher is None:
+            self._start_what_fits()
+        else:  # what this wake-up starts goes to the launcher in one write
+            try:
+                with self.launcher.batched():
+                    self._start_what_fits()
+            except BrokenPipeError:  # it died: a new one starts what it never confirmed
+                self._hear()
+        self._collect_lineage()
+
+    def _start_what_fits(self) -> None:
         while self.queue:
             job, adir, wdir, res = self.queue[0]
             cpu = float(res.get("cpu") or 1.0)
@@ -219,8 +232,9 @@ class LocalExecutor(Executor):
                 return
             self.launcher.lost = False
             try:
-                for task in self._unheard.values():
-                    self.launcher.send(str(task.attempt_dir), task.fresh_shell)
+                with self.launcher.batched():
+                    for task in self._unheard.values():
+                        self.launcher.send(str(task.attempt_dir), task.fresh_shell)
             except BrokenPipeError:
                 continue
 
@@ -265,16 +279,35 @@ class LocalExecutor(Executor):
                 return  # (or it has ended: poll() reads its exit code from the pid file)
         if self.mode == "process":
             return  # `akoflow worker` wrote result.json itself
-        ops = None
         if self.shared is not None and not task.trace and (task.launched or not task.child):
-            # started by a launcher: ours, or (adopted after a crash) a dead dispatcher's
-            if self.launcher is not None:
-                self.shared.watch(self.launcher.logs)
-            ops = self.shared.ops_for(str(task.attempt_dir), task.pid)
-        task.add_files(outcome, ops)
+            # Started by a launcher (ours, or a dead dispatcher's): its record is complete
+            # once the tracer has logged its exit, a moment after we learn of it. Its slot
+            # is free already; the outcome waits for its lineage (`_collect_lineage`).
+            self._lineage[job] = (task, outcome, time.monotonic() + EXIT_PATIENCE)
+            return
+        task.add_files(outcome)
         # The report is ingested from memory within milliseconds; the exitcode file that
         # task.sh wrote is the durable record should this process die before that.
         self.ended[job] = outcome
+
+    def _collect_lineage(self) -> None:
+        """Outcomes of traced tasks whose exit the tracer has logged (or that waited long
+        enough: then what was logged), now complete with their files."""
+        if not self._lineage or self.shared is None:
+            return
+        if self.launcher is not None:
+            self.shared.watch(self.launcher.logs)
+        now = time.monotonic()
+        for job, (task, outcome, deadline) in list(self._lineage.items()):
+            adir = str(task.attempt_dir)
+            ops = self.shared.ready(adir, task.pid)
+            if ops is None and now < deadline:
+                continue
+            if ops is None:
+                ops = self.shared.ops_for(adir, task.pid)
+            task.add_files(outcome, ops)
+            del self._lineage[job]
+            self.ended[job] = outcome
 
     def _adopt(self, job: str, adir: Path, wdir: Path, pid: int) -> bool:
         started = (adir / protocol.PID).stat().st_mtime
@@ -301,12 +334,13 @@ class LocalExecutor(Executor):
             self._snaps.clear()
             self._reap_all()
             self._start_queued()
-            if not self.running or (self.ended and self._queued_cpus() < self.cpus):
+            if (not self.running and not self._lineage) or (
+                    self.ended and self._queued_cpus() < self.cpus):
                 return
             now = time.time()
             if now >= end:
                 return
-            deadline = end
+            deadline = end if not self._lineage else min(end, now + 0.002)
             for task in list(self.running.values()):
                 deadline = min(deadline, task.tick(now))
             self._sleep_until_exit(max(0.0, deadline - time.time()))
@@ -336,7 +370,7 @@ class LocalExecutor(Executor):
         out: dict[str, JobStatus] = {}
         for ref in jobs:
             job = ref.job_id or ref.attempt_dir
-            if job in self.running:
+            if job in self.running or job in self._lineage:  # (its lineage being read)
                 out[ref.job_name] = JobStatus(JobState.RUNNING, node=socket.gethostname())
             elif job in queued:
                 out[ref.job_name] = JobStatus(JobState.PENDING)
@@ -459,7 +493,7 @@ class LocalExecutor(Executor):
         )]
 
     def busy(self) -> bool:
-        return bool(self.running or self.queue)
+        return bool(self.running or self.queue or self._lineage)
 
     def close(self) -> None:
         """Let the launcher go (it exits at end of input); running tasks keep running, and

@@ -34,6 +34,17 @@ class SharedTrace:
             if p not in self.feeds:
                 self.feeds[p] = TraceFeed(p)
 
+    def ready(self, attempt_dir: str, pid: int) -> list[tuple[str, str]] | None:
+        """The task's operations if the log already shows its exit (one read of the logs'
+        new lines), else None: the caller asks again after starting other work."""
+        for feed in self.feeds.values():
+            feed.poll()
+            state = feed.state
+            if attempt_dir in state.owners and (
+                    pid in state.exited or state.owners[attempt_dir] in state.exited):
+                return state.take(attempt_dir)
+        return None
+
     def ops_for(self, attempt_dir: str, pid: int) -> list[tuple[str, str]] | None:
         """The operations of the task that claimed `attempt_dir` as process `pid`, once the
         log shows its exit (None if no log of ours ever saw it claim the attempt)."""

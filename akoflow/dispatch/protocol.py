@@ -128,21 +128,25 @@ def render_task_script(launch: TaskLaunch, *, work_dir: str | None = None) -> st
         f"_akoflow_dir={d}",
         # Claim the attempt atomically (noclobber = O_EXCL): a second start of the same
         # attempt, e.g. by a dispatcher repairing a crash, exits at once without running.
+        # The claim's descriptor stays open (bash picks one >= 10) for the exit record
+        # below: under syscall tracing every open a task makes costs, and these run for
+        # every task (so also `2>&-`, not `2>/dev/null`: no file to open).
         'set -C',
+        '{ exec {_akoflow_fd}>"$_akoflow_dir/pid"; } 2>&- || exit 111',
+        'set +C',
         # $BASHPID, not $$: the same in `bash task.sh`, but right when the launcher sources
         # task.sh in a subshell.
-        '{ printf "%s\\n" "$BASHPID" > "$_akoflow_dir/pid"; } 2>/dev/null || exit 111',
-        'set +C',
+        'printf "%s\\n" "$BASHPID" >&"$_akoflow_fd"',
         # Join the attempt's cgroup (made by whoever starts the task, where cgroups are
         # available): what the task starts stays there even if it leaves its process group.
         '[ -z "${AKOFLOW_CGROUP_ROOT-}" ] || { printf "%s\\n" "$BASHPID" >'
         f' "$AKOFLOW_CGROUP_ROOT/{cgroup_leaf(launch.attempt_dir)}/cgroup.procs"; }}'
-        ' 2>/dev/null || :',
-        # The exit code, then `times` (CPU of the task's shell and its children). Trapping
-        # TERM/INT/HUP makes a signalled task record 128+n instead of nothing.
-        # Appended to the pid file: one file per attempt fewer to create.
+        ' 2>&- || :',
+        # The exit code, then `times` (CPU of the task's shell and its children), after the
+        # pid in the pid file: one file per attempt fewer to create. Trapping TERM/INT/HUP
+        # makes a signalled task record 128+n instead of nothing.
         "trap '_akoflow_rc=$?; { printf \"%s\\n\" \"$_akoflow_rc\"; times; }"
-        " >> \"$_akoflow_dir/pid\"' EXIT",
+        " >&\"$_akoflow_fd\"' EXIT",
         "trap 'exit 143' TERM; trap 'exit 130' INT; trap 'exit 129' HUP",
     ]
     lines += [f"export {k}={shlex.quote(v)}" for k, v in task_env(launch).items()]

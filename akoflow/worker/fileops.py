@@ -35,6 +35,7 @@ class Roots:
         self.work = os.path.realpath(work_dir)
         dirs = {self.work, *(os.path.realpath(d) for d in extra if d)}
         self.dirs = tuple(sorted(dirs, key=len, reverse=True))
+        self._dirs: dict[str, str] = {}  # directory -> its real path (this attempt's rows)
         # the longest container prefix first: `/data/sub` before `/data`
         self.mounts = tuple(sorted(((os.path.normpath(c), os.path.realpath(h))
                                     for c, h in mounts), key=lambda m: -len(m[0])))
@@ -53,19 +54,17 @@ class Roots:
 
     def label(self, path: str) -> str | None:
         """The row's path for `path` (already a host path), or None outside the roots."""
-        real = _real(path)
+        head, tail = os.path.split(path)
+        real_head = self._dirs.get(head)
+        if real_head is None:  # symlinks in the directory part resolved, once per directory
+            real_head = self._dirs[head] = os.path.realpath(head)
+        real = os.path.join(real_head, tail)
         for d in self.dirs:
             if real == d:
                 return None  # the directory itself
             if real.startswith(d + "/"):
                 return real[len(self.work) + 1:] if d == self.work else real
         return None
-
-
-def _real(path: str) -> str:
-    """Symlinks in the directory part resolved (the file itself may be gone)."""
-    head, tail = os.path.split(path)
-    return os.path.join(os.path.realpath(head), tail)
 
 
 def summarize(ops: Sequence[tuple[str, str]], roots: Roots) -> list[FileEntry]:
