@@ -5,8 +5,10 @@ inputFiles/outputFiles, task by task. Prints precision and recall of each, per t
 the worst over all traces.
 
 Usage: python benchmarks/bench_lineage.py [TRACE.json ...] [--scale S] [--snapshots]
+                                        [--site SITE]
 (no TRACE: every trace in ../shared/data/wfcommons; pass held-out traces to check those;
-`--snapshots` turns syscall tracing off, to see what the fallback gives.)
+`--snapshots` turns syscall tracing off, to see what the fallback gives; `--site slurm` runs
+each task as a Slurm job, traced by its `akoflow worker`.)
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from akoflow.spec.wfformat import trace_io
 Edges = set[tuple[str, str]]
 
 
-def run(trace: Path, scale: float, snapshots: bool) -> tuple[Edges, Edges, Edges, Edges, float]:
+def run(trace: Path, scale: float, snapshots: bool, site: str | None
+        ) -> tuple[Edges, Edges, Edges, Edges, float]:
     home = fresh_home("lineage")
     env = {**os.environ, "AKOFLOW_HOME": str(home)}
     if snapshots:
@@ -45,7 +48,7 @@ def run(trace: Path, scale: float, snapshots: bool) -> tuple[Edges, Edges, Edges
         ak("import", "wfformat", str(trace), "-o", str(wf), "--data", str(data),
            "--scale", str(scale))
         start = time.perf_counter()
-        ak("run", str(wf), "--quiet")
+        ak("run", str(wf), "--quiet", *(["--site", site] if site else []))
         wall = time.perf_counter() - start
         rows = json.loads(ak("files", "1", "--json"))
     finally:
@@ -72,6 +75,7 @@ def main() -> None:
     ap.add_argument("--scale", type=float, default=0.0001,
                     help="trace runtimes x this = each task's sleep (default 0.0001)")
     ap.add_argument("--snapshots", action="store_true", help="no syscall tracing")
+    ap.add_argument("--site", help="site profile to run on (default: the spec's, local)")
     args = ap.parse_args()
     traces = args.traces or sorted(TRACES.glob("*.json"))
     if not traces:
@@ -80,7 +84,7 @@ def main() -> None:
     print(f"{'trace':42} {'tasks':>5} {'used P':>7} {'used R':>7} {'gen P':>7} {'gen R':>7}"
           f" {'wall s':>7}")
     for t in traces:
-        wu, gu, wg, gg, wall = run(t, args.scale, args.snapshots)
+        wu, gu, wg, gg, wall = run(t, args.scale, args.snapshots, args.site)
         figs = [*pr(wu, gu), *pr(wg, gg)]
         worst = [min(a, b) for a, b in zip(worst, figs)]
         tasks = len(trace_io(t))
