@@ -13,6 +13,15 @@ import pytest
 
 pytest_plugins = ["tests.infra.fixtures"]
 
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every local run traces its tasks (exact lineage) when strace is there: make sure it
+    is, before any test asks (as root, from Debian; CI runs as root)."""
+    from tests.infra.strace import ensure_strace
+
+    if ensure_strace() is None and os.environ.get("CI", "").lower() == "true":
+        raise pytest.UsageError("strace is missing and cannot be installed (not root)")
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 WFCOMMONS = ROOT.parent / "shared" / "data" / "wfcommons"
