@@ -31,8 +31,8 @@ class SharedTrace:
     def watch(self, paths: list[str]) -> None:
         """Follow these launcher logs (the launcher's own list grows as it restarts)."""
         for p in paths:
-            if p not in self.feeds:
-                self.feeds[p] = TraceFeed(p)
+            if p not in self.feeds:  # the launcher runs where its dispatcher does
+                self.feeds[p] = TraceFeed(p, os.getcwd())
 
     def ready(self, attempt_dir: str, pid: int) -> list[tuple[str, str]] | None:
         """The task's operations if the log already shows its exit (one read of the logs'

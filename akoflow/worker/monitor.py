@@ -30,6 +30,7 @@ BASH = shutil.which("bash") or "/bin/bash"
 HOST = (os.environ.get("SLURMD_NODENAME") or os.environ.get("FLUX_NODE_NAME")
         or socket.gethostname())
 KILL_GRACE = 2.0
+TRACE_EXIT_WAIT = 2.0  # seconds a reaped task's exit may take to reach its trace log
 # Samples come densely while a task is young (0.5 s, 1 s, 2 s, 4 s, ... after its start)
 # and back off to `sample_interval`: a short task still gets samples while it runs (its
 # peak memory, its real cpu load), and a long one costs no more than before.
@@ -324,7 +325,8 @@ class TaskProcess:
         shared tracer followed it; its own trace log otherwise), else from the diff of two
         snapshots of the work directory."""
         if ops is None and self.trace:
-            state = strace_log.TraceFeed(str(self.trace_log), str(self.work_dir)).read_all()
+            state = strace_log.TraceFeed(str(self.trace_log), os.getcwd()).read_all(
+                wait=TRACE_EXIT_WAIT)
             ops = state.take(str(self.attempt_dir))
             if state.owners.get(str(self.attempt_dir)) is None:
                 ops = None  # the task never claimed its attempt: nothing it did was ours

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -257,6 +258,12 @@ class TraceState:
             return None
         return self._resolve(p, unescape(found[0]), None), ""
 
+    @property
+    def root_exited(self) -> bool:
+        """The traced command itself (the log's first process) has exited: its record is
+        complete."""
+        return self._first is not None and self._first in self.exited
+
     def take(self, attempt_dir: str) -> list[tuple[str, str]]:
         """The attempt's operations so far, forgotten here (an attempt is read once)."""
         return self.ops.pop(attempt_dir, [])
@@ -286,8 +293,15 @@ class TraceFeed:
         self._rest = data[cut:]
         self.state.feed(data[:cut].decode("utf-8", "surrogateescape").splitlines())
 
-    def read_all(self) -> TraceState:
+    def read_all(self, wait: float = 0.0) -> TraceState:
+        """Everything logged so far; with `wait`, first up to that many seconds for the
+        traced command's exit to be logged (the tracer writes it a moment after the task's
+        parent learns of it)."""
+        end = time.monotonic() + wait
         self.poll()
+        while not self.state.root_exited and time.monotonic() < end:
+            time.sleep(0.001)
+            self.poll()
         if self._rest:
             self.state.feed([self._rest.decode("utf-8", "surrogateescape")])
             self._rest = b""
