@@ -90,6 +90,7 @@ class Launcher:
         self._status: dict[int, int] = {}  # answers to `?PID`
         self._old: list[int] = []  # launchers that exited or were let go, to reap
         self.lost = False  # it exited: what was sent and never answered must be sent again
+        self.pidfd = -1  # readable once the launcher has exited
         self._pending: list[bytes] = []  # requests not written yet (see `flush`)
         self._batching = False
 
@@ -134,6 +135,13 @@ class Launcher:
         os.set_blocking(self.fd, False)
         os.set_blocking(self._to, False)
         self._buf = b""
+        # Its death is seen on this pidfd, not only as the end of its output: a tracer
+        # (strace -DD) forked before bash started holds a copy of that pipe, so no
+        # end-of-file comes while the tracer lives on (tracing tasks, or waiting).
+        try:
+            self.pidfd = os.pidfd_open(self.pid)
+        except OSError:
+            self.pidfd = -1
 
     def send(self, directory: str, fresh: bool = True) -> None:
         """Ask for one task to be started, in a fresh bash or (`fresh=False`, for a script
@@ -221,6 +229,8 @@ class Launcher:
             self._buf = lines.pop()
             for line in lines:
                 self._parse(line)
+        if not self.lost and self.pidfd >= 0 and select.select([self.pidfd], [], [], 0)[0]:
+            self.lost = True  # it exited (its output pipe may still be held open)
         if self.lost:
             self.close()
 
@@ -242,10 +252,10 @@ class Launcher:
                 self.flush()
             except BrokenPipeError:
                 pass
-        for fd in (self._to, self.fd):
+        for fd in (self._to, self.fd, self.pidfd):
             if fd >= 0:
                 os.close(fd)
-        self._to = self.fd = -1
+        self._to = self.fd = self.pidfd = -1
         if self.pid:
             self._old.append(self.pid)
             self.pid = 0

@@ -354,6 +354,8 @@ class LocalExecutor(Executor):
         watched = len(fds) + len(self._unheard)
         if self.launcher is not None and self.launcher.fd >= 0 and self._unheard:
             fds.append(self.launcher.fd)
+            if self.launcher.pidfd >= 0:  # its death wakes us too
+                fds.append(self.launcher.pidfd)
         if fds and watched == len(self.running):
             poller = select.poll()
             for fd in fds:

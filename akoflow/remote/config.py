@@ -111,7 +111,8 @@ def from_profile(site: str, profile: dict[str, Any]) -> SshConfig:
     target = parse_hop(str(block["host"]), user, port)
     jump = block.get("jump") or []
     hops = jump.split(",") if isinstance(jump, str) else [str(j) for j in jump]
-    rest = {k: v for k, v in profile.items() if k not in ("ssh", "_source")}
+    # what runs on the cluster: the profile less its ssh block and our own bookkeeping
+    rest = {k: v for k, v in profile.items() if k != "ssh" and not k.startswith("_")}
     return SshConfig(
         site=site, target=target, jumps=tuple(parse_hop(h) for h in hops if h.strip()),
         identity_file=_path(block.get("identity_file")),
