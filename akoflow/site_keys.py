@@ -31,7 +31,8 @@ CORE_KEYS: Final[frozenset[str]] = frozenset({
 # Top-level mappings whose keys are checked as well.
 BLOCKS: Final[dict[str, frozenset[str]]] = {
     "ssh": frozenset({"host", "user", "port", "identity_file", "jump", "known_hosts",
-                      "remote_home", "python", "transport", "require_master"}),
+                      "remote_home", "python", "transport", "config", "require_master",
+                      "connect_timeout"}),
     "packing": frozenset({"cpus", "nodes", "memory", "time", "max_allocations",
                           "idle_timeout"}),
 }

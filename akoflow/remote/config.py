@@ -24,12 +24,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from akoflow.site_keys import BLOCKS
 from akoflow.sites import SiteError, load_site
 
-SSH_KEYS = frozenset({
-    "host", "user", "port", "identity_file", "jump", "known_hosts", "remote_home", "python",
-    "transport", "config", "require_master", "connect_timeout",
-})
+SSH_KEYS = BLOCKS["ssh"]  # one list: site_keys.py, which checks profiles
 TRANSPORTS = ("auto", "paramiko", "openssh")
 _HOSTPART = re.compile(r"^(?:(?P<user>[^@\s]+)@)?(?P<host>\[[0-9a-fA-F:.]+\]|[^:\s@]+)"
                        r"(?::(?P<port>\d{1,5}))?$")

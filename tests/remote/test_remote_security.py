@@ -127,6 +127,7 @@ def test_hostile_names_run_nothing_remotely(laptop: Laptop, transport: str,
     bad = tmp_path / "bad.yaml"
     bad.write_text(f"name: 'x;touch {marker}'\nspec:\n  activities:\n    - name: a\n"
                    "      run: 'true'\n")
-    assert laptop.ak("submit", str(bad), "--site", site).returncode == 2
+    # any text is a workflow name (as in AkôFlow): it is kept as written, and runs nothing
+    assert laptop.ak("submit", str(bad), "--site", site).returncode == 0
     assert not Path(marker).exists()
-    assert all(n != f"x;touch {marker}" for _, n in cluster_workflows(laptop.cluster))
+    assert any(n == f"x;touch {marker}" for _, n in cluster_workflows(laptop.cluster))
