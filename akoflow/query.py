@@ -27,8 +27,9 @@ from datetime import time as clock
 from pathlib import Path
 from typing import Any
 
-from akoflow.manifest import EventFilter, Manifest, ManifestError, Status, WorkflowRecord
+from akoflow.manifest import EventFilter, Manifest, ManifestError, WorkflowRecord
 from akoflow.manifest.queries import MetricRow
+from akoflow.port import Status
 
 WorkflowRef = int | str
 TimeRef = float | int | datetime | str
@@ -354,8 +355,8 @@ def output_tail(wf: WorkflowRef, activity: str, stream: str = "stdout",
                 manifest: Manifest | None = None) -> tuple[int, str]:
     """(attempt number, the last `max_bytes` of its stdout or stderr so far): the live log
     of an activity, readable while it runs. (0, "") before any attempt started."""
-    from akoflow.dispatch.protocol import STDERR, STDOUT
     from akoflow.manifest import ManifestError
+    from akoflow.port.protocol import STDERR, STDOUT
 
     name = {"stdout": STDOUT, "stderr": STDERR}[stream]
     with _manifest(manifest) as m:

@@ -18,7 +18,8 @@ def main() -> None:
     os.environ["AKOFLOW_HOME"] = str(home)
     from akoflow import service
     from akoflow.dispatch.ingest import Lineage, ingest
-    from akoflow.manifest import AttemptOutcome, FileEntry, Intent
+    from akoflow.manifest import Intent
+    from akoflow.port import AttemptOutcome, FileEntry
     from akoflow.spec import ActivitySpec, WorkflowSpec
 
     m = service.open_manifest()

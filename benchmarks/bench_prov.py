@@ -20,7 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from akoflow.manifest import AttemptOutcome, FileEntry, Intent, Manifest, MetricSample
+from akoflow.manifest import Intent, Manifest
+from akoflow.port import AttemptOutcome, FileEntry, MetricSample
 from akoflow.spec.models import ActivitySpec, WorkflowSpec
 
 log = logging.getLogger("bench_prov")

@@ -25,7 +25,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from akoflow.executor import (
+from akoflow.port import (
+    DispatcherHost,
     Executor,
     JobRef,
     JobState,
@@ -91,10 +92,11 @@ class Array:
     tasks: Path
 
 
-class BatchExecutor(Executor):
+class BatchExecutor(Executor, DispatcherHost):
     """Base of the scheduler adapters: submit, poll, lookup, cancel, dispatcher jobs."""
 
-    bounded = False
+    hosts_dispatcher = False  # each scheduler that can says so
+    chains_after_ok = False
     site_keys = frozenset({
         "binds", "command_retries", "command_timeout", "container", "container_binary",
         "defaults", "dispatcher", "env", "modules", "python",

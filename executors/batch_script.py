@@ -20,7 +20,7 @@ from typing import Any, Final
 
 import jinja2
 
-from akoflow.executor import JobState, JobStatus, SpecError
+from akoflow.port import JobState, JobStatus, SpecError
 
 log = logging.getLogger(__name__)
 SAFE: Final = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")  # exactly what shlex.quote leaves bare

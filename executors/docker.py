@@ -26,21 +26,22 @@ from typing import Any
 
 import psutil
 
-from akoflow.dispatch import protocol
-from akoflow.executor import (
+from akoflow.port import (
+    AttemptOutcome,
     Executor,
     ExecutorError,
+    InProcessRunner,
     JobRef,
     JobState,
     JobStatus,
     Node,
+    Reason,
     SpecError,
     SubmitError,
     TaskLaunch,
+    akoflow_home,
+    protocol,
 )
-from akoflow.manifest import akoflow_home
-from akoflow.manifest.records import AttemptOutcome
-from akoflow.manifest.states import Reason
 from akoflow.worker import snapshot
 from akoflow.worker.sampler import TreeSampler
 
@@ -77,13 +78,14 @@ ERRORS = (DockerException, RequestException)
 DEFAULT_SHELL = ("sh", "-e", "-c")
 
 
-class DockerExecutor(Executor):
+class DockerExecutor(Executor, InProcessRunner):
     kind = "docker"
     site_keys = frozenset({
         "api_timeout", "cpus", "docker_host", "env", "image", "keep_containers", "memory",
         "mount_path", "network", "shell", "snapshots", "stop_grace", "user",
     })
     bounded = True
+    prefetch = 0.0
     requires = (("docker", "docker"),)
 
     def __init__(self, site: str, config: Mapping[str, Any]) -> None:

@@ -19,8 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from akoflow.executor import TaskLaunch
-from akoflow.manifest.records import MetricSample
+from akoflow.port import MetricSample, TaskLaunch
 from akoflow.worker import snapshot
 from akoflow.worker.sampler import TreeSampler
 

@@ -16,7 +16,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from akoflow.executor import JobState, JobStatus, SpecError, SubmitError, TaskLaunch
+from akoflow.port import JobState, JobStatus, SpecError, SubmitError, TaskLaunch
 
 from .batch_script import NAME, Dialect, QueueEntry, Request
 

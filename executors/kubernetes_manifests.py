@@ -16,9 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
-from akoflow.dispatch import protocol
-from akoflow.executor import JobState, SpecError, TaskLaunch
-from akoflow.manifest.records import AttemptOutcome
+from akoflow.port import AttemptOutcome, JobState, SpecError, TaskLaunch, protocol
 
 LABEL_WORKFLOW: Final = "akoflow.workflow"
 LABEL_ACTIVITY: Final = "akoflow.activity"

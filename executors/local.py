@@ -24,9 +24,10 @@ from typing import Any
 
 import psutil
 
-from akoflow.dispatch import protocol
-from akoflow.executor import (
+from akoflow.port import (
+    AttemptOutcome,
     Executor,
+    InProcessRunner,
     JobRef,
     JobState,
     JobStatus,
@@ -34,10 +35,10 @@ from akoflow.executor import (
     SpecError,
     TaskLaunch,
     akoflow_argv,
+    akoflow_home,
+    protocol,
 )
-from akoflow.manifest import akoflow_home
-from akoflow.manifest.records import AttemptOutcome
-from akoflow.spec.units import format_bytes
+from akoflow.port.units import format_bytes
 from akoflow.worker import leftovers, tracing
 from akoflow.worker.fileops import Roots
 from akoflow.worker.monitor import TaskProcess, pid_owner_matches
@@ -51,7 +52,7 @@ from .local_trace import SharedTrace
 log = logging.getLogger(__name__)
 
 
-class LocalExecutor(Executor):
+class LocalExecutor(Executor, InProcessRunner):
     kind = "local"
     site_keys = frozenset({
         "binds", "container", "container_binary", "cpus", "launcher", "memory", "mode",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import psutil
 
-from akoflow.dispatch import protocol
+from akoflow.port import protocol
 from akoflow.worker.monitor import TaskProcess
 
 CANCEL_CLAIM = b"cancelled\n143\n"  # no pid: no task ever ran under this claim

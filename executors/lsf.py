@@ -17,7 +17,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from akoflow.executor import JobState, JobStatus, SpecError, SubmitError, TaskLaunch
+from akoflow.port import JobState, JobStatus, SpecError, SubmitError, TaskLaunch
 
 from .batch_script import NAME, Dialect, QueueEntry, Request
 

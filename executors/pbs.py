@@ -19,7 +19,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from akoflow.executor import JobState, JobStatus, SpecError, SubmitError, TaskLaunch
+from akoflow.port import JobState, JobStatus, SpecError, SubmitError, TaskLaunch
 
 from .batch_script import MIB, NAME, Dialect, QueueEntry
 

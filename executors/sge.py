@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from akoflow.executor import JobState, JobStatus, SpecError, SubmitError, TaskLaunch
+from akoflow.port import JobState, JobStatus, SpecError, SubmitError, TaskLaunch
 
 from .batch_script import MIB, Dialect, QueueEntry
 from .batch_script import local_time as _start

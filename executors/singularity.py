@@ -22,7 +22,7 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
-from akoflow.executor import SpecError, TaskLaunch
+from akoflow.port import SpecError, TaskLaunch
 
 from .local import LocalExecutor
 

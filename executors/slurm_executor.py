@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from akoflow.executor import JobRef, JobStatus, Node, SubmitError, TaskLaunch
+from akoflow.port import JobRef, JobStatus, Node, SubmitError, TaskLaunch
 
 from . import slurm, slurm_nodes
 from .base import ARRAY_TAG, NAME_PREFIX, Array, BatchExecutor, Transport

@@ -15,15 +15,8 @@ import socket
 import time
 from pathlib import Path
 
-from akoflow.dispatch import protocol
-from akoflow.manifest import (
-    ActivityRecord,
-    AttemptOutcome,
-    FileEntry,
-    Intent,
-    Manifest,
-    WorkflowRecord,
-)
+from akoflow.manifest import ActivityRecord, Intent, Manifest, WorkflowRecord
+from akoflow.port import AttemptOutcome, FileEntry, protocol
 
 log = logging.getLogger(__name__)
 CACHE_EXECUTOR = "cache"

@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING, Any
 from akoflow.manifest.db import select_list
 from akoflow.manifest.guards import activity_moving, attempt_moving
 from akoflow.manifest.records import ActivityRecord, AttemptRecord, LiveAttempt
-from akoflow.manifest.states import LIVE, Reason, Status
+from akoflow.manifest.states import LIVE
 from akoflow.manifest.workflows import WorkflowsMixin
+from akoflow.port import Reason, Status
 
 if TYPE_CHECKING:  # the executor port imports manifest records: no runtime cycle
-    from akoflow.executor import Node
+    from akoflow.port import Node
 
 ACT_COLS = select_list(ActivityRecord)
 ATT_COLS = select_list(AttemptRecord)

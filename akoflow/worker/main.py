@@ -17,8 +17,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from akoflow.dispatch import protocol
-from akoflow.manifest.states import Reason
+from akoflow.port import Reason, protocol
 from akoflow.worker import leftovers, tracing
 from akoflow.worker.fileops import Roots
 from akoflow.worker.monitor import TaskProcess

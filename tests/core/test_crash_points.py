@@ -11,9 +11,8 @@ import os
 from collections import Counter
 from pathlib import Path
 
-from akoflow.dispatch import protocol
-from akoflow.executor import TaskLaunch
 from akoflow.manifest import Intent, Manifest
+from akoflow.port import TaskLaunch, protocol
 from akoflow.spec.models import ActivitySpec, WorkflowSpec
 from tests.conftest import ak
 

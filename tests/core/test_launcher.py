@@ -17,11 +17,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from akoflow.dispatch import protocol
-from akoflow.executor import JobRef, JobState, TaskLaunch
 from akoflow.executors.launcher import Launcher
 from akoflow.executors.local import LocalExecutor
-from akoflow.manifest.records import AttemptOutcome
+from akoflow.port import AttemptOutcome, JobRef, JobState, TaskLaunch, protocol
 from akoflow.worker.monitor import pid_owner_matches
 from tests.conftest import procs_with
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from akoflow.manifest import AttemptOutcome, Intent, Manifest, Status
+from akoflow.manifest import Intent, Manifest
+from akoflow.port import AttemptOutcome, Status
 from akoflow.spec.models import ActivitySpec, WorkflowSpec
 
 

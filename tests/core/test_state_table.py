@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from akoflow.manifest import AttemptOutcome, Intent, Manifest, Status, Submitted
+from akoflow.manifest import Intent, Manifest, Submitted
 from akoflow.manifest.states import (
     ATTEMPT_TRANSITIONS,
     TERMINAL,
     TRANSITIONS,
     WORKFLOW_TRANSITIONS,
-    WorkflowStatus,
     sources_of,
 )
+from akoflow.port import AttemptOutcome, Status, WorkflowStatus
 from akoflow.spec.models import ActivitySpec, WorkflowSpec
 
 

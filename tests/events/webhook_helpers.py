@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from akoflow.manifest import AttemptOutcome, Intent, Manifest
+from akoflow.manifest import Intent, Manifest
+from akoflow.port import AttemptOutcome
 from akoflow.spec.models import ActivitySpec, WorkflowSpec
 
 

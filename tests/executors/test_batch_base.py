@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from akoflow.executor import JobRef, JobState, SpecError, TaskLaunch
 from akoflow.executors.base import CommandResult, Transport
 from akoflow.executors.pbs_executor import PbsExecutor
 from akoflow.executors.sge_executor import SgeExecutor
+from akoflow.port import JobRef, JobState, SpecError, TaskLaunch
 
 
 class Scheduler(Transport):

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from akoflow.executor import JobState, SpecError, SubmitError, TaskLaunch
 from akoflow.executors import flux
+from akoflow.port import JobState, SpecError, SubmitError, TaskLaunch
 
 HERE = Path(__file__).resolve().parent
 GOLDEN = HERE / "golden"

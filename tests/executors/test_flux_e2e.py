@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from akoflow.executor import JobRef, JobState, TaskLaunch
 from akoflow.executors import flux
 from akoflow.executors.flux_executor import FluxExecutor
+from akoflow.port import JobRef, JobState, TaskLaunch
 from tests.conftest import EXAMPLES, ak
 
 FAKE = Path(__file__).resolve().parent / "fakes" / "flux"

@@ -19,11 +19,10 @@ from typing import Any
 
 import pytest
 
-from akoflow.dispatch import protocol
-from akoflow.executor import JobRef, JobState, SpecError, SubmitError, TaskLaunch
 from akoflow.executors import kubernetes_manifests as km
 from akoflow.executors.kubernetes import KubernetesExecutor
 from akoflow.manifest import Intent, Manifest
+from akoflow.port import JobRef, JobState, SpecError, SubmitError, TaskLaunch, protocol
 from akoflow.spec.models import ActivitySpec, WorkflowSpec
 from tests.conftest import ak
 from tests.executors.fake_k8s import FakeK8s, Plan

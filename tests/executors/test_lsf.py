@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from akoflow.executor import JobState, SpecError, SubmitError
 from akoflow.executors import lsf
+from akoflow.port import JobState, SpecError, SubmitError
 from tests.executors.test_slurm_pure import CAPTURED, WORKER, check_golden, launch
 
 RES = {"cpu": 1.5, "memory": 3 * 2**30, "time_limit": 3601, "gpus": 1,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from akoflow.executor import JobState, SpecError, SubmitError
 from akoflow.executors import pbs
+from akoflow.port import JobState, SpecError, SubmitError
 from tests.executors.test_slurm_pure import CAPTURED, WORKER, check_golden, launch
 
 

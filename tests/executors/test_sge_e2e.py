@@ -12,8 +12,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from akoflow.executor import JobRef, JobState, TaskLaunch
 from akoflow.executors.sge_executor import SgeExecutor
+from akoflow.port import JobRef, JobState, TaskLaunch
 from tests.conftest import EXAMPLES, ak
 from tests.infra.sge import SgeCluster, sge_env
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from akoflow.executor import JobRef, JobState, SpecError, SubmitError, TaskLaunch
 from akoflow.executors import sge
 from akoflow.executors.base import CommandResult, Transport
 from akoflow.executors.sge_executor import SgeExecutor
+from akoflow.port import JobRef, JobState, SpecError, SubmitError, TaskLaunch
 
 HERE = Path(__file__).resolve().parent
 GOLDEN = HERE / "golden"

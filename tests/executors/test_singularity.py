@@ -23,11 +23,10 @@ from typing import Any
 import pytest
 
 from akoflow import service
-from akoflow.dispatch import protocol
-from akoflow.executor import SpecError, TaskLaunch, akoflow_argv
 from akoflow.executors import singularity, slurm
 from akoflow.executors.singularity import SingularityExecutor, image_ref, wrapper_argv
 from akoflow.executors.slurm_executor import SlurmExecutor
+from akoflow.port import SpecError, TaskLaunch, akoflow_argv, protocol
 from akoflow.sites import load_site
 from tests.conftest import ak
 

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from akoflow.dispatch import protocol
-from akoflow.executor import JobRef, JobState, TaskLaunch
 from akoflow.executors.slurm_executor import SlurmExecutor
+from akoflow.port import JobRef, JobState, TaskLaunch, protocol
 from akoflow.sites import load_site
 from tests.conftest import ak
 from tests.executors.slurm_cleanup import cancel_akoflow_jobs  # noqa: F401

@@ -11,15 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from akoflow.executor import (
-    ENDED_STATES,
-    JobState,
-    JobStatus,
-    SpecError,
-    SubmitError,
-    TaskLaunch,
-)
 from akoflow.executors import slurm
+from akoflow.port import ENDED_STATES, JobState, JobStatus, SpecError, SubmitError, TaskLaunch
 
 HERE = Path(__file__).resolve().parent
 GOLDEN = HERE / "golden"

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from akoflow import service
-from akoflow.manifest import AttemptOutcome, FileEntry, Intent, Manifest, WorkflowRecord
+from akoflow.manifest import Intent, Manifest, WorkflowRecord
+from akoflow.port import AttemptOutcome, FileEntry
 from akoflow.spec.loader import parse_workflow_text
 from akoflow.spec.models import ActivitySpec, WorkflowSpec
 

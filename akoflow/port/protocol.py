@@ -23,9 +23,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from akoflow.executor import TaskLaunch
-from akoflow.manifest.records import AttemptOutcome, FileEntry, MetricSample
-from akoflow.spec.names import ident
+from akoflow.port.executor import TaskLaunch
+from akoflow.port.names import ident
+from akoflow.port.records import AttemptOutcome, FileEntry, MetricSample
 
 TASK_SH = "task.sh"
 TASK_HEADER = "# akoflow-task: "
