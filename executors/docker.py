@@ -220,7 +220,7 @@ class DockerExecutor(Executor, InProcessRunner):
                 shutil.copytree(src, ln.work_dir, symlinks=True, dirs_exist_ok=True)
         cpu, mem = request_of(ln.resources)
         box = Box(job, ln.attempt_dir, ln.work_dir, cpu, mem, ln.keep_disk or self.keep_all,
-                  ln.resources.get("time_limit"), ln.sample_interval or self.sample_interval,
+                  ln.resources.time_limit, ln.sample_interval or self.sample_interval,
                   time.time(), image_id=self._images.get(ln.image or self.default_image or ""))
         if self.snapshots:
             box.before = self._snapshot(ln.work_dir)
@@ -247,7 +247,7 @@ class DockerExecutor(Executor, InProcessRunner):
 
     def _create_args(self, job: str, ln: TaskLaunch, cpu: float, mem: int) -> dict[str, Any]:
         mount = ln.mount_path or self.mount_path
-        gpus = int(ln.resources.get("gpus") or 0)
+        gpus = int(ln.resources.gpus or 0)
         hc = self.api.create_host_config(
             binds=binds_of(ln, mount), network_mode=self.network,
             nano_cpus=int(cpu * 1e9) if cpu else None,

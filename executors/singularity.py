@@ -169,7 +169,7 @@ def wrapper_argv(config: Mapping[str, Any], launch: TaskLaunch) -> list[str]:
 
     cmd: list[str] = [str(a) for a in Client._init_command("exec")]
     cmd[0] = binary
-    if int(launch.resources.get("gpus") or 0) > 0:
+    if int(launch.resources.gpus or 0) > 0:
         cmd.append("--nv")
     try:
         cmd += [str(a) for a in Client._generate_bind_list(binds)]

@@ -27,6 +27,7 @@ from akoflow.port import (
     ExecutorError,
     JobRef,
     Reason,
+    Resources,
     SpecError,
     Status,
     SubmitError,
@@ -212,7 +213,7 @@ class Submitter:
             attempt=number, job_name=protocol.job_name(wf.id, act.name, number),
             attempt_dir=protocol.attempt_dir(wf.run_dir, act.name, number),
             work_dir=Path(wf.work_dir), run_dir=Path(wf.run_dir), script=act.run,
-            env=act.env_dict(), resources=act.resources_dict(), image=act.image,
+            env=act.env_dict(), resources=Resources.from_json(act.resources), image=act.image,
             sample_interval=self._sample_interval(act.runtime), namespace=wf.namespace,
         )
         if act.container != "{}":

@@ -36,6 +36,7 @@ from akoflow.port.executor import (
 )
 from akoflow.port.home import akoflow_argv, akoflow_home
 from akoflow.port.records import AttemptOutcome, FileEntry, MetricSample, text_path
+from akoflow.port.resources import Resources
 from akoflow.port.states import Reason, Status, WorkflowStatus
 
 __all__ = [
@@ -54,6 +55,7 @@ __all__ = [
     "MetricSample",
     "Node",
     "Reason",
+    "Resources",
     "SpecError",
     "Status",
     "SubmitError",

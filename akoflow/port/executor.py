@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from akoflow.port import plugins
+from akoflow.port.resources import Resources
 
 log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "akoflow.executors"
@@ -84,7 +85,7 @@ class TaskLaunch:
     run_dir: Path
     script: str  # the user's `run` text, executed by bash
     env: dict[str, str] = field(default_factory=dict)
-    resources: dict[str, Any] = field(default_factory=dict)
+    resources: Resources = field(default_factory=Resources)
     image: str | None = None
     node: str | None = None  # placement chosen by the scheduling policy
     after_ok: list[str] = field(default_factory=list)  # job ids this one must wait for

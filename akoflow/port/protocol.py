@@ -72,10 +72,10 @@ def task_env(launch: TaskLaunch) -> dict[str, str]:
         "AKOFLOW_WORKDIR": str(launch.work_dir),
         "AKOFLOW_ATTEMPT_DIR": str(launch.attempt_dir),
         "AKOFLOW_RUN_DIR": str(launch.run_dir),
-        "AKOFLOW_CPUS": _num(res.get("cpu", 1.0)),
+        "AKOFLOW_CPUS": _num(res.cpu),
     }
-    if res.get("memory"):
-        env["AKOFLOW_MEMORY"] = str(res["memory"])
+    if res.memory:
+        env["AKOFLOW_MEMORY"] = str(res.memory)
     if launch.mount_path:
         env["AKOFLOW_MOUNT_PATH"] = launch.mount_path
     env.update(launch.env)
@@ -91,7 +91,7 @@ def task_info(launch: TaskLaunch) -> dict[str, Any]:
         "attempt": launch.attempt,
         "work_dir": str(launch.work_dir),
         "sample_interval": launch.sample_interval,
-        "resources": launch.resources,
+        "resources": launch.resources.to_json(),
         "image": launch.image,
         "wrapper": launch.wrapper,
         **({"observe": launch.observe} if launch.observe else {}),

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from akoflow.port import Reason, protocol
+from akoflow.port import Reason, Resources, protocol
 from akoflow.worker import leftovers, tracing
 from akoflow.worker.fileops import Roots
 from akoflow.worker.monitor import TaskProcess
@@ -30,7 +30,7 @@ def run_worker(attempt_dir: Path) -> int:
     task_info = protocol.read_task(attempt_dir)
     if not task_info:
         raise SystemExit(f"akoflow worker: {attempt_dir} has no readable task.sh")
-    res = task_info.get("resources") or {}
+    res = Resources.from_json(task_info.get("resources"))
     root = leftovers.cgroup_root()
     if root is not None:  # task.sh joins the attempt's cgroup there
         os.environ[leftovers.ROOT_ENV] = root
@@ -38,7 +38,7 @@ def run_worker(attempt_dir: Path) -> int:
     task = TaskProcess(
         attempt_dir, Path(task_info["work_dir"]),
         sample_interval=float(task_info.get("sample_interval", 15.0)),
-        time_limit=res.get("time_limit"), cgroup_root=root,
+        time_limit=res.time_limit, cgroup_root=root,
         roots=Roots.of(task_info["work_dir"], observe),
         trace=tracing.available(observe.get("trace")),
     )
