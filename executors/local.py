@@ -243,8 +243,8 @@ class LocalExecutor(Executor, InProcessRunner):
                 self.shared.watch(self.launcher.logs)
             ops = self.shared.ops_for(str(task.attempt_dir), task.pid)
         task.add_files(outcome, ops)
-        # The report is ingested from memory within milliseconds; the exitcode file that
-        # task.sh wrote is the durable record should this process die before that.
+        # The report is ingested from memory within milliseconds; the exit code task.sh
+        # appended to the pid file is the durable record should this process die first.
         self.ended[job] = outcome
 
     def _adopt(self, job: str, adir: Path, wdir: Path, pid: int) -> bool:

@@ -3,8 +3,9 @@
     <run_dir>/activities/<activity>.<attempt>/
         task.sh            the user's `run` text with akoflow's prologue (bash); its
                            header line holds what `akoflow worker` and repair need
-        pid                written by task.sh itself, first thing (crash repair: "did it start?")
-        exitcode           written by task.sh's EXIT trap (survives a dead dispatcher)
+        pid                written by task.sh itself, first thing (crash repair: "did it
+                           start?"); its EXIT trap appends the exit code and bash `times`
+                           (survives a dead dispatcher; older versions wrote `exitcode`)
         stdout, stderr
         metrics.jsonl      psutil samples, appended while the task runs (in-job worker)
         result.json        written last, by temp file + rename
@@ -285,7 +286,7 @@ def read_int(path: Path) -> int | None:
         text = path.read_text()
     except (FileNotFoundError, IsADirectoryError):
         return None
-    first, newline, _ = text.partition("\n")  # exitcode may carry `times` lines after it
+    first, newline, _ = text.partition("\n")  # the pid file carries more lines after it
     if not newline:
         return None
     try:

@@ -1,9 +1,9 @@
 """`akoflow worker ATTEMPT_DIR`: what runs inside a batch job around the user's command.
 
-It reads task.json, runs task.sh in its own process group, samples it with psutil, forwards
-the scheduler's SIGTERM/SIGUSR1 to it, snapshots the work directory before and after, and
-writes metrics.jsonl as it goes and result.json last (atomically). It never opens the
-manifest.
+It reads task.sh's header line, runs task.sh in its own process group, samples it with
+psutil, forwards the scheduler's SIGTERM/SIGUSR1 to it, observes its file operations (traced,
+or snapshots of the work directory before and after), and writes metrics.jsonl as it goes
+and result.json last (atomically). It never opens the manifest (nor loads sqlite3).
 """
 
 from __future__ import annotations
