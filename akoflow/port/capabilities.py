@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeGuard, runtime_checkable
 
 from akoflow.port.executor import Executor, JobState, JobStatus, TaskLaunch
 from akoflow.port.records import AttemptOutcome
@@ -74,17 +74,38 @@ class DispatcherHost(Protocol):
         ...
 
 
+# What each executor class can do, asked once per class: a protocol check looks at every
+# member (tens of microseconds), and the dispatcher asks several times per cycle.
+_capable: dict[tuple[type, type], bool] = {}
+
+
+def _has(ex: Executor, capability: type) -> bool:
+    key = (type(ex), capability)
+    known = _capable.get(key)
+    if known is None:
+        known = _capable[key] = isinstance(ex, capability)
+    return known
+
+
+def _runs_in_process(ex: Executor) -> TypeGuard[InProcessRunner]:
+    return _has(ex, InProcessRunner)
+
+
+def _hosts(ex: Executor) -> TypeGuard[DispatcherHost]:
+    return _has(ex, DispatcherHost)
+
+
 def in_process(ex: Executor) -> InProcessRunner | None:
     """`ex` as an in-process runner, or None when it is a scheduler the dispatcher polls."""
-    return ex if isinstance(ex, InProcessRunner) else None
+    return ex if _runs_in_process(ex) else None
 
 
 def dispatcher_host(ex: Executor) -> DispatcherHost | None:
     """`ex` as a host of dispatcher jobs, or None when the dispatcher runs where it was
     started."""
-    return ex if isinstance(ex, DispatcherHost) and ex.hosts_dispatcher else None
+    return ex if _hosts(ex) and ex.hosts_dispatcher else None
 
 
 def chains_after_ok(ex: Executor) -> bool:
     """Whether children may be queued ahead of their parents on `ex`."""
-    return isinstance(ex, DispatcherHost) and ex.chains_after_ok
+    return _hosts(ex) and ex.chains_after_ok
