@@ -20,13 +20,15 @@ from akoflow.dispatch.lock import DispatchLock
 from akoflow.dispatch.runner import Progress, dispatch_once, run_loop, start_chain
 from akoflow.dispatch.types import CycleReport, DispatchConfig
 from akoflow.events import deliver
-from akoflow.executor import ExecutorError, JobRef, JobState, Node, akoflow_argv
-from akoflow.manifest import (
-    WORKFLOW_ENDED,
-    Manifest,
-    ManifestError,
-    WorkflowRecord,
+from akoflow.manifest import WORKFLOW_ENDED, Manifest, ManifestError, WorkflowRecord
+from akoflow.port import (
+    ExecutorError,
+    JobRef,
+    JobState,
+    Node,
+    akoflow_argv,
     akoflow_home,
+    dispatcher_host,
 )
 from akoflow.sites import SiteError, SiteResolver, load_site, site_problem
 from akoflow.spec import WorkflowSpec, load_workflow
@@ -139,8 +141,8 @@ def unattended(m: Manifest, wf: WorkflowRecord) -> bool:
     except OSError:
         pass  # no lock can be taken there, so nobody holds one
     if wf.site:
-        host = SiteResolver()(wf.site)
-        if host.hosts_dispatcher and any(
+        host = dispatcher_host(SiteResolver()(wf.site))
+        if host is not None and any(
                 st in (JobState.PENDING, JobState.RUNNING)
                 for _, st in host.dispatcher_jobs(dispatcher_name(m, wf.id))):
             return False
@@ -234,13 +236,14 @@ def _await_local_start(m: Manifest, wf: WorkflowRecord, proc: subprocess.Popen[b
 
 def _await_batch_start(m: Manifest, wf: WorkflowRecord, resolver: SiteResolver,
                        wait: float) -> None:
-    host = resolver(wf.site or wf.runtime)
+    host = dispatcher_host(resolver(wf.site or wf.runtime))
     end = time.monotonic() + wait
     while time.monotonic() < end:
         now = m.get_workflow(wf.id, texts=False)
         if now.dispatcher_seen_at is not None or now.status in WORKFLOW_ENDED:
             return
-        states = [st for _, st in host.dispatcher_jobs(dispatcher_name(m, wf.id))]
+        states = [st for _, st in host.dispatcher_jobs(dispatcher_name(m, wf.id))] \
+            if host is not None else []
         queued = [st for st in states
                   if st in (JobState.PENDING, JobState.RUNNING, JobState.UNKNOWN)]
         if now.dispatcher_error or not queued:  # ended (or gone) without a first cycle
@@ -306,7 +309,7 @@ def last_log_line(run_dir: str) -> str | None:
             newest = (st.st_mtime, path)
     if newest is None:
         return None
-    from akoflow.dispatch.protocol import tail
+    from akoflow.port.protocol import tail
 
     lines = [ln.strip() for ln in tail(newest[1], 2048).splitlines() if ln.strip()]
     return f"{lines[-1][:300]} (in {newest[1]})" if lines else None
@@ -331,11 +334,12 @@ def cancel(m: Manifest, wf_id: int, names: Sequence[str] | None = None) -> int |
     for runtime, refs in by_exec.items():
         resolver(runtime).cancel(refs)
     if not names and wf.site:
-        host = resolver(wf.site)
-        if host.hosts_dispatcher:  # the chain ends here: no dispatcher job may wait on
+        ex = resolver(wf.site)
+        host = dispatcher_host(ex)
+        if host is not None:  # the chain ends here: no dispatcher job may wait on
             pending = [j for j, st in host.dispatcher_jobs(dispatcher_name(m, wf.id))
                        if st is JobState.PENDING]
-            host.cancel([JobRef(j, "", "", 0.0) for j in pending])
+            ex.cancel([JobRef(j, "", "", 0.0) for j in pending])
     return len(live)
 
 

@@ -16,7 +16,7 @@ from typing import Any, Final
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode
 
-from akoflow.executor import Executor
+from akoflow.port import Executor
 from akoflow.spec.errors import SpecIssue, did_you_mean
 
 # Read by the core whatever the executor: the profile's identity, sampling, placement,

@@ -15,8 +15,7 @@ from typing import Any
 
 import yaml
 
-from akoflow.executor import Executor, ExecutorError, executor_class
-from akoflow.manifest.db import akoflow_home
+from akoflow.port import Executor, ExecutorError, akoflow_home, executor_class
 from akoflow.site_keys import executor_keys, problems
 
 MAX_EXTENDS_DEPTH = 10

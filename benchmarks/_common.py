@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from akoflow.executor import akoflow_argv
+from akoflow.port import akoflow_argv
 
 ROOT = Path(__file__).resolve().parent.parent
 # The WfCommons traces: ../shared/data/wfcommons beside the repository, as CI lays it out,

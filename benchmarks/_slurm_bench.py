@@ -20,8 +20,8 @@ from typing import Any
 
 import yaml
 
-from akoflow.executor import akoflow_argv
-from akoflow.spec.units import parse_memory
+from akoflow.port import akoflow_argv
+from akoflow.port.units import parse_memory
 
 REAL = {"sbatch": "/usr/bin/sbatch", "squeue": "/usr/bin/squeue", "scancel": "/usr/bin/scancel"}
 ACTIVE = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED", "REQUEUED",

@@ -18,7 +18,8 @@ def main() -> None:
     os.environ["AKOFLOW_HOME"] = str(home)
     from akoflow import service
     from akoflow.dispatch.ingest import Lineage, ingest
-    from akoflow.manifest import AttemptOutcome, FileEntry, Intent
+    from akoflow.manifest import Intent
+    from akoflow.port import AttemptOutcome, FileEntry, Resources
     from akoflow.spec import ActivitySpec, WorkflowSpec
 
     m = service.open_manifest()
@@ -33,7 +34,7 @@ def main() -> None:
         assert act is not None
         (aid,) = m.begin_attempts(wf.id, [Intent(
             activity_id=act.id, number=1, site="local", job_name=name, attempt_dir="/x",
-            resources={})])
+            resources=Resources())])
         assert aid is not None
         return aid
 

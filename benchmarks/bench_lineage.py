@@ -23,7 +23,7 @@ from pathlib import Path
 
 from _common import TRACES, cleanup, fresh_home
 
-from akoflow.executor import akoflow_argv
+from akoflow.port import akoflow_argv
 from akoflow.spec.wfformat import trace_io
 
 Edges = set[tuple[str, str]]

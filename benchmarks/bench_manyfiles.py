@@ -15,7 +15,7 @@ import time
 
 from _common import cleanup, fresh_home
 
-from akoflow.executor import akoflow_argv
+from akoflow.port import akoflow_argv
 
 
 def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:

@@ -23,7 +23,7 @@ from pathlib import Path
 import psutil
 from _common import cleanup, fresh_home, precompile, trace
 
-from akoflow.executor import akoflow_argv
+from akoflow.port import akoflow_argv
 
 MODES = ("traced", "snapshots", "none")
 MONTAGE = "montage-chameleon-2mass-025d-001.json"

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import TRACES
 from gen_montage import montage_shape
 
-from akoflow.executor import Node
+from akoflow.port import Node
 from akoflow.scheduling.front import build_front
 from akoflow.scheduling.heft import heft
 from akoflow.scheduling.history import RunHistory

@@ -20,7 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from akoflow.manifest import AttemptOutcome, FileEntry, Intent, Manifest, MetricSample
+from akoflow.manifest import Intent, Manifest
+from akoflow.port import AttemptOutcome, FileEntry, MetricSample, Resources
 from akoflow.spec.models import ActivitySpec, WorkflowSpec
 
 log = logging.getLogger("bench_prov")
@@ -41,7 +42,7 @@ def build_run(db: Path, n: int) -> int:
             break
         intents = [Intent(activity_id=a.id, number=a.attempts + 1, site="local",
                           job_name=f"akoflow.{wf.id}.{a.name}.1",
-                          attempt_dir=f"/runs/{a.name}/1", resources={"cpu": 1.0},
+                          attempt_dir=f"/runs/{a.name}/1", resources=Resources(cpu=1.0),
                           node="node1") for a in ready]
         ids = m.begin_attempts(wf.id, intents)
         for act, attempt_id in zip(ready, ids, strict=True):

@@ -71,7 +71,7 @@ def _best_ms(fn: Callable[[], object], runs: int = 5) -> float:
 
 def placement_figures() -> None:
     """Time one placement round of 1,000 ready activities on 100 nodes."""
-    from akoflow.executor import Node
+    from akoflow.port import Node
     from akoflow.scheduling.history import RunHistory
     from akoflow.scheduling.placement import TaskView, place
     from akoflow.scheduling.plan import Plan

@@ -25,11 +25,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from akoflow.executor import (
+from akoflow.port import (
+    DispatcherHost,
     Executor,
     JobRef,
     JobState,
     JobStatus,
+    Resources,
     SpecError,
     SubmitError,
     TaskLaunch,
@@ -91,10 +93,11 @@ class Array:
     tasks: Path
 
 
-class BatchExecutor(Executor):
+class BatchExecutor(Executor, DispatcherHost):
     """Base of the scheduler adapters: submit, poll, lookup, cancel, dispatcher jobs."""
 
-    bounded = False
+    hosts_dispatcher = False  # each scheduler that can says so
+    chains_after_ok = False
     site_keys = frozenset({
         "binds", "command_retries", "command_timeout", "container", "container_binary",
         "defaults", "dispatcher", "env", "modules", "python",
@@ -157,7 +160,7 @@ class BatchExecutor(Executor):
 
     def shape(self, launch: TaskLaunch) -> object:
         """What launches must share to run as elements of one array script."""
-        return launch.resources
+        return launch.resources.to_json()
 
     def max_array_size(self) -> int:
         return 1 << 31
@@ -324,11 +327,10 @@ class BatchExecutor(Executor):
         site's `dispatcher:` (1 cpu and 10 minutes unless it says otherwise) under the
         site's defaults; `memory=False` for schedulers that take no memory request."""
         res = dict(self.config.get("dispatcher") or {})
-        resources: dict[str, Any] = {"cpu": float(res.get("cpu", 1))}
-        if memory:
-            resources["memory"] = res.get("memory")
-        resources["time_limit"] = res.get("time_limit", 600)
-        resources["extra"] = {str(k): str(v) for k, v in (res.get("extra") or {}).items()}
+        resources = Resources(
+            cpu=float(res.get("cpu", 1)), memory=res.get("memory") if memory else None,
+            time_limit=res.get("time_limit", 600),
+            extra={str(k): str(v) for k, v in (res.get("extra") or {}).items()})
         log_dir.mkdir(parents=True, exist_ok=True)
         return TaskLaunch(
             workflow_id=0, workflow="", activity_id=0, activity="", attempt=0, job_name=name,
@@ -361,11 +363,9 @@ class BatchExecutor(Executor):
             delay = min(delay * 2, 30.0)
         raise AssertionError("unreachable")
 
-    def with_defaults(self, resources: Mapping[str, Any]) -> dict[str, Any]:
+    def with_defaults(self, resources: Resources) -> Resources:
         """The site's default partition/account/qos/... under the activity's own keys."""
-        res = dict(resources)
-        res["extra"] = {**self.defaults, **(resources.get("extra") or {})}
-        return res
+        return resources.with_extra(self.defaults)
 
 
 def _write(path: Path, text: str) -> None:

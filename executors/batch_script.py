@@ -20,7 +20,7 @@ from typing import Any, Final
 
 import jinja2
 
-from akoflow.executor import JobState, JobStatus, SpecError
+from akoflow.port import JobState, JobStatus, Resources, SpecError
 
 log = logging.getLogger(__name__)
 SAFE: Final = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")  # exactly what shlex.quote leaves bare
@@ -38,27 +38,27 @@ TEMPLATES: Final = jinja2.Environment(
 
 @dataclass(frozen=True)
 class Request:
-    """The scheduler-agnostic part of a launch's resources, checked: what Slurm, PBS, LSF
-    and Flux turn into their own options (SGE counts slots its own way)."""
+    """A launch's `Resources` as batch schedulers count them, checked: whole cores, and what
+    Slurm, PBS, LSF and Flux turn into their own options (SGE counts slots its own way)."""
 
-    cpus: int | None  # whole cores, rounded up; None: not asked for
+    cpus: int  # whole cores, rounded up
     memory: int | None  # bytes; None: not asked for
     time_limit: float | None  # seconds
     gpus: int
 
     @classmethod
-    def of(cls, resources: Mapping[str, Any]) -> Request:
-        cpu, memory, limit = (resources.get(k) for k in ("cpu", "memory", "time_limit"))
-        if cpu is not None and float(cpu) <= 0:
+    def of(cls, resources: Resources) -> Request:
+        cpu, memory, limit = resources.cpu, resources.memory, resources.time_limit
+        if float(cpu) <= 0:
             raise SpecError(f"cpu must be positive, got {cpu!r}")
         if memory and int(memory) < 0:
             raise SpecError(f"memory must be positive, got {memory!r}")
         if limit and float(limit) < 0:
             raise SpecError(f"time_limit must be positive, got {limit!r}")
-        return cls(cpus=None if cpu is None else math.ceil(float(cpu) - 1e-9),
+        return cls(cpus=math.ceil(float(cpu) - 1e-9),
                    memory=int(memory) if memory else None,
                    time_limit=float(limit) if limit else None,
-                   gpus=int(resources.get("gpus") or 0))
+                   gpus=int(resources.gpus or 0))
 
     @property
     def memory_mib(self) -> int | None:

@@ -26,21 +26,22 @@ from typing import Any
 
 import psutil
 
-from akoflow.dispatch import protocol
-from akoflow.executor import (
+from akoflow.port import (
+    AttemptOutcome,
     Executor,
     ExecutorError,
+    InProcessRunner,
     JobRef,
     JobState,
     JobStatus,
     Node,
+    Reason,
     SpecError,
     SubmitError,
     TaskLaunch,
+    akoflow_home,
+    protocol,
 )
-from akoflow.manifest import akoflow_home
-from akoflow.manifest.records import AttemptOutcome
-from akoflow.manifest.states import Reason
 from akoflow.worker import snapshot
 from akoflow.worker.sampler import TreeSampler
 
@@ -77,13 +78,14 @@ ERRORS = (DockerException, RequestException)
 DEFAULT_SHELL = ("sh", "-e", "-c")
 
 
-class DockerExecutor(Executor):
+class DockerExecutor(Executor, InProcessRunner):
     kind = "docker"
     site_keys = frozenset({
         "api_timeout", "cpus", "docker_host", "env", "image", "keep_containers", "memory",
         "mount_path", "network", "shell", "snapshots", "stop_grace", "user",
     })
     bounded = True
+    prefetch = 0.0
     requires = (("docker", "docker"),)
 
     def __init__(self, site: str, config: Mapping[str, Any]) -> None:
@@ -218,7 +220,7 @@ class DockerExecutor(Executor):
                 shutil.copytree(src, ln.work_dir, symlinks=True, dirs_exist_ok=True)
         cpu, mem = request_of(ln.resources)
         box = Box(job, ln.attempt_dir, ln.work_dir, cpu, mem, ln.keep_disk or self.keep_all,
-                  ln.resources.get("time_limit"), ln.sample_interval or self.sample_interval,
+                  ln.resources.time_limit, ln.sample_interval or self.sample_interval,
                   time.time(), image_id=self._images.get(ln.image or self.default_image or ""))
         if self.snapshots:
             box.before = self._snapshot(ln.work_dir)
@@ -245,7 +247,7 @@ class DockerExecutor(Executor):
 
     def _create_args(self, job: str, ln: TaskLaunch, cpu: float, mem: int) -> dict[str, Any]:
         mount = ln.mount_path or self.mount_path
-        gpus = int(ln.resources.get("gpus") or 0)
+        gpus = int(ln.resources.gpus or 0)
         hc = self.api.create_host_config(
             binds=binds_of(ln, mount), network_mode=self.network,
             nano_cpus=int(cpu * 1e9) if cpu else None,

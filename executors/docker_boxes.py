@@ -17,10 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
-from akoflow.executor import TaskLaunch
-from akoflow.manifest.records import MetricSample
+from akoflow.port import MetricSample, Resources, TaskLaunch
 from akoflow.worker import snapshot
 from akoflow.worker.sampler import TreeSampler
 
@@ -78,7 +76,7 @@ def labels_of(ln: TaskLaunch, *, site: str, home: str, cpu: float, mem: int, kee
         "akoflow.attempt": str(ln.attempt), "akoflow.attempt_dir": str(ln.attempt_dir),
         "akoflow.work_dir": str(ln.work_dir), "akoflow.site": site,
         "akoflow.home": home, "akoflow.cpu": str(cpu), "akoflow.memory": str(mem),
-        "akoflow.time_limit": str(ln.resources.get("time_limit") or ""),
+        "akoflow.time_limit": str(ln.resources.time_limit or ""),
         "akoflow.keep": "1" if keep else "0",
         "akoflow.sample_interval": str(interval),
     }
@@ -94,8 +92,8 @@ def box_from_labels(job: str, adir: Path, labels: Mapping[str, str],
                float(labels.get("akoflow.sample_interval") or default_interval), time.time())
 
 
-def request_of(res: Mapping[str, Any]) -> tuple[float, int]:
-    return float(res.get("cpu") or 0.0), int(res.get("memory") or 0)
+def request_of(res: Resources) -> tuple[float, int]:
+    return float(res.cpu or 0.0), int(res.memory or 0)
 
 
 def timestamp(text: object) -> float | None:

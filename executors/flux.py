@@ -14,9 +14,9 @@ import math
 import re
 import shlex
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Final
 
-from akoflow.executor import JobState, JobStatus, SpecError, SubmitError, TaskLaunch
+from akoflow.port import JobState, JobStatus, Resources, SpecError, SubmitError, TaskLaunch
 
 from .batch_script import NAME, Dialect, QueueEntry, Request
 
@@ -117,14 +117,12 @@ def format_duration(seconds: float) -> str:
     return f"{secs}s"
 
 
-def resource_options(resources: Mapping[str, Any], *, memory_policy: str = "ignore",
+def resource_options(resources: Resources, *, memory_policy: str = "ignore",
                      node: str | None = None) -> list[str]:
     """akoflow's resources as options valid for both `flux batch` (slots) and `flux submit`
     (tasks): `-n1 -cN -gN` mean one slot/task of N cores/GPUs in both."""
     req = Request.of(resources)
-    opts: dict[str, str | None] = {"n": "1"}
-    if req.cpus is not None:
-        opts["c"] = str(req.cpus)
+    opts: dict[str, str | None] = {"n": "1", "c": str(req.cpus)}
     if req.gpus:
         opts["g"] = str(req.gpus)
     if req.memory is not None:
@@ -135,8 +133,8 @@ def resource_options(resources: Mapping[str, Any], *, memory_policy: str = "igno
     if req.time_limit is not None:
         opts["time-limit"] = format_duration(req.time_limit)
     requires = [_check(str(v), f"node_selector {k!r}", _REQUIRES)
-                for k, v in sorted((resources.get("node_selector") or {}).items())]
-    for key, option, value in FLUX.extra(resources.get("extra") or {}):
+                for k, v in sorted(resources.node_selector.items())]
+    for key, option, value in FLUX.extra(resources.extra):
         if key not in FLUX.aliases:
             opts[option] = value  # passed through; None: a flag such as --exclusive
         elif option == "requires":

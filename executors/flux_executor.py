@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from akoflow.executor import JobState, SpecError, SubmitError, TaskLaunch
+from akoflow.port import JobState, SpecError, SubmitError, TaskLaunch
 
 from . import flux
 from .base import NAME_PREFIX, Array, BatchExecutor, Transport

@@ -30,8 +30,7 @@ except ImportError as _exc:  # the optional extra is missing: say what to instal
     raise ImportError(f"it needs the Python package {_exc.name!r}: "
                       "pip install 'akoflow[kubernetes]'") from None
 
-from akoflow.dispatch import protocol
-from akoflow.executor import (
+from akoflow.port import (
     Executor,
     ExecutorError,
     JobRef,
@@ -41,8 +40,9 @@ from akoflow.executor import (
     SpecError,
     SubmitError,
     TaskLaunch,
+    protocol,
 )
-from akoflow.spec.units import parse_memory
+from akoflow.port.units import parse_memory
 
 from . import kubernetes_manifests as km
 

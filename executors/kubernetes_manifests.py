@@ -16,9 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
-from akoflow.dispatch import protocol
-from akoflow.executor import JobState, SpecError, TaskLaunch
-from akoflow.manifest.records import AttemptOutcome
+from akoflow.port import AttemptOutcome, JobState, SpecError, TaskLaunch, protocol
 
 LABEL_WORKFLOW: Final = "akoflow.workflow"
 LABEL_ACTIVITY: Final = "akoflow.activity"
@@ -169,13 +167,13 @@ def _resources(launch: TaskLaunch, s: Settings) -> dict[str, Any]:
     """Requests and limits both, for cpu and memory: a limit alone would let the
     scheduler overcommit the node, a request alone would let the task take it all."""
     res = launch.resources
-    qty = {"cpu": cpu_quantity(float(res.get("cpu") or 1.0))}
-    memory = res.get("memory") or s.default_memory
+    qty = {"cpu": cpu_quantity(float(res.cpu or 1.0))}
+    memory = res.memory or s.default_memory
     if memory:
         qty["memory"] = str(int(memory))
     out: dict[str, Any] = {"requests": dict(qty), "limits": dict(qty)}
-    if int(res.get("gpus") or 0) > 0:
-        out["limits"][s.gpu_resource] = str(int(res["gpus"]))
+    if int(res.gpus or 0) > 0:
+        out["limits"][s.gpu_resource] = str(int(res.gpus))
     return out
 
 
@@ -215,7 +213,7 @@ def job_body(launch: TaskLaunch, s: Settings) -> dict[str, Any]:
         container["imagePullPolicy"] = s.image_pull_policy
     pod: dict[str, Any] = {"restartPolicy": "Never", "containers": [container],
                            "volumes": vols}
-    selector = {**s.node_selector, **(launch.resources.get("node_selector") or {})}
+    selector = {**s.node_selector, **launch.resources.node_selector}
     if selector:
         pod["nodeSelector"] = selector
     if launch.node:
@@ -224,7 +222,7 @@ def job_body(launch: TaskLaunch, s: Settings) -> dict[str, Any]:
         pod["serviceAccountName"] = s.service_account
     spec: dict[str, Any] = {"backoffLimit": 0, "template": {
         "metadata": {"labels": labels(launch)}, "spec": pod}}
-    limit = launch.resources.get("time_limit")
+    limit = launch.resources.time_limit
     if limit:
         spec["activeDeadlineSeconds"] = max(1, math.ceil(float(limit)))
     annotations = {ANN_JOB_NAME: launch.job_name}

@@ -24,20 +24,19 @@ from typing import Any
 
 import psutil
 
-from akoflow.dispatch import protocol
-from akoflow.executor import (
+from akoflow.port import (
+    AttemptOutcome,
     Executor,
+    InProcessRunner,
     JobRef,
     JobState,
     JobStatus,
     Node,
-    SpecError,
     TaskLaunch,
     akoflow_argv,
+    akoflow_home,
+    protocol,
 )
-from akoflow.manifest import akoflow_home
-from akoflow.manifest.records import AttemptOutcome
-from akoflow.spec.units import format_bytes
 from akoflow.worker import leftovers, tracing
 from akoflow.worker.fileops import Roots
 from akoflow.worker.monitor import TaskProcess, pid_owner_matches
@@ -45,13 +44,15 @@ from akoflow.worker.snapshot import Snapshot
 from akoflow.worker.snapshot import take as take_snapshot
 
 from .launcher import Launcher
-from .local_groups import claim_for_cancel, claim_owner, wait_then_kill
+from .local_adopt import adopt, ended, recovered, work_dir
+from .local_groups import claim_owner, stop_attempts
+from .local_queue import Capacity, Queued, queued_cpus, queued_memory
 from .local_trace import EXIT_PATIENCE, SharedTrace
 
 log = logging.getLogger(__name__)
 
 
-class LocalExecutor(Executor):
+class LocalExecutor(Executor, InProcessRunner):
     kind = "local"
     site_keys = frozenset({
         "binds", "container", "container_binary", "cpus", "launcher", "memory", "mode",
@@ -62,25 +63,20 @@ class LocalExecutor(Executor):
 
     def __init__(self, site: str, config: Mapping[str, Any]) -> None:
         super().__init__(site, config)
-        self.cpus = float(config.get("cpus") or os.cpu_count() or 1)
-        self.memory = int(config.get("memory") or psutil.virtual_memory().total)
+        self.capacity = Capacity(float(config.get("cpus") or os.cpu_count() or 1),
+                                 int(config.get("memory") or psutil.virtual_memory().total))
         # A detached caller (one-shot `akoflow dispatch`) exits before its tasks end, so the
         # worker logic must live in a process of its own next to each task.
         self.mode = "process" if config.get("detached") else str(config.get("mode", "inline"))
         self.sample_interval = float(config.get("sample_interval", 15.0))
         self.snapshots = bool(config.get("snapshots", True))
-        self.queue: deque[tuple[str, Path, Path, dict[str, Any]]] = deque()
+        self.queue: deque[Queued] = deque()
         self.running: dict[str, TaskProcess] = {}
         self.ended: dict[str, AttemptOutcome] = {}  # job id -> outcome, until collected
-        self.cpu_used = 0.0
-        self.mem_used = 0
         self._started: list[str] = []  # job ids started since the last poll_changes()
         self._snaps: dict[Path, Snapshot] = {}
         self._made: set[Path] = set()  # work directories known to exist
-        self._held: dict[Path, tuple[float, int]] = {}  # attempt dir -> (cpu, memory) held
         self._env = dict(os.environ)  # tasks inherit the environment the executor started in
-        self._vm_available = 0
-        self._vm_at = -1.0
         # Inline tasks are forked by one long-lived bash (see launcher.py) unless the site
         # says `launcher: false` or the kernel has no pidfd (we could not watch them).
         use = self.mode == "inline" and bool(config.get("launcher", True)) and Launcher.supported()
@@ -125,24 +121,15 @@ class LocalExecutor(Executor):
     def submit(self, launches: Sequence[TaskLaunch]) -> list[str]:
         ids = []
         for ln in launches:
-            self._check_fits(ln.resources, ln.activity)
+            self.capacity.check(ln.resources, ln.activity)
             job = str(ln.attempt_dir)
-            res = {**ln.resources, "sample_interval": ln.sample_interval,
-                   "fresh_shell": protocol.needs_fresh_shell(ln.script),
-                   "observe": ln.observe}
-            self.queue.append((job, ln.attempt_dir, ln.work_dir, res))
+            self.queue.append(Queued(
+                job=job, attempt_dir=ln.attempt_dir, work_dir=ln.work_dir,
+                resources=ln.resources, sample_interval=ln.sample_interval,
+                fresh_shell=protocol.needs_fresh_shell(ln.script), observe=ln.observe))
             ids.append(job)
         self._start_queued()
         return ids
-
-    def _check_fits(self, res: Mapping[str, Any], name: str) -> None:
-        cpu = float(res.get("cpu") or 1.0)
-        mem = int(res.get("memory") or 0)
-        if cpu > self.cpus:
-            raise SpecError(f"{name} asks for {cpu:g} cpus; this machine has {self.cpus:g}")
-        if mem > self.memory:
-            raise SpecError(f"{name} asks for {format_bytes(mem)} of memory; this machine "
-                            f"has {format_bytes(self.memory)}")
 
     def _start_queued(self) -> None:
         if self.launcher is None:
@@ -157,29 +144,25 @@ class LocalExecutor(Executor):
 
     def _start_what_fits(self) -> None:
         while self.queue:
-            job, adir, wdir, res = self.queue[0]
-            cpu = float(res.get("cpu") or 1.0)
-            mem = int(res.get("memory") or 0)
-            if self.running and (self.cpu_used + cpu > self.cpus + 1e-9
-                                 or self.mem_used + mem > self.memory):
+            if self.running and not self.capacity.fits(self.queue[0]):
                 return
-            self.queue.popleft()
-            self._spawn(job, adir, wdir, res)
+            self._spawn(self.queue.popleft())
 
-    def _spawn(self, job: str, adir: Path, wdir: Path, res: dict[str, Any]) -> None:
+    def _spawn(self, q: Queued) -> None:
+        job, adir, wdir = q.job, q.attempt_dir, q.work_dir
         argv = None
         if self.mode == "process":
             argv = [*akoflow_argv(), "worker", str(adir)]
-        interval = float(res.get("sample_interval") or self.sample_interval)
+        interval = float(q.sample_interval or self.sample_interval)
         starter = self.launcher if argv is None and Launcher.usable(job) else None
-        traced = self.trace and tracing.wanted((res.get("observe") or {}).get("trace"))
+        traced = self.trace and tracing.wanted(q.observe.get("trace"))
         task = TaskProcess(adir, wdir, sample_interval=interval,
-                           time_limit=res.get("time_limit"),
+                           time_limit=q.resources.time_limit,
                            snapshots=self.snapshots and not traced,
                            argv=argv, snapshotter=self._snapshot, env=self._env,
-                           starter=starter, fresh_shell=bool(res.get("fresh_shell", True)),
+                           starter=starter, fresh_shell=q.fresh_shell,
                            cgroup_root=self.cgroup,
-                           roots=Roots.of(wdir, res.get("observe") or {}),
+                           roots=Roots.of(wdir, q.observe),
                            trace=traced and starter is None and argv is None)
         if wdir not in self._made:
             wdir.mkdir(parents=True, exist_ok=True)
@@ -192,21 +175,9 @@ class LocalExecutor(Executor):
             self._unheard[job] = task
             if self.launcher is not None and self.launcher.lost:
                 self._hear()
-        self._hold(task, res)
+        self.capacity.hold(adir, q.resources)
         self.running[job] = task
         self._started.append(job)
-
-    def _hold(self, task: TaskProcess, res: Mapping[str, Any]) -> None:
-        """Count a started (or adopted) task against the machine's capacity."""
-        self._held[task.attempt_dir] = (float(res.get("cpu") or 1.0),
-                                        int(res.get("memory") or 0))
-        self.cpu_used += self._held[task.attempt_dir][0]
-        self.mem_used += self._held[task.attempt_dir][1]
-
-    def _release(self, task: TaskProcess) -> None:
-        cpu, mem = self._held.pop(task.attempt_dir, (0.0, 0))
-        self.cpu_used -= cpu
-        self.mem_used -= mem
 
     def _snapshot(self, root: Path) -> Snapshot:
         """One snapshot per work directory per wake-up, shared by the tasks that end and
@@ -270,7 +241,7 @@ class LocalExecutor(Executor):
     def _settle(self, job: str, task: TaskProcess, outcome: AttemptOutcome) -> None:
         del self.running[job]
         self._unheard.pop(job, None)
-        self._release(task)
+        self.capacity.release(task.attempt_dir)
         if (task.child or task.launched) and outcome.exit_code == protocol.DUPLICATE_EXIT:
             owner = claim_owner(task.attempt_dir)
             if owner and owner != task.pid:  # another start owns the attempt: watch that one
@@ -286,8 +257,8 @@ class LocalExecutor(Executor):
             self._lineage[job] = (task, outcome, time.monotonic() + EXIT_PATIENCE)
             return
         task.add_files(outcome)
-        # The report is ingested from memory within milliseconds; the exitcode file that
-        # task.sh wrote is the durable record should this process die before that.
+        # The report is ingested from memory within milliseconds; the exit code task.sh
+        # appended to the pid file is the durable record should this process die first.
         self.ended[job] = outcome
 
     def _collect_lineage(self) -> None:
@@ -310,16 +281,11 @@ class LocalExecutor(Executor):
             self.ended[job] = outcome
 
     def _adopt(self, job: str, adir: Path, wdir: Path, pid: int) -> bool:
-        started = (adir / protocol.PID).stat().st_mtime
-        info = protocol.read_task(adir)
-        task = TaskProcess(adir, wdir, sample_interval=self.sample_interval, snapshots=False,
-                           cgroup_root=self.cgroup, roots=Roots.of(wdir, info.get("observe") or {}),
-                           trace=(adir / tracing.TRACE_FILE).exists())
-        if not task.adopt(pid, started):
+        found = adopt(adir, wdir, pid, sample_interval=self.sample_interval, cgroup=self.cgroup)
+        if found is None:
             return False
-        res = self._task_resources(adir)
-        self._hold(task, res)
-        self.running[job] = task
+        self.capacity.hold(adir, found[1])
+        self.running[job] = found[0]
         return True
 
     def wait(self, timeout: float) -> None:
@@ -335,7 +301,7 @@ class LocalExecutor(Executor):
             self._reap_all()
             self._start_queued()
             if (not self.running and not self._lineage) or (
-                    self.ended and self._queued_cpus() < self.cpus):
+                    self.ended and queued_cpus(self.queue) < self.capacity.cpus):
                 return
             now = time.time()
             if now >= end:
@@ -344,9 +310,6 @@ class LocalExecutor(Executor):
             for task in list(self.running.values()):
                 deadline = min(deadline, task.tick(now))
             self._sleep_until_exit(max(0.0, deadline - time.time()))
-
-    def _queued_cpus(self) -> float:
-        return sum(float(q[3].get("cpu") or 1.0) for q in self.queue)
 
     def _sleep_until_exit(self, seconds: float) -> None:
         """Sleep until a task ends, the launcher reports a pid, or `seconds` pass."""
@@ -368,7 +331,7 @@ class LocalExecutor(Executor):
         self._snaps.clear()
         self._reap_all()
         self._start_queued()
-        queued = {q[0] for q in self.queue}
+        queued = {q.job for q in self.queue}
         out: dict[str, JobStatus] = {}
         for ref in jobs:
             job = ref.job_id or ref.attempt_dir
@@ -401,29 +364,14 @@ class LocalExecutor(Executor):
         rc = protocol.read_exit(adir)[0]
         pid = protocol.read_int(adir / protocol.PID)
         if pid is not None and pid_owner_matches(pid, adir) and \
-                self._adopt(job, adir, self._work_dir(adir), pid):
+                self._adopt(job, adir, work_dir(adir), pid):
             return JobStatus(JobState.RUNNING)
-        if pid is not None:  # over (or lost): what it left running goes with it
-            leftovers.stop(self.cgroup, adir, pid, verify=True)
-        if rc is not None:
-            return JobStatus(JobState.COMPLETED if rc == 0 else JobState.FAILED, exit_code=rc)
-        if pid is not None or (adir / protocol.RESULT).exists():
-            return JobStatus(JobState.GONE, message="task ended without an exit code")
-        if not (adir / protocol.TASK_SH).exists():
-            return JobStatus(JobState.MISSING, message="attempt was never prepared")
-        # Queued by a dispatcher that died before starting it: start it now. task.sh claims
-        # the attempt atomically, so even a racing start cannot run it twice.
-        res = self._task_resources(adir)
-        self.queue.append((job, adir, self._work_dir(adir), res))
+        status = ended(adir, rc, pid, self.cgroup)
+        if status is not None:
+            return status
+        self.queue.append(recovered(job, adir))  # queued by a dead dispatcher: start it now
         self._start_queued()
         return JobStatus(JobState.RUNNING if job in self.running else JobState.PENDING)
-
-    def _task_resources(self, adir: Path) -> dict[str, Any]:
-        res: dict[str, Any] = protocol.read_task(adir).get("resources") or {}
-        return res
-
-    def _work_dir(self, adir: Path) -> Path:
-        return Path(protocol.read_task(adir).get("work_dir") or adir)
 
     def collect_reports(self) -> dict[str, AttemptOutcome]:
         out, self.ended = self.ended, {}
@@ -439,58 +387,27 @@ class LocalExecutor(Executor):
 
     def cancel(self, jobs: Sequence[JobRef]) -> None:
         targets = {ref.job_id or ref.attempt_dir for ref in jobs}
-        self.queue = deque(q for q in self.queue if q[0] not in targets)
+        self.queue = deque(q for q in self.queue if q.job not in targets)
         self._await_pids(targets)
-        for job in targets & set(self._unheard):
-            # Sent, never confirmed: take the claim ourselves so that a late start refuses
-            # to run; if the task got there first, its pid is in the file now.
-            unheard = self._unheard.pop(job)
-            pid = claim_for_cancel(unheard.attempt_dir)
-            if pid is not None and pid_owner_matches(pid, unheard.attempt_dir):
-                unheard.pid = pid
-        # Not ours: another dispatcher may hold them queued. Claim every one before any
-        # kill frees a slot there, so that a start after this cancel refuses to run; a task
-        # that got there first is found by its pid.
-        tasks: list[TaskProcess] = []
-        for ref in jobs:
-            found = self.running.get(ref.job_id or ref.attempt_dir)
-            if found is None:
-                pid = claim_for_cancel(Path(ref.attempt_dir))
-                if pid is None or not pid_owner_matches(pid, Path(ref.attempt_dir)):
-                    continue
-                found = TaskProcess(Path(ref.attempt_dir), Path(ref.attempt_dir),
-                                    cgroup_root=self.cgroup)
-                found.pid = pid
-            tasks.append(found)
-        for victim in tasks:
-            victim.terminate()
-        wait_then_kill(tasks)
+        stop_attempts(jobs, targets, self.running, self._unheard, self.cgroup)
         for job in targets:
             self._unheard.pop(job, None)
             task = self.running.pop(job, None)
             if task is not None:
-                self._release(task)
+                self.capacity.release(task.attempt_dir)
                 if task.child:
                     try:
                         os.waitpid(task.pid, os.WNOHANG)
                     except ChildProcessError:
                         pass
 
-    def _available_memory(self) -> int:
-        """psutil's view of free memory, re-read at most twice a second."""
-        now = time.monotonic()
-        if now - self._vm_at > 0.5:
-            self._vm_available = int(psutil.virtual_memory().available)
-            self._vm_at = now
-        return self._vm_available
-
     def nodes(self) -> list[Node]:
-        queued_cpu = sum(float(q[3].get("cpu") or 1.0) for q in self.queue)
-        queued_mem = sum(int(q[3].get("memory") or 0) for q in self.queue)
+        cap = self.capacity
         return [Node(
-            name=socket.gethostname(), cpus=self.cpus,
-            cpus_free=self.cpus - self.cpu_used - queued_cpu, memory=self.memory,
-            memory_free=min(self._available_memory(), self.memory - self.mem_used) - queued_mem,
+            name=socket.gethostname(), cpus=cap.cpus,
+            cpus_free=cap.cpus - cap.cpu_used - queued_cpus(self.queue), memory=cap.memory,
+            memory_free=min(cap.available_memory(), cap.memory - cap.mem_used)
+            - queued_memory(self.queue),
             state="mixed" if self.running else "idle",
         )]
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import psutil
 
-from akoflow.dispatch import protocol
-from akoflow.worker.monitor import TaskProcess
+from akoflow.port import JobRef, protocol
+from akoflow.worker.monitor import TaskProcess, pid_owner_matches
 
 CANCEL_CLAIM = b"cancelled\n143\n"  # no pid: no task ever ran under this claim
 
@@ -48,6 +49,36 @@ def claim_owner(adir: Path, patience: float = 1.0) -> int | None:
         if time.time() >= end:
             return None
         time.sleep(0.01)
+
+
+def stop_attempts(jobs: Sequence[JobRef], targets: set[str], running: Mapping[str, TaskProcess],
+                  unheard: dict[str, TaskProcess], cgroup: str | None) -> None:
+    """Stop the attempts of `jobs` (job ids `targets`) wherever they are: claimed first, so a
+    start after this refuses to run, then their process groups, SIGKILL after a grace."""
+    for job in targets & set(unheard):
+        # Sent, never confirmed: take the claim ourselves so that a late start refuses
+        # to run; if the task got there first, its pid is in the file now.
+        task = unheard.pop(job)
+        pid = claim_for_cancel(task.attempt_dir)
+        if pid is not None and pid_owner_matches(pid, task.attempt_dir):
+            task.pid = pid
+    # Not ours: another dispatcher may hold them queued. Claim every one before any
+    # kill frees a slot there, so that a start after this cancel refuses to run; a task
+    # that got there first is found by its pid.
+    tasks: list[TaskProcess] = []
+    for ref in jobs:
+        found = running.get(ref.job_id or ref.attempt_dir)
+        if found is None:
+            pid = claim_for_cancel(Path(ref.attempt_dir))
+            if pid is None or not pid_owner_matches(pid, Path(ref.attempt_dir)):
+                continue
+            found = TaskProcess(Path(ref.attempt_dir), Path(ref.attempt_dir),
+                                cgroup_root=cgroup)
+            found.pid = pid
+        tasks.append(found)
+    for victim in tasks:
+        victim.terminate()
+    wait_then_kill(tasks)
 
 
 def wait_then_kill(tasks: list[TaskProcess], grace: float = 2.0) -> None:

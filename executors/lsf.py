@@ -17,7 +17,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from akoflow.executor import JobState, JobStatus, SpecError, SubmitError, TaskLaunch
+from akoflow.port import JobState, JobStatus, Resources, SpecError, SubmitError, TaskLaunch
 
 from .batch_script import NAME, Dialect, QueueEntry, Request
 
@@ -76,12 +76,10 @@ def format_runlimit(seconds: float) -> str:
     return f"{minutes // 60}:{minutes % 60:02d}"
 
 
-def resource_options(resources: Mapping[str, Any], node: str | None = None) -> list[str]:
+def resource_options(resources: Resources, node: str | None = None) -> list[str]:
     """akoflow's resources as bsub options, as an argv fragment."""
     req = Request.of(resources)
-    opts: list[str] = []
-    if req.cpus is not None:
-        opts += ["-n", str(req.cpus)] + (["-R", "span[hosts=1]"] if req.cpus > 1 else [])
+    opts = ["-n", str(req.cpus)] + (["-R", "span[hosts=1]"] if req.cpus > 1 else [])
     if req.memory_mib is not None:
         mb = req.memory_mib
         opts += ["-R", f"rusage[mem={mb}MB]", "-M", f"{mb}MB"]
@@ -92,8 +90,8 @@ def resource_options(resources: Mapping[str, Any], node: str | None = None) -> l
     if node:
         opts += ["-m", _check(node, "node")]
     features = [_check(str(v), f"node_selector {k!r}")
-                for k, v in sorted((resources.get("node_selector") or {}).items())]
-    for key, option, value in LSF.extra(resources.get("extra") or {}):
+                for k, v in sorted(resources.node_selector.items())]
+    for key, option, value in LSF.extra(resources.extra):
         if key not in LSF.aliases:  # passed through; None: a flag such as -x (exclusive)
             opts += [f"-{option}"] + ([] if value is None else [value])
         elif option == "select":

@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from akoflow.executor import SubmitError, TaskLaunch
+from akoflow.port import SubmitError, TaskLaunch
 
 from . import lsf
 from .base import NAME_PREFIX, Array, BatchExecutor

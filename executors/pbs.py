@@ -19,7 +19,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from akoflow.executor import JobState, JobStatus, SpecError, SubmitError, TaskLaunch
+from akoflow.port import JobState, JobStatus, Resources, SpecError, SubmitError, TaskLaunch
 
 from .batch_script import MIB, NAME, Dialect, QueueEntry
 
@@ -93,8 +93,7 @@ def format_walltime(seconds: float) -> str:
     return f"{total // 3600:02d}:{total % 3600 // 60:02d}:{total % 60:02d}"
 
 
-def _positive(res: Mapping[str, Any], key: str) -> float | None:
-    value = res.get(key)
+def _positive(value: float | str | None, key: str) -> float | None:
     if value is None or (value == 0 and key != "cpu"):
         return None
     if float(value) <= 0:
@@ -102,19 +101,19 @@ def _positive(res: Mapping[str, Any], key: str) -> float | None:
     return float(value)
 
 
-def resource_options(resources: Mapping[str, Any], flavor: str,
+def resource_options(resources: Resources, flavor: str,
                      node: str | None = None) -> list[str]:
     """akoflow's resources as qsub options (`-l ...`, `-q ...`, `-A ...`)."""
-    cpu = _positive(resources, "cpu")
+    cpu = _positive(resources.cpu, "cpu")
     ncpus = math.ceil(cpu - 1e-9) if cpu else 1
-    mem = _positive(resources, "memory")
-    walltime = _positive(resources, "time_limit")
-    gpus = int(resources.get("gpus") or 0)
+    mem = _positive(resources.memory, "memory")
+    walltime = _positive(resources.time_limit, "time_limit")
+    gpus = int(resources.gpus or 0)
     features = [_check(str(v), f"node_selector {k!r}")
-                for k, v in sorted((resources.get("node_selector") or {}).items())]
+                for k, v in sorted(resources.node_selector.items())]
     opts: list[str] = []
     extra_l: list[str] = []
-    for key, alias, value in PBS.extra(resources.get("extra") or {}):
+    for key, alias, value in PBS.extra(resources.extra):
         text = str(value)
         if key not in PBS.aliases:
             opts += [f"-{alias}", text]  # passed through, checked

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from akoflow.executor import Node, SubmitError, TaskLaunch
+from akoflow.port import Node, SubmitError, TaskLaunch
 
 from . import pbs, pbs_nodes
 from .base import NAME_PREFIX, Array, BatchExecutor, Transport

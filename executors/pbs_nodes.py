@@ -13,7 +13,7 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from akoflow.executor import Node
+from akoflow.port import Node
 
 log = logging.getLogger(__name__)
 

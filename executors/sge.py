@@ -25,9 +25,9 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
-from akoflow.executor import JobState, JobStatus, SpecError, SubmitError, TaskLaunch
+from akoflow.port import JobState, JobStatus, Resources, SpecError, SubmitError, TaskLaunch
 
 from .batch_script import MIB, Dialect, QueueEntry
 from .batch_script import local_time as _start
@@ -111,8 +111,7 @@ class SiteOptions:
     time_limit_grace: float = 30.0  # h_rt = time limit + grace: the worker times out first
 
 
-def _number(resources: Mapping[str, Any], key: str) -> float | None:
-    raw = resources.get(key)
+def _number(raw: float | str | None, key: str) -> float | None:
     if raw is None or raw == "":
         return None
     try:
@@ -124,30 +123,30 @@ def _number(resources: Mapping[str, Any], key: str) -> float | None:
     return value or None  # 0: not requested
 
 
-def resource_options(resources: Mapping[str, Any], site: SiteOptions) -> list[str]:
+def resource_options(resources: Resources, site: SiteOptions) -> list[str]:
     """akoflow's resources as qsub options (`-l h_rt=…`, `-pe smp 4`, `-q all.q`, …)."""
     opts: list[str] = []
     limits: list[str] = []
-    extra = {str(k): str(v) for k, v in (resources.get("extra") or {}).items()}
-    slots = math.ceil((_number(resources, "cpu") or 1) - 1e-9)
+    extra = {str(k): str(v) for k, v in resources.extra.items()}
+    slots = math.ceil((_number(resources.cpu, "cpu") or 1) - 1e-9)
     pe = extra.pop("pe", None) or site.parallel_environment
     if slots > 1:
         if not pe:
             raise SpecError(f"cpu {slots} needs an SGE parallel environment; set "
                             "`parallel_environment:` in the site profile (or resource `pe`)")
         opts.append(f"-pe {_check(pe, 'parallel environment')} {slots}")
-    memory = _number(resources, "memory")
+    memory = _number(resources.memory, "memory")
     if memory:  # SGE memory requests are per slot
         per_slot = max(1, math.ceil(memory / slots / MIB))
         limits += [f"{_check(r, 'memory resource')}={per_slot}M" for r in site.memory_resources]
-    limit = _number(resources, "time_limit")
+    limit = _number(resources.time_limit, "time_limit")
     if limit:
         limits.append(f"h_rt={format_time(limit + site.time_limit_grace)}")
-    gpus = _number(resources, "gpus")
+    gpus = _number(resources.gpus, "gpus")
     if gpus:
         limits.append(f"{_check(site.gpu_resource, 'gpu resource')}={math.ceil(gpus)}")
-    for key, value in sorted((resources.get("node_selector") or {}).items()):
-        limits.append(f"{_check(str(key), 'node_selector key')}={_check(str(value), key)}")
+    for key, label in sorted(resources.node_selector.items()):
+        limits.append(f"{_check(str(key), 'node_selector key')}={_check(str(label), key)}")
     for key, option, value in SGE.extra(extra):
         if key not in SGE.aliases:  # passed through; None: a flag such as -notify
             opts.append(f"-{option}" if value is None else f"-{option} {value}")

@@ -30,8 +30,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from akoflow.dispatch import protocol
-from akoflow.executor import JobRef, JobState, JobStatus, SubmitError, TaskLaunch
+from akoflow.port import JobRef, JobState, JobStatus, SubmitError, TaskLaunch, protocol
 
 from . import sge
 from .base import NAME_PREFIX, Array, BatchExecutor, Transport

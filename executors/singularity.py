@@ -22,7 +22,7 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
-from akoflow.executor import SpecError, TaskLaunch
+from akoflow.port import SpecError, TaskLaunch
 
 from .local import LocalExecutor
 
@@ -169,7 +169,7 @@ def wrapper_argv(config: Mapping[str, Any], launch: TaskLaunch) -> list[str]:
 
     cmd: list[str] = [str(a) for a in Client._init_command("exec")]
     cmd[0] = binary
-    if int(launch.resources.get("gpus") or 0) > 0:
+    if int(launch.resources.gpus or 0) > 0:
         cmd.append("--nv")
     try:
         cmd += [str(a) for a in Client._generate_bind_list(binds)]

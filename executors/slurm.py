@@ -12,9 +12,9 @@ import math
 import re
 import shlex
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Final
 
-from akoflow.executor import JobState, JobStatus, SpecError, SubmitError, TaskLaunch
+from akoflow.port import JobState, JobStatus, Resources, SpecError, SubmitError, TaskLaunch
 
 from .batch_script import NAME, Dialect, QueueEntry, Request
 from .batch_script import local_time as _start
@@ -84,12 +84,10 @@ def format_time(seconds: float) -> str:
     return f"{days}-{rest // 60:02d}:{rest % 60:02d}:00"
 
 
-def resource_options(resources: Mapping[str, Any]) -> list[str]:
+def resource_options(resources: Resources) -> list[str]:
     """akoflow's scheduler-agnostic resources as sbatch long options (`--opt=value`)."""
     req = Request.of(resources)
-    opts: dict[str, str | None] = {}
-    if req.cpus is not None:
-        opts["cpus-per-task"] = str(req.cpus)
+    opts: dict[str, str | None] = {"cpus-per-task": str(req.cpus)}
     if req.memory_mib is not None:
         opts["mem"] = f"{req.memory_mib}M"
     if req.time_limit is not None:
@@ -97,8 +95,8 @@ def resource_options(resources: Mapping[str, Any]) -> list[str]:
     if req.gpus:
         opts["gres"] = f"gpu:{req.gpus}"
     constraints = [_check(str(v), f"node_selector {k!r}")
-                   for k, v in sorted((resources.get("node_selector") or {}).items())]
-    for key, option, value in SLURM.extra(resources.get("extra") or {}):
+                   for k, v in sorted(resources.node_selector.items())]
+    for key, option, value in SLURM.extra(resources.extra):
         if key not in SLURM.aliases:
             opts[option] = value  # passed through; None: a flag such as --exclusive
         elif option == "constraint":

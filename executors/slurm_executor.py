@@ -13,10 +13,11 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from akoflow.executor import JobRef, JobStatus, Node, SubmitError, TaskLaunch
+from akoflow.port import JobRef, JobStatus, Node, SubmitError, TaskLaunch
 
 from . import slurm, slurm_nodes
 from .base import ARRAY_TAG, NAME_PREFIX, Array, BatchExecutor, Transport
@@ -95,7 +96,8 @@ class SlurmExecutor(BatchExecutor):
                           memory: bool = True) -> TaskLaunch:
         launch = super().dispatcher_launch(name, log_dir, delay, memory=memory)
         if delay > 0:
-            launch.resources["extra"]["slurm.begin"] = f"now+{max(1, int(delay))}"
+            launch.resources = replace(launch.resources, extra={
+                **launch.resources.extra, "slurm.begin": f"now+{max(1, int(delay))}"})
         return launch
 
     def dispatcher_argv(self, script: Path, launch: TaskLaunch, after_any: Sequence[str],

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from akoflow.executor import Node
+from akoflow.port import Node
 
 MIB: Final = 1024**2
 # sinfo field names (22.05 `--Format`); `:|` = no padding, `|` after the field.

@@ -12,8 +12,8 @@ import click
 
 from akoflow.cli import render, route
 from akoflow.manifest.states import LOG_FILTERS
+from akoflow.port.units import format_bytes
 from akoflow.sites import list_sites, load_site
-from akoflow.spec.units import format_bytes
 
 SITE_HELP = "Ask this SSH site (as SITE:ID does)."
 

@@ -8,7 +8,7 @@ import click
 
 from akoflow import service
 from akoflow.cli import render, route
-from akoflow.spec.units import format_bytes, parse_memory
+from akoflow.port.units import format_bytes, parse_memory
 
 SITE_HELP = "Ask this SSH site (as SITE:ID does)."
 

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from akoflow.cli import render
-from akoflow.spec.units import format_bytes
+from akoflow.port.units import format_bytes
 
 
 @click.command()
@@ -55,7 +55,7 @@ def simulate(workflow: str, nodes_file: str, policy: str | None, alpha: float | 
 def nodes(site: str, as_json: bool) -> None:
     """The node inventory of SITE: what its executor reports, with the profile's `nodes:`."""
     from akoflow import service
-    from akoflow.executor import ExecutorError
+    from akoflow.port import ExecutorError
     from akoflow.scheduling.inventory import InventoryError
 
     try:

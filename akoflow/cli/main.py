@@ -21,8 +21,8 @@ from akoflow.cli import (
     commands_serve,
     environment,
 )
-from akoflow.executor import ExecutorError
-from akoflow.manifest import ManifestError, akoflow_home
+from akoflow.manifest import ManifestError
+from akoflow.port import ExecutorError, akoflow_home
 from akoflow.remote.config import RemoteError
 from akoflow.scheduling.policies import PolicyError
 from akoflow.service import StartError

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from akoflow.spec.names import printable
+from akoflow.port.names import printable
 
 
 def ts(value: float | None) -> str:

@@ -1,7 +1,7 @@
 """Scheduler chaining: children queued ahead of their parents with `afterok` (part of step 4).
 
 On schedulers that hold a job until its dependencies succeed and say so when they never can
-(`Executor.chains_after_ok`: Slurm), PENDING children of queued or running parents are
+(`DispatcherHost.chains_after_ok`: Slurm), PENDING children of queued or running parents are
 submitted with their parents' job ids, so the scheduler starts them the moment the parents
 succeed, without waiting for the next dispatcher. When a parent fails or is retried, or the
 scheduler says a dependency can never be met, those jobs are withdrawn.
@@ -13,8 +13,8 @@ from collections import defaultdict
 
 from akoflow.dispatch.submitting import Submitter
 from akoflow.dispatch.types import Claim, DispatchConfig, Sites
-from akoflow.executor import JobRef
-from akoflow.manifest import Completion, LiveAttempt, Manifest, Status, WorkflowRecord
+from akoflow.manifest import Completion, LiveAttempt, Manifest, WorkflowRecord
+from akoflow.port import JobRef, Status, chains_after_ok
 
 
 class Lookahead:
@@ -75,7 +75,7 @@ class Lookahead:
         (`afterok`), a bounded number of levels per cycle."""
         # Placement by a policy needs each node's free room at submission: such sites get
         # no lookahead (a child queued ahead could not be placed by the policy).
-        chained = [site for site, ex in self.sites.opened.items() if ex.chains_after_ok
+        chained = [site for site, ex in self.sites.opened.items() if chains_after_ok(ex)
                    and int(ex.config.get("lookahead", 1)) > 0
                    and not (wf.schedule or ex.config.get("placement"))]
         if not chained or self.config.lookahead <= 0:

@@ -15,15 +15,8 @@ import socket
 import time
 from pathlib import Path
 
-from akoflow.dispatch import protocol
-from akoflow.manifest import (
-    ActivityRecord,
-    AttemptOutcome,
-    FileEntry,
-    Intent,
-    Manifest,
-    WorkflowRecord,
-)
+from akoflow.manifest import ActivityRecord, Intent, Manifest, WorkflowRecord
+from akoflow.port import AttemptOutcome, FileEntry, Resources, protocol
 
 log = logging.getLogger(__name__)
 CACHE_EXECUTOR = "cache"
@@ -76,7 +69,7 @@ def reuse(m: Manifest, wf: WorkflowRecord, act: ActivityRecord) -> bool:
     (attempt_id,) = m.begin_attempts(wf.id, [Intent(
         activity_id=act.id, number=number, site=CACHE_EXECUTOR,
         job_name=protocol.job_name(wf.id, act.name, number), attempt_dir=str(adir),
-        resources=act.resources_dict())])
+        resources=Resources.from_json(act.resources))])
     if attempt_id is None:
         return False
     start = time.time()

@@ -16,8 +16,16 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from akoflow.executor import Executor, ExecutorError, JobRef, JobState, akoflow_argv
 from akoflow.manifest import Manifest
+from akoflow.port import (
+    DispatcherHost,
+    Executor,
+    ExecutorError,
+    JobRef,
+    JobState,
+    akoflow_argv,
+    dispatcher_host,
+)
 
 log = logging.getLogger(__name__)
 MAX_DEPENDENCIES = 100  # a dependency list is a command-line argument: keep it bounded
@@ -41,15 +49,23 @@ def current_job() -> str | None:
     return None
 
 
+def _host(ex: Executor) -> DispatcherHost:
+    host = dispatcher_host(ex)
+    if host is None:
+        raise ExecutorError(f"site {ex.site} cannot run dispatcher jobs")
+    return host
+
+
 def queue_link(m: Manifest, wf_id: int, ex: Executor, log_dir: Path, *,
                after_any: Sequence[str], delay: float) -> tuple[str, str]:
     """Queue a dispatcher and its guard; returns their job ids."""
     python = ex.config.get("python")
     argv = dispatcher_argv(wf_id, str(python) if python else None)
     name = dispatcher_name(m, wf_id)
-    job = ex.submit_dispatcher(name, argv, after_any=list(after_any)[:MAX_DEPENDENCIES],
-                               delay=delay, log_dir=log_dir)
-    guard = ex.submit_dispatcher(name, argv, after_any=[job], delay=0, log_dir=log_dir)
+    host = _host(ex)
+    job = host.submit_dispatcher(name, argv, after_any=list(after_any)[:MAX_DEPENDENCIES],
+                                 delay=delay, log_dir=log_dir)
+    guard = host.submit_dispatcher(name, argv, after_any=[job], delay=0, log_dir=log_dir)
     m.set_dispatcher_job(wf_id, job)
     return job, guard
 
@@ -57,7 +73,10 @@ def queue_link(m: Manifest, wf_id: int, ex: Executor, log_dir: Path, *,
 def cancel_pending(m: Manifest, ex: Executor, wf_id: int, keep: Sequence[str] = ()) -> None:
     """Cancel the workflow's pending dispatchers except `keep` (never the running one)."""
     me = current_job()
-    stale = [jid for jid, state in ex.dispatcher_jobs(dispatcher_name(m, wf_id))
+    host = dispatcher_host(ex)
+    if host is None:
+        return
+    stale = [jid for jid, state in host.dispatcher_jobs(dispatcher_name(m, wf_id))
              if state is JobState.PENDING and jid not in keep and jid != me]
     if stale:
         ex.cancel([JobRef(j, "", "", 0.0) for j in stale])

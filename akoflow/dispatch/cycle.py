@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from akoflow.dispatch import cache, protocol
+from akoflow.dispatch import cache
 from akoflow.dispatch.ahead import Lookahead
 from akoflow.dispatch.ingest import Lineage, ingest
 from akoflow.dispatch.submitting import Batch, Submitter
@@ -29,26 +29,23 @@ from akoflow.dispatch.types import (
     Sites,
     failure_reason,
 )
-from akoflow.executor import (
+from akoflow.manifest import LiveAttempt, Manifest, Submitted, WorkflowRecord
+from akoflow.manifest.states import WORKFLOW_ENDED
+from akoflow.port import (
     ENDED_STATES,
     NEVER_SATISFIED,
+    AttemptOutcome,
     Executor,
     ExecutorError,
     JobRef,
     JobState,
     JobStatus,
-)
-from akoflow.manifest import (
-    AttemptOutcome,
-    LiveAttempt,
-    Manifest,
     Reason,
     Status,
-    Submitted,
-    WorkflowRecord,
     WorkflowStatus,
+    in_process,
+    protocol,
 )
-from akoflow.manifest.states import WORKFLOW_ENDED
 
 log = logging.getLogger(__name__)
 Notifier = Callable[[Manifest, int, float], object]
@@ -239,12 +236,13 @@ class Dispatcher:
         now = time.time()
         for site, group in by_site.items():
             ex = self.sites(site)
+            runner = in_process(ex)
             statuses: dict[str, JobStatus] = {}
-            changes = None if full else ex.poll_changes()
-            if changes is not None:
+            if runner is not None and not full:
+                changes = runner.poll_changes()
                 by_job = {la.job_id or la.attempt_dir: la for la in group}
                 statuses = {by_job[j].job_name: st for j, st in changes.items() if j in by_job}
-                reports = ex.collect_reports()
+                reports = runner.collect_reports()
                 group = [by_job[j] for j in set(changes) | set(reports) if j in by_job]
             elif full or now - self._last_poll.get(site, 0.0) >= ex.min_poll_interval:
                 self._last_poll[site] = now
@@ -254,9 +252,9 @@ class Dispatcher:
                     statuses = ex.poll(refs)
                 except ExecutorError as exc:
                     log.warning("status query of %s failed (treated as unknown): %s", site, exc)
-                reports = ex.collect_reports()
+                reports = runner.collect_reports() if runner is not None else {}
             else:
-                reports = ex.collect_reports()
+                reports = {}
             for la in group:
                 st = statuses.get(la.job_name)
                 outcome = reports.pop(la.job_id or la.attempt_dir, None)

@@ -8,10 +8,9 @@ from collections import deque
 from dataclasses import replace
 from pathlib import Path
 
-from akoflow.dispatch import declared, protocol
-from akoflow.manifest import AttemptOutcome, Completion, FileEntry, LiveAttempt, Manifest
-from akoflow.manifest.records import text_path
-from akoflow.manifest.states import Reason
+from akoflow.dispatch import declared
+from akoflow.manifest import Completion, LiveAttempt, Manifest
+from akoflow.port import AttemptOutcome, FileEntry, Reason, protocol, text_path
 
 log = logging.getLogger(__name__)
 PRE_EXISTING_LIMIT = 1000

@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from akoflow.executor import Executor, Node
 from akoflow.manifest import ActivityRecord, Manifest, WorkflowRecord
+from akoflow.port import Executor, Node, in_process
 from akoflow.scheduling.history import LazyHistory
 from akoflow.scheduling.inventory import site_nodes
 from akoflow.scheduling.placement import Decision, first_fit, place, request_of, task_view
@@ -39,7 +39,8 @@ class Placer:
     def placeable(self, ex: Executor, site: str, wf: WorkflowRecord) -> Placed:
         """Ready activities of `site` to submit now, each with its placement (or None)."""
         policy = wf.schedule or ex.config.get("placement")
-        if not ex.bounded:
+        runner = in_process(ex)
+        if runner is None or not runner.bounded:
             acts = self.m.ready_activities(self.wf_id, self.submit_limit, site)
             nodes = self._inventory(ex) if policy and acts else []
             if not nodes:
@@ -47,8 +48,8 @@ class Placer:
             return self._decide(acts, nodes, str(policy), [(n.cpus, n.memory) for n in nodes],
                                 wf, site)
         inventory = ex.nodes() if not ex.config.get("nodes") else self._inventory(ex)
-        nodes = [replace(n, cpus_free=n.cpus_free + ex.prefetch * n.cpus,
-                         memory_free=n.memory_free + int(ex.prefetch * n.memory))
+        nodes = [replace(n, cpus_free=n.cpus_free + runner.prefetch * n.cpus,
+                         memory_free=n.memory_free + int(runner.prefetch * n.memory))
                  for n in inventory]
         free = sum(max(0.0, n.cpus_free) for n in nodes)
         if free < 1e-3:

@@ -11,8 +11,8 @@ from akoflow.dispatch import chain
 from akoflow.dispatch.cycle import Dispatcher, Notifier
 from akoflow.dispatch.lock import DispatchLock
 from akoflow.dispatch.types import CycleReport, DispatchConfig, Resolver
-from akoflow.executor import Executor
 from akoflow.manifest import WORKFLOW_ENDED, Manifest
+from akoflow.port import Executor, dispatcher_host, in_process
 
 log = logging.getLogger(__name__)
 Progress = Callable[[CycleReport | None], None]
@@ -76,7 +76,7 @@ def _dispatcher_host(m: Manifest, wf_id: int, resolve: Resolver) -> Executor | N
     if not site:
         return None
     ex = resolve(site)
-    return ex if ex.hosts_dispatcher else None
+    return ex if dispatcher_host(ex) is not None else None
 
 
 def start_chain(m: Manifest, wf_id: int, resolve: Resolver) -> str | None:
@@ -141,10 +141,10 @@ def _run_loop(
 
 
 def _wait(d: Dispatcher, idle_wait: float) -> None:
-    busy = [ex for ex in d.sites if ex.busy()]
+    busy = [r for ex in d.sites if (r := in_process(ex)) is not None and r.busy()]
     if not busy:
         time.sleep(idle_wait)
         return
     share = idle_wait / len(busy)
-    for ex in busy:
-        ex.wait(share)
+    for runner in busy:
+        runner.wait(share)

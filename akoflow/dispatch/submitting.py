@@ -11,22 +11,32 @@ import time
 from pathlib import Path
 from typing import Any
 
-from akoflow.dispatch import declared, protocol
+from akoflow.dispatch import declared
 from akoflow.dispatch.placing import Placer
 from akoflow.dispatch.types import Claim, DispatchConfig, Sites
-from akoflow.executor import Executor, ExecutorError, JobRef, SpecError, SubmitError, TaskLaunch
 from akoflow.manifest import (
     ActivityRecord,
     Intent,
     LiveAttempt,
     Manifest,
-    Reason,
-    Status,
     Submitted,
     WorkflowRecord,
 )
+from akoflow.port import (
+    Executor,
+    ExecutorError,
+    JobRef,
+    Reason,
+    Resources,
+    SpecError,
+    Status,
+    SubmitError,
+    TaskLaunch,
+    in_process,
+    protocol,
+)
+from akoflow.port.names import ident
 from akoflow.scheduling.placement import Decision
-from akoflow.spec.names import ident
 
 MAX_SUBMIT_BACKOFF = 60.0  # seconds
 Batch = tuple[Executor, list[Claim]]
@@ -69,11 +79,12 @@ class Submitter:
             if not acts:
                 continue
             launches = [self.launch(wf, a) for a in acts]
+            runner = in_process(ex)
             for ln, d in zip(launches, decisions):
-                if d is not None and d.node is not None and not ex.bounded:
+                if d is not None and d.node is not None and not (runner and runner.bounded):
                     ln.node = d.node  # enacted by the scheduler (--nodelist, nodeName, ...)
-            claims = self._begin(site, acts, launches, decisions,
-                                 [ex.planned_job_id(ln) for ln in launches])
+            planned = [runner.planned_job_id(ln) if runner else None for ln in launches]
+            claims = self._begin(site, acts, launches, decisions, planned)
             if claims:
                 batches.append((ex, claims))
         return batches
@@ -202,7 +213,7 @@ class Submitter:
             attempt=number, job_name=protocol.job_name(wf.id, act.name, number),
             attempt_dir=protocol.attempt_dir(wf.run_dir, act.name, number),
             work_dir=Path(wf.work_dir), run_dir=Path(wf.run_dir), script=act.run,
-            env=act.env_dict(), resources=act.resources_dict(), image=act.image,
+            env=act.env_dict(), resources=Resources.from_json(act.resources), image=act.image,
             sample_interval=self._sample_interval(act.runtime), namespace=wf.namespace,
         )
         if act.container != "{}":

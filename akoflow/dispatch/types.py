@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from akoflow.executor import Executor, JobState, TaskLaunch
-from akoflow.manifest import Completion, Reason
+from akoflow.manifest import Completion
+from akoflow.port import Executor, JobState, Reason, TaskLaunch
 
 Resolver = Callable[[str], Executor]  # site name -> its executor (akoflow.sites.SiteResolver)
 

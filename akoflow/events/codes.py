@@ -52,7 +52,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from akoflow.manifest.states import Status, WorkflowStatus
+from akoflow.port import Status, WorkflowStatus
 
 CREATED: Final = 0
 RUNNING: Final = 1

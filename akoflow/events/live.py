@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from akoflow.events.payloads import render_payload, rfc3339
-from akoflow.manifest import EventRecord, Manifest, ManifestError, Status, WorkflowStatus
+from akoflow.manifest import EventRecord, Manifest, ManifestError
+from akoflow.port import Status, WorkflowStatus
 
 _WORKFLOW_TYPES = {
     WorkflowStatus.FINISHED.value: "WORKFLOW_DONE",

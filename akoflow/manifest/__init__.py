@@ -1,29 +1,22 @@
-"""The shared SQLite manifest: schema, state machine, and every query akoflow runs."""
+"""The shared SQLite manifest: schema, state machine, and every query akoflow runs.
+
+It stands behind the port: it uses the port's records and states (`akoflow.port`), and
+nothing of the port, the worker or an adapter imports it."""
 
 from akoflow.manifest.activities import Intent, Submitted
 from akoflow.manifest.cache import CacheEntry, CacheMixin
-from akoflow.manifest.db import ManifestError, akoflow_home
+from akoflow.manifest.db import ManifestError
 from akoflow.manifest.outbox import OutboxMixin
 from akoflow.manifest.queries import EventFilter, QueriesMixin
 from akoflow.manifest.records import (
     ActivityRecord,
-    AttemptOutcome,
     AttemptRecord,
     EventRecord,
-    FileEntry,
     LiveAttempt,
-    MetricSample,
     OutboxRecord,
     WorkflowRecord,
 )
-from akoflow.manifest.states import (
-    LIVE,
-    TERMINAL,
-    WORKFLOW_ENDED,
-    Reason,
-    Status,
-    WorkflowStatus,
-)
+from akoflow.manifest.states import LIVE, TERMINAL, WORKFLOW_ENDED
 from akoflow.manifest.transfer import TransferMixin
 from akoflow.manifest.transitions import Completion, TransitionsMixin
 
@@ -37,23 +30,16 @@ __all__ = [
     "TERMINAL",
     "WORKFLOW_ENDED",
     "ActivityRecord",
-    "AttemptOutcome",
     "AttemptRecord",
     "CacheEntry",
     "Completion",
     "EventFilter",
     "EventRecord",
-    "FileEntry",
     "Intent",
     "LiveAttempt",
     "Manifest",
     "ManifestError",
-    "MetricSample",
     "OutboxRecord",
-    "Reason",
-    "Status",
     "Submitted",
     "WorkflowRecord",
-    "WorkflowStatus",
-    "akoflow_home",
 ]

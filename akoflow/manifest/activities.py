@@ -6,16 +6,14 @@ import json
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from akoflow.manifest.db import select_list
 from akoflow.manifest.guards import activity_moving, attempt_moving
 from akoflow.manifest.records import ActivityRecord, AttemptRecord, LiveAttempt
-from akoflow.manifest.states import LIVE, Reason, Status
+from akoflow.manifest.states import LIVE
 from akoflow.manifest.workflows import WorkflowsMixin
-
-if TYPE_CHECKING:  # the executor port imports manifest records: no runtime cycle
-    from akoflow.executor import Node
+from akoflow.port import Node, Reason, Resources, Status
 
 ACT_COLS = select_list(ActivityRecord)
 ATT_COLS = select_list(AttemptRecord)
@@ -36,7 +34,7 @@ class Intent:
     site: str
     job_name: str
     attempt_dir: str
-    resources: dict[str, Any]
+    resources: Resources
     node: str | None = None
     job_id: str | None = None  # known up front for executors with deterministic ids
     scores: dict[str, Any] | None = None
@@ -214,11 +212,12 @@ class ActivitiesMixin(WorkflowsMixin):
             for it in intents:
                 before = Status.PENDING if it.ahead else Status.READY
                 where, states = guards[before]
+                res = json.dumps(it.resources.to_json())
                 cur = c.execute(
                     "UPDATE activity SET status=?, attempts=?, node=?, job_id=?, reason=NULL,"
                     f" message=NULL, resources=? WHERE id=? AND attempts=? AND {where}",
                     (Status.SUBMITTING.value, it.number, it.node, it.job_id,
-                     json.dumps(it.resources), it.activity_id, it.number - 1, *states),
+                     res, it.activity_id, it.number - 1, *states),
                 )
                 if not cur.rowcount:
                     out.append(None)
@@ -228,7 +227,7 @@ class ActivitiesMixin(WorkflowsMixin):
                     " job_name, job_id, node, attempt_dir, resources, submitted_at, scores)"
                     " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                     (wf_id, it.activity_id, it.number, Status.SUBMITTING.value, it.site,
-                     it.job_name, it.job_id, it.node, it.attempt_dir, json.dumps(it.resources),
+                     it.job_name, it.job_id, it.node, it.attempt_dir, res,
                      now, None if it.scores is None else json.dumps(it.scores)),
                 )
                 out.append(int(cur.lastrowid or 0))

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from akoflow.manifest.activities import ACT_COLS
 from akoflow.manifest.db import ManifestBase, select_list
-from akoflow.manifest.records import ActivityRecord, FileEntry
-from akoflow.manifest.states import Status
+from akoflow.manifest.records import ActivityRecord
+from akoflow.port import FileEntry, Status
 
 
 @dataclass(frozen=True)

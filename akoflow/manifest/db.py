@@ -15,17 +15,12 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 from akoflow.manifest.schema import MIGRATIONS, migrate, schema_version
+from akoflow.port.home import akoflow_home
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DEFAULT_BUSY_TIMEOUT_MS = 30_000
-
-
-def akoflow_home() -> Path:
-    """`$AKOFLOW_HOME`, default `~/.akoflow`."""
-    env = os.environ.get("AKOFLOW_HOME")
-    return Path(env).expanduser() if env else Path.home() / ".akoflow"
 
 
 class ManifestError(Exception):

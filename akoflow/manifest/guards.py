@@ -14,10 +14,9 @@ from akoflow.manifest.states import (
     TRANSITIONS,
     WORKFLOW_TRANSITIONS,
     E,
-    Status,
-    WorkflowStatus,
     sources_in,
 )
+from akoflow.port import Status, WorkflowStatus
 
 Guard = tuple[str, tuple[str, ...]]  # (`status IN (?,...)`, its parameters)
 

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
 from akoflow.manifest.db import ManifestBase, select_list
-from akoflow.manifest.records import EventRecord, FileEntry, MetricSample, WorkflowRecord
-from akoflow.manifest.states import Status
+from akoflow.manifest.records import EventRecord, WorkflowRecord
 from akoflow.manifest.workflows import WF_SELECT_LIGHT
+from akoflow.port import FileEntry, MetricSample, Status
 
 
 @dataclass(frozen=True)

@@ -2,56 +2,16 @@
 
 The tables are the rule, not a description of it: every UPDATE of a status in the manifest
 is guarded by `status IN (...)` built from them (`akoflow/manifest/guards.py`), so a move a
-table lacks matches no row and cannot happen.
+table lacks matches no row and cannot happen. The states themselves, and the reasons, are
+the port's (`akoflow/port/states.py`): workers and adapters name them too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from enum import Enum
 from typing import Final, TypeVar
 
-
-class Status(str, Enum):
-    """Activity (and attempt) states."""
-
-    PENDING = "PENDING"
-    READY = "READY"
-    SUBMITTING = "SUBMITTING"
-    QUEUED = "QUEUED"
-    RUNNING = "RUNNING"
-    FINISHED = "FINISHED"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-    SKIPPED = "SKIPPED"
-
-
-class Reason(str, Enum):
-    """Why an attempt ended without finishing (its `reason` column; an activity's too)."""
-
-    EXIT = "EXIT"
-    TIMEOUT = "TIMEOUT"
-    OOM = "OOM"
-    NODE_FAIL = "NODE_FAIL"
-    PREEMPTED = "PREEMPTED"
-    LOST = "LOST"
-    SUBMIT_ERROR = "SUBMIT_ERROR"
-    CANCELLED = "CANCELLED"
-    SPEC_ERROR = "SPEC_ERROR"
-    ABANDONED = "ABANDONED"  # the intent never reached the executor: submitted again
-    WITHDRAWN = "WITHDRAWN"  # queued ahead on parents that cannot succeed now: taken back
-    SKIPPED = "SKIPPED"  # queued ahead, and an ancestor failed for good
-    MISSING_INPUT = "MISSING_INPUT"  # a declared input was not there when it was to start
-    MISSING_OUTPUT = "MISSING_OUTPUT"  # it ended without a declared output
-
-
-class WorkflowStatus(str, Enum):
-    PENDING = "PENDING"
-    RUNNING = "RUNNING"
-    FINISHED = "FINISHED"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-
+from akoflow.port.states import Status, WorkflowStatus
 
 # A workflow in one of these is over: nothing more will run unless `retry` resets it.
 WORKFLOW_ENDED: Final[frozenset[str]] = frozenset(

@@ -15,14 +15,9 @@ from akoflow.manifest.guards import (
     attempt_moving,
     workflow_moving,
 )
-from akoflow.manifest.records import (
-    ActivityRecord,
-    AttemptOutcome,
-    FileEntry,
-    LiveAttempt,
-    text_path,
-)
-from akoflow.manifest.states import LIVE, TERMINAL, Reason, Status, WorkflowStatus
+from akoflow.manifest.records import ActivityRecord, LiveAttempt
+from akoflow.manifest.states import LIVE, TERMINAL
+from akoflow.port import AttemptOutcome, FileEntry, Reason, Status, WorkflowStatus, text_path
 
 _TERMINAL = tuple(s.value for s in TERMINAL)
 

@@ -11,10 +11,11 @@ from typing import Any
 from akoflow.manifest.db import ManifestBase, ManifestError, select_list
 from akoflow.manifest.guards import workflow_moving
 from akoflow.manifest.records import WorkflowRecord
-from akoflow.manifest.states import TERMINAL, WORKFLOW_ENDED, Status, WorkflowStatus
+from akoflow.manifest.states import TERMINAL, WORKFLOW_ENDED
+from akoflow.port import Status, WorkflowStatus
+from akoflow.port.names import ident
 from akoflow.spec.identity import merkle_identities
 from akoflow.spec.models import ActivitySpec, WorkflowSpec
-from akoflow.spec.names import ident
 
 # The spec texts live in workflow_spec; the light form leaves them empty (megabytes for big
 # workflows, never needed on the dispatcher's hot path).

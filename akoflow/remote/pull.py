@@ -14,7 +14,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from akoflow.manifest import Manifest, akoflow_home
+from akoflow.manifest import Manifest
+from akoflow.port import akoflow_home
 from akoflow.remote.client import Session
 from akoflow.remote.config import RemoteError, ssh_config
 

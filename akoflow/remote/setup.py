@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from akoflow import __version__
-from akoflow.manifest import akoflow_home
+from akoflow.port import akoflow_home
 from akoflow.remote import agent
 from akoflow.remote.client import Session, remote_path
 from akoflow.remote.config import RemoteError, SshConfig, ssh_config

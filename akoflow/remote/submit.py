@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from akoflow.manifest import akoflow_home
+from akoflow.port import akoflow_home
 from akoflow.remote.client import Session
 from akoflow.remote.config import SshConfig, ssh_config
 from akoflow.remote.transport import choose

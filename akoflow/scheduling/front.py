@@ -29,7 +29,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from akoflow.executor import Node
+from akoflow.port import Node
 from akoflow.scheduling.heft import heft
 from akoflow.scheduling.placement import History
 from akoflow.scheduling.plan import Plan

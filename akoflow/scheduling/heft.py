@@ -22,7 +22,7 @@ import math
 import time
 from collections.abc import Sequence
 
-from akoflow.executor import Node
+from akoflow.port import Node
 from akoflow.scheduling.simulator import Run, SimResult, SimulationError, metrics
 from akoflow.scheduling.workload import SimTask, Workload
 

@@ -19,8 +19,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from akoflow.executor import Node
-from akoflow.spec.units import UnitError, parse_memory
+from akoflow.port import Node
+from akoflow.port.units import UnitError, parse_memory
 
 _KEYS = frozenset({"name", "cpus", "memory", "features", "partitions", "speed", "cost_per_hour",
                    "costPerHour", "energy", "labels", "state", "cpus_free", "memory_free"})

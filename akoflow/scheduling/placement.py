@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from akoflow.executor import Node
+from akoflow.port import Node
 
 
 @dataclass(frozen=True)

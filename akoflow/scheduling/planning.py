@@ -19,9 +19,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from akoflow.executor import Node
 from akoflow.manifest import ActivityRecord, Manifest, WorkflowRecord
-from akoflow.manifest.states import Status
+from akoflow.port import Node, Status
 from akoflow.scheduling.front import PLAN_LIMIT, plan_for
 from akoflow.scheduling.placement import History, task_view
 from akoflow.scheduling.plan import Plan, PlanFollower

@@ -43,8 +43,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from akoflow import plugins
-from akoflow.executor import Node
+from akoflow.port import Node, plugins
 from akoflow.scheduling.placement import History, Policy, Room, TaskView, first_positive
 
 GROUP = "akoflow.policies"

@@ -27,7 +27,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from akoflow.executor import Node
+from akoflow.port import Node
 from akoflow.scheduling.history import RunHistory
 from akoflow.scheduling.placement import History, Policy, TaskView, place
 from akoflow.scheduling.plan import Plan, PlanFollower

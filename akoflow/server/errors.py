@@ -16,8 +16,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
-from akoflow.executor import ExecutorError
 from akoflow.manifest import ManifestError
+from akoflow.port import ExecutorError
 from akoflow.scheduling.policies import PolicyError
 from akoflow.sites import SiteError
 from akoflow.spec.errors import SpecError

@@ -112,7 +112,7 @@ def get_workflow(workflow_id: int) -> Response:
 @router.get("/akoflow-api/runtimes/", response_model=list[AkoRuntime],
             summary="Site profiles (AkôFlow's runtimes)")
 def runtimes() -> list[AkoRuntime]:
-    from akoflow.executor import available_executors
+    from akoflow.port import available_executors
     from akoflow.sites import list_sites
 
     installed = set(available_executors())
@@ -125,7 +125,7 @@ def runtimes() -> list[AkoRuntime]:
 @router.get("/akoflow-api/schedules/", response_model=list[AkoSchedule],
             summary="Placement policies (AkôFlow's schedules)")
 def schedules() -> list[AkoSchedule]:
-    from akoflow import plugins
+    from akoflow.port import plugins
     from akoflow.scheduling.policies import GROUP, available_policies
 
     out = []

@@ -18,8 +18,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from akoflow import service
-from akoflow.executor import ExecutorError
 from akoflow.manifest import Manifest, WorkflowRecord
+from akoflow.port import ExecutorError
 from akoflow.server.errors import ApiError
 from akoflow.server.pycompile import compile_python
 from akoflow.spec import WorkflowSpec, parse_workflow_text

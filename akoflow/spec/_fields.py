@@ -12,9 +12,9 @@ from typing import Any, Protocol
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from akoflow.port.names import check_label
+from akoflow.port.units import parse_cpu, parse_duration, parse_memory
 from akoflow.spec.models import MAX_GPUS, MAX_RETRIES, Volume, Webhook, check_url
-from akoflow.spec.names import check_label
-from akoflow.spec.units import parse_cpu, parse_duration, parse_memory
 
 
 class Ctx(Protocol):

@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from akoflow.port.names import ident
 from akoflow.spec.models import WorkflowSpec
-from akoflow.spec.names import ident
 
 _MAX_SUGGESTIONS = 20  # did-you-mean is O(V) per unknown name; cap it for huge broken specs
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
+from akoflow.port.names import check_label
+from akoflow.port.units import parse_cpu, parse_duration, parse_memory
 from akoflow.spec.checked import (
     Checked,
     Conv,
@@ -27,8 +29,6 @@ from akoflow.spec.checked import (
     to_int,
     to_str,
 )
-from akoflow.spec.names import check_label
-from akoflow.spec.units import parse_cpu, parse_duration, parse_memory
 
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
 MAX_NAME_LEN = 100

@@ -25,15 +25,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, TypeVar, get_args, get_origin
 
+from akoflow.port.names import check_label
 from akoflow.spec.checked import ValidationError
 from akoflow.spec.dag import graph_problems
 from akoflow.spec.errors import SpecError, SpecIssue
 from akoflow.spec.models import ActivitySpec, WorkflowSpec, resources_from_fields
-from akoflow.spec.names import check_label
 
 F = TypeVar("F", bound=Callable[..., str])
 
-# Shell expressions expanded in the task script (dispatch/protocol.py exports AKOFLOW_WORKDIR).
+# Shell expressions expanded in the task script (port/protocol.py exports AKOFLOW_WORKDIR).
 # Activities of a workflow share one working directory (AkôFlow's shared volume, `mountPath`),
 # so an upstream job's working directory is that same directory.
 RUN_DIR = "${AKOFLOW_WORKDIR}"

@@ -12,10 +12,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from akoflow.port.names import MAX_LABEL_LEN
+from akoflow.port.units import _CPU_RE, _DUR_RE, _MEM_SUFFIX
 from akoflow.spec import _fields as F
 from akoflow.spec.models import ActivitySpec, Resources, StoragePolicy, WorkflowSpec
-from akoflow.spec.names import MAX_LABEL_LEN
-from akoflow.spec.units import _CPU_RE, _DUR_RE, _MEM_SUFFIX
 
 DRAFT = "http://json-schema.org/draft-07/schema#"
 READ_ONLY = "Read-only: written by AkôFlow when it exports a workflow; ignored."

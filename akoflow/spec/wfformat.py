@@ -18,11 +18,11 @@ import shlex
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from akoflow.port.names import check_label
 from akoflow.spec.checked import ValidationError
 from akoflow.spec.dag import graph_problems
 from akoflow.spec.errors import SpecError, SpecIssue
 from akoflow.spec.models import MAX_NAME_LEN, ActivitySpec, Resources, Volume, WorkflowSpec
-from akoflow.spec.names import check_label
 
 TRACE_RUNTIME_ENV = "AKOFLOW_TRACE_RUNTIME"
 MAX_FILE_STUB = 4096  # bytes written per output file: enough to be a real file, never big

@@ -21,7 +21,7 @@ import stat
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from akoflow.manifest.records import FileEntry
+from akoflow.port import FileEntry
 
 Mount = tuple[str, str]  # (path inside the container, path on the host)
 
@@ -42,7 +42,7 @@ class Roots:
 
     @classmethod
     def of(cls, work_dir: str | os.PathLike[str], observe: Mapping[str, Any]) -> Roots:
-        """From a launch's `observe` settings (dispatch/protocol.observation)."""
+        """From a launch's `observe` settings (port/protocol.observation)."""
         return cls(str(work_dir), [str(r) for r in observe.get("roots") or []],
                    [(str(c), str(h)) for c, h in observe.get("mounts") or []])
 

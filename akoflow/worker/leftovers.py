@@ -22,7 +22,7 @@ import signal
 import time
 from functools import lru_cache
 
-from akoflow.dispatch import protocol
+from akoflow.port import protocol
 
 log = logging.getLogger(__name__)
 ROOT_ENV = "AKOFLOW_CGROUP_ROOT"  # set for tasks: where their attempt's cgroup lives

@@ -1,9 +1,9 @@
 """`akoflow worker ATTEMPT_DIR`: what runs inside a batch job around the user's command.
 
-It reads task.json, runs task.sh in its own process group, samples it with psutil, forwards
-the scheduler's SIGTERM/SIGUSR1 to it, snapshots the work directory before and after, and
-writes metrics.jsonl as it goes and result.json last (atomically). It never opens the
-manifest.
+It reads task.sh's header line, runs task.sh in its own process group, samples it with
+psutil, forwards the scheduler's SIGTERM/SIGUSR1 to it, observes its file operations (traced,
+or snapshots of the work directory before and after), and writes metrics.jsonl as it goes
+and result.json last (atomically). It never opens the manifest (nor loads sqlite3).
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from akoflow.dispatch import protocol
-from akoflow.manifest.states import Reason
+from akoflow.port import Reason, Resources, protocol
 from akoflow.worker import leftovers, tracing
 from akoflow.worker.fileops import Roots
 from akoflow.worker.monitor import TaskProcess
@@ -31,7 +30,7 @@ def run_worker(attempt_dir: Path) -> int:
     task_info = protocol.read_task(attempt_dir)
     if not task_info:
         raise SystemExit(f"akoflow worker: {attempt_dir} has no readable task.sh")
-    res = task_info.get("resources") or {}
+    res = Resources.from_json(task_info.get("resources"))
     root = leftovers.cgroup_root()
     if root is not None:  # task.sh joins the attempt's cgroup there
         os.environ[leftovers.ROOT_ENV] = root
@@ -39,7 +38,7 @@ def run_worker(attempt_dir: Path) -> int:
     task = TaskProcess(
         attempt_dir, Path(task_info["work_dir"]),
         sample_interval=float(task_info.get("sample_interval", 15.0)),
-        time_limit=res.get("time_limit"), cgroup_root=root,
+        time_limit=res.time_limit, cgroup_root=root,
         roots=Roots.of(task_info["work_dir"], observe),
         trace=tracing.available(observe.get("trace")),
     )

@@ -19,9 +19,7 @@ from typing import Protocol
 
 import psutil
 
-from akoflow.dispatch import protocol
-from akoflow.manifest.records import AttemptOutcome, MetricSample
-from akoflow.manifest.states import Reason
+from akoflow.port import AttemptOutcome, MetricSample, Reason, protocol
 from akoflow.worker import fileops, leftovers, snapshot, strace_log, tracing
 from akoflow.worker.sampler import TreeSampler
 

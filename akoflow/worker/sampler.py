@@ -17,7 +17,7 @@ import time
 
 import psutil
 
-from akoflow.manifest.records import MetricSample
+from akoflow.port import MetricSample
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

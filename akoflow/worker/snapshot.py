@@ -8,7 +8,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from akoflow.manifest.records import FileEntry
+from akoflow.port import FileEntry
 
 log = logging.getLogger(__name__)
 Snapshot = dict[str, tuple[int, float]]  # relative path -> (size, mtime)

@@ -11,9 +11,8 @@ import os
 from collections import Counter
 from pathlib import Path
 
-from akoflow.dispatch import protocol
-from akoflow.executor import TaskLaunch
 from akoflow.manifest import Intent, Manifest
+from akoflow.port import Resources, TaskLaunch, protocol
 from akoflow.spec.models import ActivitySpec, WorkflowSpec
 from tests.conftest import ak
 
@@ -37,7 +36,7 @@ def _setup(home: Path) -> tuple[Manifest, int, TaskLaunch, int]:
         workflow_id=wf.id, workflow=wf.name, activity_id=act.id, activity="a", attempt=1,
         job_name=protocol.job_name(wf.id, "a", 1), attempt_dir=adir,
         work_dir=Path(wf.work_dir), run_dir=Path(wf.run_dir), script=RUN,
-        resources=act.resources_dict())
+        resources=Resources.from_json(act.resources))
     (aid,) = m.begin_attempts(wf.id, [Intent(
         activity_id=act.id, number=1, site="local", job_name=launch.job_name,
         attempt_dir=str(adir), resources=launch.resources, job_id=str(adir))])

@@ -12,16 +12,15 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import psutil
 import pytest
 
-from akoflow.dispatch import protocol
-from akoflow.executor import JobRef, JobState, TaskLaunch
 from akoflow.executors.launcher import Launcher
 from akoflow.executors.local import LocalExecutor
-from akoflow.manifest.records import AttemptOutcome
+from akoflow.port import AttemptOutcome, JobRef, JobState, Resources, TaskLaunch, protocol
 from akoflow.worker.monitor import pid_owner_matches
 from tests.conftest import procs_with
 
@@ -31,7 +30,7 @@ def _launch(run: Path, name: str, script: str, cpu: float = 0.5) -> TaskLaunch:
         workflow_id=1, workflow="lw", activity_id=1, activity=name, attempt=1,
         job_name=protocol.job_name(1, name, 1),
         attempt_dir=protocol.attempt_dir(run, name, 1), work_dir=run / "work",
-        run_dir=run, script=script, resources={"cpu": cpu, "memory": 0},
+        run_dir=run, script=script, resources=Resources(cpu=cpu, memory=0),
         sample_interval=0.2)
     protocol.prepare_attempt(ln)
     (run / "work").mkdir(exist_ok=True)
@@ -111,7 +110,7 @@ def test_exit_codes_cpu_time_and_time_limit(tmp_path: Path) -> None:
     ok = _launch(tmp_path, "ok", "i=0; while (( i < 200000 )); do i=$((i+1)); done")
     bad = _launch(tmp_path, "bad", "exit 7")
     slow = _launch(tmp_path, "slow", "sleep 30")
-    slow.resources["time_limit"] = 0.5
+    slow.resources = replace(slow.resources, time_limit=0.5)
     ex.submit([ok, bad, slow])
     try:
         reports = _outcomes(ex)

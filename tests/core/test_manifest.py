@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from akoflow.manifest import AttemptOutcome, Intent, Manifest, Status
+from akoflow.manifest import Intent, Manifest
+from akoflow.port import AttemptOutcome, Resources, Status
 from akoflow.spec.models import ActivitySpec, WorkflowSpec
 
 
@@ -23,7 +24,7 @@ def _start(m: Manifest, wf_id: int, name: str) -> int:
     assert act is not None and act.status == Status.READY.value, act
     (aid,) = m.begin_attempts(wf_id, [Intent(
         activity_id=act.id, number=act.attempts + 1, site="local", job_name=f"j.{name}",
-        attempt_dir=f"/nowhere/{name}", resources=act.resources_dict())])
+        attempt_dir=f"/nowhere/{name}", resources=Resources.from_json(act.resources))])
     assert aid is not None
     return aid
 
@@ -60,7 +61,7 @@ def test_an_attempt_number_is_claimed_once(tmp_path: Path) -> None:
     act = m.activity_named(wf.id, "a")
     assert act is not None
     intent = Intent(activity_id=act.id, number=1, site="local", job_name="j",
-                    attempt_dir="/x", resources={})
+                    attempt_dir="/x", resources=Resources())
     assert m.begin_attempts(wf.id, [intent]) != [None]
     assert other.begin_attempts(wf.id, [intent]) == [None]
     assert len(m.attempts(wf.id)) == 1

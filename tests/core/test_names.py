@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from akoflow.port.names import ident
 from akoflow.spec import parse_workflow_text
 from akoflow.spec.errors import SpecError
-from akoflow.spec.names import ident
 from tests.conftest import ak
 
 LONG = "NFCORE_SAREK:SAREK:FASTQ_ALIGN_BWAMEM_MEM2_DRAGMAP_SENTIEON:BWAMEM2_MEM " * 3

@@ -16,7 +16,7 @@ import pytest
 
 from akoflow.cli.main import pin_paths
 from akoflow.dispatch.chain import dispatcher_argv
-from akoflow.executor import akoflow_argv
+from akoflow.port import akoflow_argv
 from tests.conftest import EXAMPLES
 
 SHADOW = "raise ImportError('the akoflow folder of the working directory was imported')\n"

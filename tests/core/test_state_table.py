@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from akoflow.manifest import AttemptOutcome, Intent, Manifest, Status, Submitted
+from akoflow.manifest import Intent, Manifest, Submitted
 from akoflow.manifest.states import (
     ATTEMPT_TRANSITIONS,
     TERMINAL,
     TRANSITIONS,
     WORKFLOW_TRANSITIONS,
-    WorkflowStatus,
     sources_of,
 )
+from akoflow.port import AttemptOutcome, Resources, Status, WorkflowStatus
 from akoflow.spec.models import ActivitySpec, WorkflowSpec
 
 
@@ -41,7 +41,7 @@ def _claim(m: Manifest, wf_id: int, name: str, *, ahead: bool = False) -> int | 
     assert act is not None
     (aid,) = m.begin_attempts(wf_id, [Intent(
         activity_id=act.id, number=act.attempts + 1, site="local", job_name=f"j.{name}",
-        attempt_dir=f"/nowhere/{name}", resources={}, ahead=ahead)])
+        attempt_dir=f"/nowhere/{name}", resources=Resources(), ahead=ahead)])
     return aid
 
 

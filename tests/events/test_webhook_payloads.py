@@ -11,7 +11,7 @@ import pytest
 
 from akoflow.events import encode_body, render_payload
 from akoflow.events.codes import ACTIVITY_CODES, WORKFLOW_CODES, status_code
-from akoflow.manifest.states import Status, WorkflowStatus
+from akoflow.port import Status, WorkflowStatus
 
 ACTIVITY_FIELDS = [
     "Id", "WorkflowId", "Namespace", "Name", "Image", "ResourceK8sBase64", "Status", "ProcId",

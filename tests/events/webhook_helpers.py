@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from akoflow.manifest import AttemptOutcome, Intent, Manifest
+from akoflow.manifest import Intent, Manifest
+from akoflow.port import AttemptOutcome, Resources
 from akoflow.spec.models import ActivitySpec, WorkflowSpec
 
 
@@ -129,7 +130,7 @@ def run_activity(m: Manifest, wf_id: int, name: str, *, exit_code: int = 0) -> N
     (attempt_id,) = m.begin_attempts(wf_id, [Intent(
         activity_id=act.id, number=number, site="local",
         job_name=f"akoflow.{wf_id}.{name}.{number}", attempt_dir="/tmp/x",
-        resources=act.resources_dict(), node="n1", job_id=f"job-{name}-{number}",
+        resources=Resources.from_json(act.resources), node="n1", job_id=f"job-{name}-{number}",
     )])
     assert attempt_id is not None
     now = time.time()

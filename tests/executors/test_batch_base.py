@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from akoflow.executor import JobRef, JobState, SpecError, TaskLaunch
 from akoflow.executors.base import CommandResult, Transport
 from akoflow.executors.pbs_executor import PbsExecutor
 from akoflow.executors.sge_executor import SgeExecutor
+from akoflow.port import JobRef, JobState, Resources, SpecError, TaskLaunch
 
 
 class Scheduler(Transport):
@@ -45,7 +45,8 @@ def _launch(tmp_path: Path, name: str, **resources: object) -> TaskLaunch:
     adir.mkdir()
     return TaskLaunch(workflow_id=1, workflow="w", activity_id=1, activity=name, attempt=1,
                       job_name=f"akoflow.1.{name}.1", attempt_dir=adir, work_dir=tmp_path,
-                      run_dir=tmp_path, script="true", resources={"cpu": 1, **resources})
+                      run_dir=tmp_path, script="true",
+                      resources=Resources(cpu=1, **resources))  # type: ignore[arg-type]
 
 
 def test_a_refusal_cancels_what_the_batch_queued(tmp_path: Path) -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from akoflow.executor import JobState, SpecError, SubmitError, TaskLaunch
 from akoflow.executors import flux
+from akoflow.port import JobState, Resources, SpecError, SubmitError, TaskLaunch
 
 HERE = Path(__file__).resolve().parent
 GOLDEN = HERE / "golden"
@@ -24,10 +24,10 @@ def launch(**over: object) -> TaskLaunch:
         workflow_id=7, workflow="demo", activity_id=3, activity="align", attempt=2,
         job_name="akoflow.7.align.2", attempt_dir=Path("/scratch/run/align/2"),
         work_dir=Path("/scratch/run"), run_dir=Path("/scratch/run"), script="echo hi",
-        resources={"cpu": 1.5, "memory": 3 * 2**30, "time_limit": 5400, "gpus": 1,
-                   "node_selector": {"isa": "avx2"},
-                   "extra": {"partition": "pdebug", "account": "proj1",
-                             "flux.exclusive": "true"}},
+        resources=Resources(cpu=1.5, memory=3 * 2**30, time_limit=5400, gpus=1,
+                            node_selector={"isa": "avx2"},
+                            extra={"partition": "pdebug", "account": "proj1",
+                                   "flux.exclusive": "true"}),
     )
     base.update(over)
     return TaskLaunch(**base)  # type: ignore[arg-type]
@@ -67,13 +67,13 @@ def test_render_single_matches_golden() -> None:
 
 def test_render_array_and_dispatcher_match_golden() -> None:
     array = flux.render_script(
-        launch(job_name="akoflow.7.align.arr1", resources={"cpu": 1}), worker_argv=WORKER,
+        launch(job_name="akoflow.7.align.arr1", resources=Resources(cpu=1)), worker_argv=WORKER,
         modules=[], env={"A": "1"}, log_dir="/scratch/logs/",
         tasks_file="/scratch/run/.akoflow/batch/arr1/tasks.txt")
     check_golden("flux_array.sh", array)
     assert "# flux:" not in array and "FLUX_JOB_CC" in array  # flux submit reads no directives
     disp = flux.render_script(
-        launch(job_name="akoflow.7.dispatcher", resources={"cpu": 1, "time_limit": 600}),
+        launch(job_name="akoflow.7.dispatcher", resources=Resources(cpu=1, time_limit=600)),
         worker_argv=["/opt/py/bin/python", "-m", "akoflow", "dispatch", "7"], modules=[],
         env={}, log_dir="/scratch/run/dispatcher", parent_uri=True)
     check_golden("flux_dispatcher.sh", disp)
@@ -81,7 +81,7 @@ def test_render_array_and_dispatcher_match_golden() -> None:
 
 
 def test_array_argv_puts_options_on_the_command_line() -> None:
-    opts = flux.job_options(launch(job_name="akoflow.7.a.arr", resources={"cpu": 2}),
+    opts = flux.job_options(launch(job_name="akoflow.7.a.arr", resources=Resources(cpu=2)),
                             log_dir="/l", array=True)
     argv = flux.array_argv("/l/job.sh", 4, opts, flux.dependency_options(after_ok=["ƒ2"]))
     assert argv == ["flux", "submit", "--cc=0-3", "--job-name=akoflow.7.a.arr",
@@ -100,7 +100,7 @@ def test_render_rejects_unsafe_input(kwargs: dict[str, object]) -> None:
                                    log_dir="/tmp")
     args.update(kwargs)
     with pytest.raises(SpecError):
-        flux.render_script(launch(resources={}), **args)  # type: ignore[arg-type,unused-ignore]
+        flux.render_script(launch(resources=Resources()), **args)  # type: ignore[arg-type,unused-ignore]
 
 
 # -- resources ----------------------------------------------------------------------------------
@@ -114,16 +114,16 @@ def test_durations_are_flux_standard_durations(seconds: float, fsd: str) -> None
 
 
 def test_key_aliases_and_passthrough() -> None:
-    opts = flux.resource_options({"extra": {
+    opts = flux.resource_options(Resources(extra={
         "queue": "pbatch", "bank": "b1", "features": "a|b", "constraint": "ssd",
-        "flux.setattr": "user.tag=x", "flux.urgency": "8", "flux.exclusive": "no"}})
-    assert opts == ["-n1", "--queue=pbatch", "--bank=b1", "--setattr=user.tag=x",
+        "flux.setattr": "user.tag=x", "flux.urgency": "8", "flux.exclusive": "no"}))
+    assert opts == ["-n1", "-c1", "--queue=pbatch", "--bank=b1", "--setattr=user.tag=x",
                     "--urgency=8", "--requires=ssd&(a|b)"]
 
 
 def test_unknown_key_lists_the_valid_ones() -> None:
     with pytest.raises(SpecError) as err:
-        flux.resource_options({"extra": {"qos": "high"}})
+        flux.resource_options(Resources(extra={"qos": "high"}))
     msg = str(err.value)
     assert "'qos'" in msg and "queue" in msg and "bank" in msg and "flux.<option>" in msg
 
@@ -135,22 +135,22 @@ def test_unknown_key_lists_the_valid_ones() -> None:
 ])
 def test_values_cannot_break_out_of_a_directive(extra: dict[str, str]) -> None:
     with pytest.raises(SpecError):
-        flux.resource_options({"extra": extra})
+        flux.resource_options(Resources(extra=extra))
 
 
 def test_memory_is_ignored_or_refused_by_policy(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="akoflow.executors.flux")
-    assert flux.resource_options({"memory": 2**30}) == ["-n1"]
+    assert flux.resource_options(Resources(memory=2**30)) == ["-n1", "-c1"]
     assert "no per-job memory request" in caplog.text
     with pytest.raises(SpecError, match="memory"):
-        flux.resource_options({"memory": 2**30}, memory_policy="refuse")
-    assert flux.resource_options({"cpu": 1}, memory_policy="refuse") == ["-n1", "-c1"]
+        flux.resource_options(Resources(memory=2**30), memory_policy="refuse")
+    assert flux.resource_options(Resources(cpu=1), memory_policy="refuse") == ["-n1", "-c1"]
 
 
 @pytest.mark.parametrize("res", [{"cpu": 0}, {"cpu": -1}, {"time_limit": -5}])
 def test_bad_numbers_are_spec_errors(res: dict[str, object]) -> None:
     with pytest.raises(SpecError):
-        flux.resource_options(res)
+        flux.resource_options(Resources(**res))  # type: ignore[arg-type]
 
 
 # -- job ids ------------------------------------------------------------------------------------

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from akoflow.executor import JobRef, JobState, TaskLaunch
 from akoflow.executors import flux
 from akoflow.executors.flux_executor import FluxExecutor
+from akoflow.port import JobRef, JobState, Resources, TaskLaunch
 from tests.conftest import EXAMPLES, ak
 
 FAKE = Path(__file__).resolve().parent / "fakes" / "flux"
@@ -121,7 +121,7 @@ def _launch(tmp: Path, name: str, script: str, **over: object) -> TaskLaunch:
     base: dict[str, object] = dict(
         workflow_id=1, workflow="w", activity_id=1, activity=name, attempt=1,
         job_name=f"akoflow.1.{name}.1", attempt_dir=adir, work_dir=tmp, run_dir=tmp,
-        script=script, resources={"cpu": 1})
+        script=script, resources=Resources(cpu=1))
     base.update(over)
     return TaskLaunch(**base)  # type: ignore[arg-type]
 
@@ -146,7 +146,7 @@ def _until(ex: FluxExecutor, refs: list[JobRef], timeout: float = 20) -> dict[st
 def test_dependencies_time_limits_and_lookup(fake: Path, tmp_path: Path) -> None:
     ex = _Bash("flux", {"command_retries": 0})
     bad, ok = _launch(tmp_path, "bad", "exit 4\n"), _launch(tmp_path, "ok", "sleep 0.5\n")
-    slow = _launch(tmp_path, "slow", "sleep 30\n", resources={"cpu": 1, "time_limit": 1})
+    slow = _launch(tmp_path, "slow", "sleep 30\n", resources=Resources(cpu=1, time_limit=1))
     bad_id, ok_id, slow_id = ex.submit([bad, ok, slow])
     child = _launch(tmp_path, "child", "echo never\n", after_ok=[bad_id])
     both = _launch(tmp_path, "both", f"echo ran > {tmp_path}/ran.txt\n", after_ok=[ok_id])

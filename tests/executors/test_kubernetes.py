@@ -19,11 +19,10 @@ from typing import Any
 
 import pytest
 
-from akoflow.dispatch import protocol
-from akoflow.executor import JobRef, JobState, SpecError, SubmitError, TaskLaunch
 from akoflow.executors import kubernetes_manifests as km
 from akoflow.executors.kubernetes import KubernetesExecutor
 from akoflow.manifest import Intent, Manifest
+from akoflow.port import JobRef, JobState, Resources, SpecError, SubmitError, TaskLaunch, protocol
 from akoflow.spec.models import ActivitySpec, WorkflowSpec
 from tests.conftest import ak
 from tests.executors.fake_k8s import FakeK8s, Plan
@@ -46,8 +45,8 @@ def _launch(tmp: Path, activity: str = "split", attempt: int = 1, **kw: Any) -> 
         job_name=protocol.job_name(7, activity, attempt),
         attempt_dir=protocol.attempt_dir(tmp, activity, attempt), work_dir=tmp / "work",
         run_dir=tmp, script="echo hello\n", image="busybox:1.36",
-        resources={"cpu": 0.5, "memory": 64 << 20, "time_limit": 90.5,
-                   "node_selector": {"disk": "ssd"}})
+        resources=Resources(cpu=0.5, memory=64 << 20, time_limit=90.5,
+                            node_selector={"disk": "ssd"}))
     base.update(kw)
     return TaskLaunch(**base)
 
@@ -429,7 +428,7 @@ def test_crash_between_intent_and_record(fake: FakeK8s, akhome: Path, tmp_path: 
                     attempt=1, job_name=protocol.job_name(wf.id, "a", 1),
                     attempt_dir=protocol.attempt_dir(wf.run_dir, "a", 1),
                     work_dir=Path(wf.work_dir), run_dir=Path(wf.run_dir), script="echo a",
-                    image="busybox", resources=act.resources_dict())
+                    image="busybox", resources=Resources.from_json(act.resources))
     (aid,) = m.begin_attempts(wf.id, [Intent(
         activity_id=act.id, number=1, site="fakek8s", job_name=ln.job_name,
         attempt_dir=str(ln.attempt_dir), resources=ln.resources)])

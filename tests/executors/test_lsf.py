@@ -7,13 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from akoflow.executor import JobState, SpecError, SubmitError
 from akoflow.executors import lsf
+from akoflow.port import JobState, Resources, SpecError, SubmitError
 from tests.executors.test_slurm_pure import CAPTURED, WORKER, check_golden, launch
 
-RES = {"cpu": 1.5, "memory": 3 * 2**30, "time_limit": 3601, "gpus": 1,
-       "node_selector": {"isa": "avx2"},
-       "extra": {"queue": "debug", "project": "proj1", "lsf.x": "true", "lsf.app": "fast"}}
+RES = Resources(cpu=1.5, memory=3 * 2**30, time_limit=3601, gpus=1, node_selector={"isa": "avx2"},
+                extra={"queue": "debug", "project": "proj1", "lsf.x": "true", "lsf.app": "fast"})
 
 
 def test_options_and_golden_script() -> None:
@@ -31,7 +30,7 @@ def test_options_and_golden_script() -> None:
 
 
 def test_array_golden_script() -> None:
-    ln = launch(job_name="akoflow.7.align.arr1", resources={"cpu": 1})
+    ln = launch(job_name="akoflow.7.align.arr1", resources=Resources(cpu=1))
     opts = lsf.job_options(ln, "/scratch/logs", array=lsf.array_spec(10, 4))
     assert opts[:2] == ["-J", "akoflow.7.align.arr1[1-10]%4"]
     assert "%J_%I" in opts[3]
@@ -49,7 +48,7 @@ def test_runlimit_rounds_up_to_minutes(seconds: float, text: str) -> None:
 
 def test_unknown_key_lists_valid_ones() -> None:
     with pytest.raises(SpecError) as err:
-        lsf.resource_options({"extra": {"qos": "x"}})
+        lsf.resource_options(Resources(extra={"qos": "x"}))
     for key in ("partition", "queue", "account", "project", "reservation", "lsf.<bsub-option>"):
         assert key in str(err.value)
 
@@ -62,7 +61,7 @@ def test_unknown_key_lists_valid_ones() -> None:
 ])
 def test_resources_reject(res: dict[str, object]) -> None:
     with pytest.raises(SpecError):
-        lsf.resource_options(res)
+        lsf.resource_options(Resources(**res))  # type: ignore[arg-type]
 
 
 def test_every_state_code_maps_with_a_comment() -> None:

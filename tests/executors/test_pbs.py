@@ -3,21 +3,22 @@ exit codes, and parsers on samples in the documented layouts (captured/pbs_SOURC
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from akoflow.executor import JobState, SpecError, SubmitError
 from akoflow.executors import pbs
+from akoflow.port import JobState, Resources, SpecError, SubmitError
 from tests.executors.test_slurm_pure import CAPTURED, WORKER, check_golden, launch
 
 
 @pytest.mark.parametrize("flavor", pbs.FLAVORS)
 def test_render_single_matches_golden(flavor: str) -> None:
     text = pbs.render_script(
-        launch(resources={"cpu": 1.5, "memory": 3 * 2**30, "time_limit": 3601, "gpus": 1,
-                          "node_selector": {"isa": "avx2"},
-                          "extra": {"queue": "debug", "project": "proj1", "pbs.m": "abe"}}),
+        launch(resources=Resources(cpu=1.5, memory=3 * 2**30, time_limit=3601, gpus=1,
+                                   node_selector={"isa": "avx2"},
+                                   extra={"queue": "debug", "project": "proj1", "pbs.m": "abe"})),
         flavor=flavor, worker_argv=[*WORKER, "/scratch/run/align/2"], modules=["gcc/12.2"],
         env={"GREETING": "hello world; $(rm -rf /)"}, log_dir="/scratch/logs",
         array_size=None)
@@ -27,7 +28,7 @@ def test_render_single_matches_golden(flavor: str) -> None:
 @pytest.mark.parametrize("flavor", pbs.FLAVORS)
 def test_render_array_matches_golden(flavor: str) -> None:
     text = pbs.render_script(
-        launch(job_name="akoflow.7.align.arr1", resources={"cpu": 1}), flavor=flavor,
+        launch(job_name="akoflow.7.align.arr1", resources=Resources(cpu=1)), flavor=flavor,
         worker_argv=WORKER, modules=[], env={}, log_dir="/scratch/logs", array_size=10,
         tasks_file="/scratch/run/tasks.txt")
     check_golden(f"pbs_{flavor}_array.sh", text)
@@ -36,12 +37,12 @@ def test_render_array_matches_golden(flavor: str) -> None:
 
 
 def test_resources_per_flavor() -> None:
-    res = {"cpu": 2, "memory": 2**30, "time_limit": 90, "gpus": 2,
-           "node_selector": {"k": "ssd"}, "extra": {"features": "big", "account": "a1"}}
+    res = Resources(cpu=2, memory=2**30, time_limit=90, gpus=2, node_selector={"k": "ssd"},
+                    extra={"features": "big", "account": "a1"})
     assert pbs.resource_options(res, "pro", node="n1") == [
         "-l", "select=1:ncpus=2:mem=1024mb:ngpus=2:host=n1:big=True:ssd=True",
         "-l", "walltime=00:01:30", "-A", "a1"]
-    assert pbs.resource_options({**res, "extra": {"qos": "high", "partition": "q1"}},
+    assert pbs.resource_options(replace(res, extra={"qos": "high", "partition": "q1"}),
                                 "torque") == [
         "-l", "nodes=1:ppn=2:gpus=2:ssd", "-l", "mem=1024mb", "-l", "walltime=00:01:30",
         "-l", "qos=high", "-q", "q1"]
@@ -49,7 +50,7 @@ def test_resources_per_flavor() -> None:
 
 def test_unknown_key_lists_valid_ones() -> None:
     with pytest.raises(SpecError) as err:
-        pbs.resource_options({"extra": {"partiton": "x"}}, "pro")
+        pbs.resource_options(Resources(extra={"partiton": "x"}), "pro")
     for key in ("partition", "queue", "account", "project", "qos", "pbs.<qsub-option-letter>"):
         assert key in str(err.value)
 
@@ -62,7 +63,7 @@ def test_unknown_key_lists_valid_ones() -> None:
 ])
 def test_resources_reject(res: dict[str, object]) -> None:
     with pytest.raises(SpecError):
-        pbs.resource_options(res, "pro")
+        pbs.resource_options(Resources(**res), "pro")  # type: ignore[arg-type]
 
 
 def test_every_state_code_maps_with_a_comment() -> None:
@@ -149,7 +150,7 @@ def test_array_script_runs_on_the_fake_pbs(flavor: str, tmp_path: Path) -> None:
     tasks.write_text("".join(f"/attempt/{i}\n" for i in range(1, 4)))
     script = tmp_path / "arr.sh"
     script.write_text(pbs.render_script(
-        launch(job_name="akoflow.7.arr", resources={"cpu": 1}), flavor=flavor,
+        launch(job_name="akoflow.7.arr", resources=Resources(cpu=1)), flavor=flavor,
         worker_argv=["/bin/echo", "ran"], modules=[], env={}, log_dir=str(tmp_path / "logs"),
         array_size=3, tasks_file=str(tasks)))
     env = {**os.environ, **fake.env}

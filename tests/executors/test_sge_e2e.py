@@ -12,8 +12,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from akoflow.executor import JobRef, JobState, TaskLaunch
 from akoflow.executors.sge_executor import SgeExecutor
+from akoflow.port import JobRef, JobState, Resources, TaskLaunch
 from tests.conftest import EXAMPLES, ak
 from tests.infra.sge import SgeCluster, sge_env
 
@@ -101,7 +101,7 @@ def test_h_rt_kill_is_judged_timeout_by_qacct(sge_cluster: SgeCluster, tmp_path:
     adir.mkdir(parents=True)
     ln = TaskLaunch(workflow_id=900, workflow="t", activity_id=1, activity="a", attempt=1,
                     job_name="akoflow.900.a.1", attempt_dir=adir, work_dir=tmp_path,
-                    run_dir=tmp_path, script="", resources={"time_limit": 2})
+                    run_dir=tmp_path, script="", resources=Resources(time_limit=2))
     [jid] = ex.submit([ln])
     ref = JobRef(jid, ln.job_name, str(adir), time.time())
     seen: list[JobState] = []

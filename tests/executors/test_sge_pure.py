@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from akoflow.executor import JobRef, JobState, SpecError, SubmitError, TaskLaunch
 from akoflow.executors import sge
 from akoflow.executors.base import CommandResult, Transport
 from akoflow.executors.sge_executor import SgeExecutor
+from akoflow.port import JobRef, JobState, Resources, SpecError, SubmitError, TaskLaunch
 
 HERE = Path(__file__).resolve().parent
 GOLDEN = HERE / "golden"
@@ -27,10 +27,10 @@ def launch(**over: object) -> TaskLaunch:
         workflow_id=7, workflow="demo", activity_id=3, activity="align", attempt=2,
         job_name="akoflow.7.align.2", attempt_dir=Path("/scratch/run/align/2"),
         work_dir=Path("/scratch/run"), run_dir=Path("/scratch/run"), script="echo hi",
-        resources={"cpu": 2, "memory": 3 * 2**30, "time_limit": 3600, "gpus": 1,
-                   "node_selector": {"arch": "lx-amd64"},
-                   "extra": {"queue": "all.q", "project": "p1", "features": "ssd",
-                             "sge.notify": "true", "sge.m": "n"}},
+        resources=Resources(cpu=2, memory=3 * 2**30, time_limit=3600, gpus=1,
+                            node_selector={"arch": "lx-amd64"},
+                            extra={"queue": "all.q", "project": "p1", "features": "ssd",
+                                   "sge.notify": "true", "sge.m": "n"}),
     )
     base.update(over)
     return TaskLaunch(**base)  # type: ignore[arg-type]
@@ -69,7 +69,7 @@ def test_render_single_matches_golden() -> None:
 
 def test_render_array_matches_golden() -> None:
     text = sge.render_script(
-        launch(job_name="akoflow.7.array.0123456789ab", resources={"cpu": 1}),
+        launch(job_name="akoflow.7.array.0123456789ab", resources=Resources(cpu=1)),
         worker_argv=WORKER, modules=[], env={"A": "1"}, log_dir="/scratch/run/arrays",
         site=SITE, array_size=10, tasks_file="/scratch/run/arrays/x.tasks")
     check_golden("sge_array.sh", text)
@@ -99,18 +99,18 @@ def test_render_rejects_bad_job_names(name: str) -> None:
 
 def test_cpus_need_a_parallel_environment() -> None:
     none = sge.SiteOptions()
-    assert sge.resource_options({"cpu": 1.0, "gpus": 0, "memory": None}, none) == []
+    assert sge.resource_options(Resources(cpu=1.0, gpus=0, memory=None), none) == []
     with pytest.raises(SpecError, match="parallel_environment"):
-        sge.resource_options({"cpu": 1.5}, none)
-    assert sge.resource_options({"cpu": 4, "extra": {"pe": "mpi"}}, none) == ["-pe mpi 4"]
-    assert sge.resource_options({"cpu": 3}, SITE) == ["-pe smp 3"]
+        sge.resource_options(Resources(cpu=1.5), none)
+    assert sge.resource_options(Resources(cpu=4, extra={"pe": "mpi"}), none) == ["-pe mpi 4"]
+    assert sge.resource_options(Resources(cpu=3), SITE) == ["-pe smp 3"]
 
 
 def test_resource_mapping_and_passthrough() -> None:
-    opts = sge.resource_options({
-        "memory": 100 * 2**20, "time_limit": 59.2,
-        "extra": {"partition": "long.q", "account": "acct", "constraint": "a,b",
-                  "sge.l": "scratch=10G", "sge.notify": "yes", "sge.R": "false"}},
+    opts = sge.resource_options(Resources(
+        memory=100 * 2**20, time_limit=59.2,
+        extra={"partition": "long.q", "account": "acct", "constraint": "a,b",
+               "sge.l": "scratch=10G", "sge.notify": "yes", "sge.R": "false"}),
         sge.SiteOptions(time_limit_grace=0))
     assert opts == ["-l h_vmem=100M,h_rt=0:01:00,a=TRUE,b=TRUE", "-q long.q", "-P acct",
                     "-l scratch=10G", "-notify"]
@@ -118,7 +118,7 @@ def test_resource_mapping_and_passthrough() -> None:
 
 def test_unknown_extra_key_lists_valid_keys() -> None:
     with pytest.raises(SpecError) as err:
-        sge.resource_options({"extra": {"queu": "all.q"}}, SITE)
+        sge.resource_options(Resources(extra={"queu": "all.q"}), SITE)
     for key in ("queue", "partition", "project", "account", "features", "pe",
                 "sge.<qsub-option>"):
         assert key in str(err.value)
@@ -135,7 +135,7 @@ def test_unknown_extra_key_lists_valid_keys() -> None:
 ])
 def test_resource_options_rejects(res: dict[str, object]) -> None:
     with pytest.raises(SpecError):
-        sge.resource_options(res, SITE)
+        sge.resource_options(Resources(**res), SITE)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(("seconds", "text"), [

@@ -23,11 +23,10 @@ from typing import Any
 import pytest
 
 from akoflow import service
-from akoflow.dispatch import protocol
-from akoflow.executor import SpecError, TaskLaunch, akoflow_argv
 from akoflow.executors import singularity, slurm
 from akoflow.executors.singularity import SingularityExecutor, image_ref, wrapper_argv
 from akoflow.executors.slurm_executor import SlurmExecutor
+from akoflow.port import Resources, SpecError, TaskLaunch, akoflow_argv, protocol
 from akoflow.sites import load_site
 from tests.conftest import ak
 
@@ -75,8 +74,8 @@ def launch(tmp_path: Path, **over: Any) -> TaskLaunch:
         workflow_id=3, workflow="nemo", activity_id=9, activity="infer", attempt=1,
         job_name="akoflow.3.infer.1", attempt_dir=protocol.attempt_dir(run, "infer", 1),
         work_dir=run / "work", run_dir=run, script="python infer.py > out.txt\necho done",
-        resources={"cpu": 2.0, "memory": 2**30, "time_limit": 600, "gpus": 0,
-                   "node_selector": {}, "extra": {}},
+        resources=Resources(cpu=2.0, memory=2**30, time_limit=600, gpus=0, node_selector={},
+                            extra={}),
         image=str(make_sif(tmp_path / "sifs" / "nemo.sif")), env={"MODEL": "small"},
     )
     base.update(over)
@@ -89,7 +88,7 @@ def test_wrapper_argv_and_task_sh_golden(tmp_path: Path) -> None:
     (tmp_path / "scratch").mkdir()
     (tmp_path / "models").mkdir()
     ln = launch(tmp_path, mount_path="/data", volumes=[(str(tmp_path / "models"), "/models")],
-                resources={"cpu": 1.0, "gpus": 1})
+                resources=Resources(cpu=1.0, gpus=1))
     config = {"container": "apptainer", "container_binary": "apptainer",
               "binds": [f"{tmp_path}/scratch:/scratch:ro"]}
     argv = wrapper_argv(config, ln)

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from akoflow.dispatch import protocol
-from akoflow.executor import JobRef, JobState, TaskLaunch
 from akoflow.executors.slurm_executor import SlurmExecutor
+from akoflow.port import JobRef, JobState, Resources, TaskLaunch, protocol
 from akoflow.sites import load_site
 from tests.conftest import ak
 from tests.executors.slurm_cleanup import cancel_akoflow_jobs  # noqa: F401
@@ -33,7 +32,7 @@ def _launches(run: Path, n: int, script: str = "echo hi > out-$AKOFLOW_ACTIVITY"
             workflow_id=wf, workflow="arr", activity_id=i + 1, activity=f"t{i}", attempt=1,
             job_name=protocol.job_name(wf, f"t{i}", 1),
             attempt_dir=protocol.attempt_dir(run, f"t{i}", 1), work_dir=run / "work",
-            run_dir=run, script=script, resources={"cpu": 1.0, "memory": 50 * 2**20},
+            run_dir=run, script=script, resources=Resources(cpu=1.0, memory=50 * 2**20),
             sample_interval=0.2)
         protocol.prepare_attempt(ln)
         out.append(ln)

@@ -11,15 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from akoflow.executor import (
+from akoflow.executors import slurm
+from akoflow.port import (
     ENDED_STATES,
     JobState,
     JobStatus,
+    Resources,
     SpecError,
     SubmitError,
     TaskLaunch,
 )
-from akoflow.executors import slurm
 
 HERE = Path(__file__).resolve().parent
 GOLDEN = HERE / "golden"
@@ -32,9 +33,10 @@ def launch(**over: object) -> TaskLaunch:
         workflow_id=7, workflow="demo", activity_id=3, activity="align", attempt=2,
         job_name="akoflow.7.align.2", attempt_dir=Path("/scratch/run/align/2"),
         work_dir=Path("/scratch/run"), run_dir=Path("/scratch/run"), script="echo hi",
-        resources={"cpu": 1.5, "memory": 3 * 2**30, "time_limit": 3600, "gpus": 1,
-                   "node_selector": {"isa": "avx2"},
-                   "extra": {"partition": "debug", "account": "proj1", "slurm.exclusive": "true"}},
+        resources=Resources(cpu=1.5, memory=3 * 2**30, time_limit=3600, gpus=1,
+                            node_selector={"isa": "avx2"},
+                            extra={"partition": "debug", "account": "proj1",
+                                   "slurm.exclusive": "true"}),
     )
     base.update(over)
     return TaskLaunch(**base)  # type: ignore[arg-type]
@@ -62,7 +64,7 @@ def test_render_single_matches_golden() -> None:
 
 def test_render_array_matches_golden() -> None:
     text = slurm.render_script(
-        launch(job_name="akoflow.7.align.arr1", resources={"cpu": 1}), worker_argv=WORKER,
+        launch(job_name="akoflow.7.align.arr1", resources=Resources(cpu=1)), worker_argv=WORKER,
         modules=[], env={"A": "1"}, log_dir="/scratch/logs/", array_size=10,
         tasks_file="/scratch/run/.akoflow/batch/arr1/tasks.txt")
     check_golden("slurm_array.sh", text)
@@ -90,12 +92,12 @@ def test_render_rejects_unsafe_job_name() -> None:
 # -- resources ---------------------------------------------------------------------------------
 
 def test_resource_options_full_mapping() -> None:
-    opts = slurm.resource_options({
-        "cpu": 0.5, "memory": 1000 * 2**20 + 1, "time_limit": 61, "gpus": 2,
-        "node_selector": {"b": "ssd", "a": "avx2"},
-        "extra": {"queue": "bigmem", "project": "p1", "qos": "high", "features": "big|huge",
-                  "reservation": "maint", "slurm.nodes": "1", "slurm.exclusive": "yes",
-                  "slurm.oversubscribe": "false"}})
+    opts = slurm.resource_options(Resources(
+        cpu=0.5, memory=1000 * 2**20 + 1, time_limit=61, gpus=2,
+        node_selector={"b": "ssd", "a": "avx2"},
+        extra={"queue": "bigmem", "project": "p1", "qos": "high", "features": "big|huge",
+               "reservation": "maint", "slurm.nodes": "1", "slurm.exclusive": "yes",
+               "slurm.oversubscribe": "false"}))
     assert opts == ["--cpus-per-task=1", "--mem=1001M", "--time=0-00:02:00", "--gres=gpu:2",
                     "--partition=bigmem", "--account=p1", "--qos=high",
                     "--reservation=maint", "--nodes=1", "--exclusive",
@@ -111,15 +113,15 @@ def test_time_rounds_up_to_minutes(seconds: float, text: str) -> None:
 
 
 def test_cpu_ceil_and_defaults() -> None:
-    assert slurm.resource_options({"cpu": 2.0}) == ["--cpus-per-task=2"]
-    assert slurm.resource_options({"cpu": 2.01}) == ["--cpus-per-task=3"]
-    assert slurm.resource_options({"cpu": 1.0, "memory": None, "time_limit": None, "gpus": 0,
-                                   "node_selector": {}, "extra": {}}) == ["--cpus-per-task=1"]
+    assert slurm.resource_options(Resources(cpu=2.0)) == ["--cpus-per-task=2"]
+    assert slurm.resource_options(Resources(cpu=2.01)) == ["--cpus-per-task=3"]
+    assert slurm.resource_options(Resources(cpu=1.0, memory=None, time_limit=None, gpus=0,
+                                            node_selector={}, extra={})) == ["--cpus-per-task=1"]
 
 
 def test_unknown_extra_key_lists_valid_keys() -> None:
     with pytest.raises(SpecError) as err:
-        slurm.resource_options({"extra": {"partiton": "debug"}})
+        slurm.resource_options(Resources(extra={"partiton": "debug"}))
     for key in ("partition", "queue", "account", "project", "qos", "constraint", "features",
                 "reservation", "slurm.<sbatch-option>"):
         assert key in str(err.value)
@@ -137,7 +139,7 @@ def test_unknown_extra_key_lists_valid_keys() -> None:
 ])
 def test_resource_options_rejects(res: dict[str, object]) -> None:
     with pytest.raises(SpecError):
-        slurm.resource_options(res)
+        slurm.resource_options(Resources(**res))  # type: ignore[arg-type]
 
 
 # -- states ------------------------------------------------------------------------------------
@@ -321,7 +323,7 @@ def test_rendered_array_reads_tasks_file(slurm_cluster: object, tmp_path: Path) 
     (tmp_path / "tasks.txt").write_text("".join(f"{d}\n" for d in dirs))
     script = tmp_path / "job.sh"
     script.write_text(slurm.render_script(
-        launch(job_name=name, resources={"cpu": 1, "memory": 64 * 2**20}),
+        launch(job_name=name, resources=Resources(cpu=1, memory=64 * 2**20)),
         worker_argv=["/bin/test", "-d"], modules=[], env={}, log_dir=str(tmp_path),
         array_size=3, tasks_file=str(tmp_path / "tasks.txt")))
     [(spec, _)] = slurm.array_spec(3, 2, 1001)

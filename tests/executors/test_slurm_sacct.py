@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from akoflow.executor import JobRef, JobState
 from akoflow.executors.base import CommandResult, Transport
 from akoflow.executors.slurm_executor import SlurmExecutor
+from akoflow.port import JobRef, JobState
 from akoflow.sites import load_site
 
 CAPTURED = Path(__file__).parent / "captured"

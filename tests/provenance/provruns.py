@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from akoflow import service
-from akoflow.manifest import AttemptOutcome, FileEntry, Intent, Manifest, WorkflowRecord
+from akoflow.manifest import Intent, Manifest, WorkflowRecord
+from akoflow.port import AttemptOutcome, FileEntry, Resources
 from akoflow.spec.loader import parse_workflow_text
 from akoflow.spec.models import ActivitySpec, WorkflowSpec
 
@@ -99,7 +100,7 @@ def synthetic_run(db: Path, files: dict[str, list[FileEntry]]) -> tuple[Manifest
     acts = m.ready_activities(wf.id)
     ids = m.begin_attempts(wf.id, [Intent(
         activity_id=a.id, number=1, site="local", job_name=f"j{a.name}", attempt_dir="/tmp/x",
-        resources={}) for a in acts])
+        resources=Resources()) for a in acts])
     t = time.time()
     for act, attempt in zip(acts, ids, strict=True):
         assert attempt is not None

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from provruns import Run, synthetic_run
 
-from akoflow.manifest import FileEntry, ManifestError
+from akoflow.manifest import ManifestError
+from akoflow.port import FileEntry
 from akoflow.provenance import prov as P
 from akoflow.provenance.lineage import lineage, to_dot, to_json, to_mermaid
 

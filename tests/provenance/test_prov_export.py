@@ -36,7 +36,7 @@ from prov.model import (
 from provruns import Run, synthetic_run
 
 import akoflow
-from akoflow.manifest import FileEntry
+from akoflow.port import FileEntry
 from akoflow.provenance import prov as P
 
 NS = P.NS_URI

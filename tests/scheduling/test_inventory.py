@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from akoflow.executor import Node
 from akoflow.manifest import Manifest
+from akoflow.port import Node
 from akoflow.scheduling.history import manifest_history
 from akoflow.scheduling.inventory import (
     InventoryError,

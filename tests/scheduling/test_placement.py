@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from akoflow.executor import Node
+from akoflow.port import Node
 from akoflow.scheduling.history import RunHistory
 from akoflow.scheduling.placement import TaskView, first_fit, place, task_view
 from akoflow.scheduling.policies import PolicyError, akoscore, expected_time, load_policy

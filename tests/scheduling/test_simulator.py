@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from akoflow.executor import Node
+from akoflow.port import Node
 from akoflow.scheduling.heft import heft
 from akoflow.scheduling.inventory import load_nodes_file
 from akoflow.scheduling.simulator import SimulationError, simulate

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from akoflow.spec.units import UnitError, parse_cpu, parse_duration, parse_memory
+from akoflow.port.units import UnitError, parse_cpu, parse_duration, parse_memory
 
 Mi = 1024**2
 Gi = 1024**3

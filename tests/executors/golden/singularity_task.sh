@@ -1,6 +1,6 @@
 #!/bin/bash
 # akoflow task nemo/infer attempt 1
-# akoflow-task: {"workflow_id":3,"workflow":"nemo","activity":"infer","attempt":1,"work_dir":"{TMP}/run/work","sample_interval":15.0,"resources":{"cpu":1.0,"gpus":1},"image":"{TMP}/sifs/nemo.sif","wrapper":["apptainer","exec","--nv","--bind","{TMP}/run/work:/data","--bind","{TMP}/scratch:/scratch:ro","--bind","{TMP}/models:/models","--pwd","/data","--env","AKOFLOW_WORKDIR=/data","{TMP}/sifs/nemo.sif"]}
+# akoflow-task: {"workflow_id":3,"workflow":"nemo","activity":"infer","attempt":1,"work_dir":"{TMP}/run/work","sample_interval":15.0,"resources":{"cpu":1.0,"memory":null,"time_limit":null,"gpus":1,"node_selector":{},"extra":{}},"image":"{TMP}/sifs/nemo.sif","wrapper":["apptainer","exec","--nv","--bind","{TMP}/run/work:/data","--bind","{TMP}/scratch:/scratch:ro","--bind","{TMP}/models:/models","--pwd","/data","--env","AKOFLOW_WORKDIR=/data","{TMP}/sifs/nemo.sif"]}
 _akoflow_dir={TMP}/run/activities/infer.1
 set -C
 { exec {_akoflow_fd}>"$_akoflow_dir/pid"; } 2>&- || exit 111

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from akoflow.executor import Node
+from akoflow.port import Node
 from akoflow.scheduling.placement import History, TaskView
 
 

@@ -1,13 +1,14 @@
-"""The port between the core and the outside world: what every executor adapter implements.
+"""The executor core: what every adapter implements, and what it exchanges with the core.
 
 The core never imports an adapter by module name: adapters register in the entry-point group
 `akoflow.executors` (ours and third parties' alike) and are found with `executor_class()`.
+What only some executors can do (run tasks in this process, run the dispatcher as a job)
+is a capability of its own (`akoflow/port/capabilities.py`), not a default here.
 """
 
 from __future__ import annotations
 
 import logging
-import sys
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,23 +16,11 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, ClassVar
 
-from akoflow import plugins
-from akoflow.manifest.records import AttemptOutcome
+from akoflow.port import plugins
+from akoflow.port.resources import Resources
 
 log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "akoflow.executors"
-
-
-def akoflow_argv(python: str | None = None) -> list[str]:
-    """`python -m akoflow`, as detached dispatchers and workers are started.
-
-    `-m` puts the working directory first on sys.path, so a folder named `akoflow` there (a
-    source checkout, with a regular install) would be imported instead of the installed
-    package. `-P` (Python 3.11+) leaves it off; it is added for this interpreter, whose
-    version is known, not for a site's own `python:`."""
-    exe = python or sys.executable
-    safe = ["-P"] if exe == sys.executable and sys.version_info >= (3, 11) else []
-    return [exe, *safe, "-m", "akoflow"]
 
 
 # JobStatus.message of a job held on a dependency that can never be met (Slurm's reason
@@ -96,7 +85,7 @@ class TaskLaunch:
     run_dir: Path
     script: str  # the user's `run` text, executed by bash
     env: dict[str, str] = field(default_factory=dict)
-    resources: dict[str, Any] = field(default_factory=dict)
+    resources: Resources = field(default_factory=Resources)
     image: str | None = None
     node: str | None = None  # placement chosen by the scheduling policy
     after_ok: list[str] = field(default_factory=list)  # job ids this one must wait for
@@ -112,7 +101,7 @@ class TaskLaunch:
     # argv that runs the user's command inside a container (`apptainer exec ... IMAGE`);
     # empty = run it directly. Set from `Executor.task_wrapper` before task.sh is written.
     wrapper: list[str] = field(default_factory=list)
-    # How the task's file operations are observed (dispatch/protocol.observation): the
+    # How the task's file operations are observed (port/protocol.observation): the
     # site's `trace:` setting, its data directories and container mounts.
     observe: dict[str, Any] = field(default_factory=dict)
 
@@ -175,16 +164,6 @@ class Executor(ABC):
     """
 
     kind: str = "abstract"
-    # True when this executor runs tasks on nodes whose room the dispatcher must respect
-    # (local machine); False when a scheduler queues whatever it is given.
-    bounded: bool = False
-    # On bounded executors: how much work (as a fraction of capacity) may wait in the
-    # executor's own queue, so a slot is refilled the moment a task ends.
-    prefetch: float = 0.0
-    # True when the scheduler itself can hold a job until others succeed (`afterok`) and
-    # reports such a job as never runnable once one of them failed: the dispatcher may
-    # then queue children ahead of their parents (TaskLaunch.after_ok).
-    chains_after_ok: bool = False
     # The dispatcher sees a task's work directory at the same path (local disks, cluster
     # file systems, a Docker bind mount); False for a Kubernetes volume: declared inputs and
     # outputs cannot be checked from here.
@@ -214,10 +193,6 @@ class Executor(ABC):
         self.site = site
         self.config = dict(config)
 
-    def planned_job_id(self, launch: TaskLaunch) -> str | None:
-        """A job id known before submission (local executors), else None."""
-        return None
-
     @abstractmethod
     def submit(self, launches: Sequence[TaskLaunch]) -> list[str]:
         """Start or queue the launches; one job id per launch, in order."""
@@ -235,28 +210,6 @@ class Executor(ABC):
         appends `bash -eo pipefail -c SCRIPT`); [] runs it directly."""
         return []
 
-    def poll_changes(self) -> dict[str, JobStatus] | None:
-        """Status changes since the last call, keyed by job id, for executors that track
-        their jobs in-process (O(changed) cycles); None means "use `poll`"."""
-        return None
-
-    def busy(self) -> bool:
-        """True while this process itself has tasks to watch (in-process executors)."""
-        return False
-
-    # -- dispatcher jobs (batch schedulers that can run the dispatcher itself) --------------
-    hosts_dispatcher: bool = False
-
-    def submit_dispatcher(self, name: str, argv: Sequence[str], *, after_any: Sequence[str],
-                          delay: float, log_dir: Path) -> str:
-        """Queue a dispatcher job running `argv` that starts once any job in `after_any` has
-        ended (or at once if empty), and not before `delay` seconds from now."""
-        raise ExecutorError(f"site {self.site} cannot run dispatcher jobs")
-
-    def dispatcher_jobs(self, name: str) -> list[tuple[str, JobState]]:
-        """Dispatcher jobs named `name` the scheduler knows, with their states."""
-        return []
-
     def lookup(self, job_names: Sequence[str]) -> dict[str, str]:
         """Job ids of jobs the scheduler knows under these names (crash repair)."""
         return {}
@@ -264,16 +217,6 @@ class Executor(ABC):
     def nodes(self) -> list[Node]:
         """The node inventory, refreshed with one call."""
         return []
-
-    def collect_reports(self) -> dict[str, AttemptOutcome]:
-        """Outcomes already in memory (in-process workers), keyed by attempt dir."""
-        return {}
-
-    def wait(self, timeout: float) -> None:
-        """Block until something may have changed, or `timeout` seconds pass."""
-        import time
-
-        time.sleep(timeout)
 
     @property
     def min_poll_interval(self) -> float:

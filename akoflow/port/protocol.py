@@ -3,8 +3,9 @@
     <run_dir>/activities/<activity>.<attempt>/
         task.sh            the user's `run` text with akoflow's prologue (bash); its
                            header line holds what `akoflow worker` and repair need
-        pid                written by task.sh itself, first thing (crash repair: "did it start?")
-        exitcode           written by task.sh's EXIT trap (survives a dead dispatcher)
+        pid                written by task.sh itself, first thing (crash repair: "did it
+                           start?"); its EXIT trap appends the exit code and bash `times`
+                           (survives a dead dispatcher; older versions wrote `exitcode`)
         stdout, stderr
         metrics.jsonl      psutil samples, appended while the task runs (in-job worker)
         result.json        written last, by temp file + rename
@@ -23,9 +24,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from akoflow.executor import TaskLaunch
-from akoflow.manifest.records import AttemptOutcome, FileEntry, MetricSample
-from akoflow.spec.names import ident
+from akoflow.port.executor import TaskLaunch
+from akoflow.port.names import ident
+from akoflow.port.records import AttemptOutcome, FileEntry, MetricSample
 
 TASK_SH = "task.sh"
 TASK_HEADER = "# akoflow-task: "
@@ -72,10 +73,10 @@ def task_env(launch: TaskLaunch) -> dict[str, str]:
         "AKOFLOW_WORKDIR": str(launch.work_dir),
         "AKOFLOW_ATTEMPT_DIR": str(launch.attempt_dir),
         "AKOFLOW_RUN_DIR": str(launch.run_dir),
-        "AKOFLOW_CPUS": _num(res.get("cpu", 1.0)),
+        "AKOFLOW_CPUS": _num(res.cpu),
     }
-    if res.get("memory"):
-        env["AKOFLOW_MEMORY"] = str(res["memory"])
+    if res.memory:
+        env["AKOFLOW_MEMORY"] = str(res.memory)
     if launch.mount_path:
         env["AKOFLOW_MOUNT_PATH"] = launch.mount_path
     env.update(launch.env)
@@ -91,7 +92,7 @@ def task_info(launch: TaskLaunch) -> dict[str, Any]:
         "attempt": launch.attempt,
         "work_dir": str(launch.work_dir),
         "sample_interval": launch.sample_interval,
-        "resources": launch.resources,
+        "resources": launch.resources.to_json(),
         "image": launch.image,
         "wrapper": launch.wrapper,
         **({"observe": launch.observe} if launch.observe else {}),
@@ -289,7 +290,7 @@ def read_int(path: Path) -> int | None:
         text = path.read_text()
     except (FileNotFoundError, IsADirectoryError):
         return None
-    first, newline, _ = text.partition("\n")  # exitcode may carry `times` lines after it
+    first, newline, _ = text.partition("\n")  # the pid file carries more lines after it
     if not newline:
         return None
     try:
