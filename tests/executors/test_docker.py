@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -213,10 +214,12 @@ spec:
     finally:
         m.close()
     assert len(samples) >= 5
-    # Half a core granted: a 0.2 s sample shows about 50 % (a late one may span three 50 ms
-    # bursts, and CPU time comes in 10 ms ticks), a free loop ~100 % on an idle core; it did
-    # spin, though (other tests may share the machine's two cores).
-    assert max(samples) <= 75, samples
+    # Half a core granted: a 0.2 s sample shows about 50 % (one may span an extra 50 ms
+    # burst of the quota's period, and CPU time comes in 10 ms ticks: 82 % was seen once), a
+    # free loop ~100 % on an idle core; it did spin, though (other tests may share the
+    # machine's two cores).
+    assert statistics.median(samples) <= 65, samples
+    assert sorted(samples)[-2] <= 85, samples
     assert sum(samples) / len(samples) >= 5, samples
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from akoflow.manifest import Manifest
 from tests.conftest import ak
 from tests.executors.slurm_cleanup import cancel_akoflow_jobs  # noqa: F401
 
@@ -55,10 +56,17 @@ def _executions(home: Path) -> list[str]:
     return (Path(st["run_dir"]) / "executions.log").read_text().split()
 
 
-def _queued_jobs() -> list[str]:
+def _queued_jobs(home: Path) -> list[str]:
+    """This manifest's jobs still pending (another manifest's dispatcher is not ours)."""
+    m = Manifest(home / "manifest.db")
+    try:
+        ours = f"akoflow.1.dispatcher.{m.instance_id()}"
+    finally:
+        m.close()
     out = subprocess.run(["squeue", "--noheader", "--format=%i %j %T"], capture_output=True,
                          text=True, check=True).stdout
-    return [ln for ln in out.splitlines() if " akoflow.1." in ln and "PENDING" in ln]
+    return [ln for ln in out.splitlines() if " akoflow.1." in ln and "PENDING" in ln
+            and (".dispatcher." not in ln or ours in ln)]
 
 
 def test_children_are_queued_ahead_and_run_once(slurm_cluster: object, akhome: Path,
@@ -79,7 +87,7 @@ def test_failed_parent_cancels_jobs_queued_ahead(slurm_cluster: object, akhome: 
     ahead = {e["activity"] for e in _events(akhome) if "(ahead)" in (e.get("message") or "")}
     assert ahead == {"b", "c"}
     assert _executions(akhome) == ["a"]
-    assert _queued_jobs() == []  # nothing left in DependencyNeverSatisfied
+    assert _queued_jobs(akhome) == []  # nothing left in DependencyNeverSatisfied
 
 
 def test_parent_retry_resubmits_children_queued_ahead(slurm_cluster: object, akhome: Path,
@@ -93,4 +101,4 @@ def test_parent_retry_resubmits_children_queued_ahead(slurm_cluster: object, akh
     by_name = {a["name"]: a for a in desc["activities"]}
     assert by_name["a"]["attempts"] == 2
     assert {a["status"] for a in desc["activities"]} == {"FINISHED"}
-    assert _queued_jobs() == []
+    assert _queued_jobs(akhome) == []
