@@ -33,7 +33,8 @@ BLOCKS: Final[dict[str, frozenset[str]]] = {
     "ssh": frozenset({"host", "user", "port", "identity_file", "jump", "known_hosts",
                       "remote_home", "python", "transport", "require_master"}),
     "packing": frozenset({"cpus", "nodes", "memory", "time", "max_allocations",
-                          "idle_timeout"}),
+                          "idle_timeout", "status_interval", "grow_after", "max_submit_jobs",
+                          "max_jobs"}),
 }
 # Keys whose value must be a positive number of seconds.
 _SECONDS: Final = ("sample_interval", "poll_interval")

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from akoflow.dispatch import chain
+from akoflow.dispatch import chain, packing
 from akoflow.dispatch.cycle import Dispatcher, Notifier
 from akoflow.dispatch.lock import DispatchLock
 from akoflow.dispatch.types import CycleReport, DispatchConfig, Resolver
@@ -59,6 +59,9 @@ def _dispatch_once(
         try:
             host = _dispatcher_host(m, wf_id, resolve)
             log_dir = Path(m.get_workflow(wf_id, texts=False).run_dir) / "dispatcher"
+            if host is not None and chain.current_job() is not None and packing.packs(host):
+                # a dispatcher job of a packed site is an allocation: it leads from there
+                return packing.lead(d, m, wf_id, host, log_dir, config or DispatchConfig())
             report = d.cycle(force_poll=True)
             if host is not None and chain.current_job() is not None:
                 chain.queue_successor(m, wf_id, host, log_dir, spacing=(
