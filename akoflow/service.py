@@ -127,14 +127,15 @@ def dispatch(m: Manifest, wf_id: int) -> CycleReport | None:
 
 
 def serve_pilot(run_dir: Path, site: str, *, index: int = 0, started: float | None = None,
-                parent: int | None = None, spawn: bool = False) -> int:
+                parent: int | None = None, spawn: bool = False, lead: bool = False) -> int:
     """`akoflow pilot`: the agent of one node of a packed site's allocation."""
     from akoflow.dispatch.packing import PackedSite
 
     ex = SiteResolver()(site)
     if not isinstance(ex, PackedSite):
         raise SiteError(f"site {site!r} has no packing: block")
-    return ex.serve(run_dir, index=index, started=started, parent=parent, spawn=spawn)
+    return ex.serve(run_dir, index=index, started=started, parent=parent, spawn=spawn,
+                    lead=lead)
 
 
 def unattended(m: Manifest, wf: WorkflowRecord) -> bool:

@@ -102,7 +102,8 @@ class PilotExecutor(Executor):
             wf = run_dir.name.rsplit("-", 2)[-2] if run_dir.name.count("-") >= 2 else "0"
             w = self.workflows[run_dir] = Packed(
                 run_dir, Fleet(run_dir, prefetch=self.pack.prefetch, margin=self.pack.margin),
-                view, HeldJobs(self.batch, view, directory),
+                view, HeldJobs(self.batch, view, directory,
+                               lambda: self.spare(self.workflows[run_dir])),
                 f"akoflow.{wf}.pilot.{run_dir.name}")
         return w
 
@@ -157,7 +158,7 @@ class PilotExecutor(Executor):
             now - fleet.waiting_since >= self.pack.grow_after
         need = (not live and not coming) or (not coming and bool(live) and fleet.needs_fresh()) \
             or (waited and len(coming) < math.ceil(fleet.demand() / size))
-        if need and w.view.headroom() >= 1 and w.view.may_run_more():
+        if need and self.spare(w) >= 1 and w.view.may_run_more():
             self._ask(w)
 
     def _ask(self, w: Packed) -> None:
@@ -176,10 +177,29 @@ class PilotExecutor(Executor):
         log.info("asked for allocation %s (%d waiting)", job, len(w.fleet.backlog))
 
     def _cancel_asked(self, w: Packed) -> None:
-        pending = [j for j, st in w.view.named(w.name) if st is JobState.PENDING]
+        """Requests whose allocation has not started (its agents have not spoken) go."""
+        pending = self._asked(w)
         if pending:
             self.batch.cancel([JobRef(j, "", "", 0.0) for j in pending])
             w.view.cancelled(pending)
+
+    def spare(self, w: Packed) -> float:
+        """Jobs that may still be queued for pilots and ordinary jobs: the limit's headroom
+        less what the dispatcher chain must always find (a lead and its guard)."""
+        room = w.view.headroom()
+        if room == math.inf or not w.fleet.own_job:
+            return room
+        chain = [j for j, st in w.view.named(self._dispatcher_name(w)) if st in ACTIVE]
+        return room - max(0, 2 - len(chain))
+
+    def _dispatcher_name(self, w: Packed) -> str:
+        """The chain's job name (dispatch/chain.py): the run directory ends with the
+        manifest's instance id."""
+        wf, instance = w.name.split(".")[1], w.run_dir.name.rsplit("-", 1)[-1]
+        return f"akoflow.{wf}.dispatcher.{instance.split('.')[0]}"
+
+    def headroom(self, run_dir: Path) -> float:
+        return self._wf(run_dir).view.headroom()
 
     def _akoflow(self) -> list[str]:
         from akoflow.executor import akoflow_argv
@@ -240,7 +260,7 @@ class PilotExecutor(Executor):
                 return JobStatus(JobState.PENDING)
             if adir in w.held.failed:
                 return w.held.failed.pop(adir)
-            st = w.fleet.status(adir)
+            st = w.fleet.changes.pop(adir, None) or w.fleet.status(adir)
             return st if st is not None or adir in w.fleet.reports else self._unknown(w, ref)
         if not fresh:
             return None  # between listings: the dispatcher reads its result.json
@@ -373,7 +393,8 @@ class PilotExecutor(Executor):
         w.fleet.own_job = job_id
         self.lead_started = started_here()
         self.agents.start(kind=self.batch.kind, python=self.python, run_dir=run_dir,
-                          site=self.site, started=self.lead_started, parent=os.getpid())
+                          site=self.site, started=self.lead_started, parent=os.getpid(),
+                          lead=True)
 
     def lead_deadline(self) -> float:
         """When this allocation stops taking work (its walltime less a margin)."""
@@ -408,9 +429,10 @@ class PilotExecutor(Executor):
 
     # -- the agent side (`akoflow pilot`, inside an allocation) -------------------------------
     def serve(self, run_dir: Path, *, index: int = 0, started: float | None = None,
-              parent: int | None = None, spawn: bool = False) -> int:
+              parent: int | None = None, spawn: bool = False, lead: bool = False) -> int:
         """Be the agent of node `index` of this allocation; with `spawn`, start the agents
-        of its other nodes first (a pilot's job script)."""
+        of its other nodes first (a pilot's job script). The agents of a lead's allocation
+        never end idle: the lead ends them."""
         from .local import LocalExecutor
 
         if parent:
@@ -428,7 +450,8 @@ class PilotExecutor(Executor):
             beat=time.time(), pid=os.getpid(), host=socket.gethostname())
         try:
             return run_agent(pf.pilots_dir(run_dir) / state.pilot, LocalExecutor, self.site,
-                             self.config, state, idle_timeout=self.pack.idle_timeout,
+                             self.config, state,
+                             idle_timeout=math.inf if lead else self.pack.idle_timeout,
                              margin=self.pack.margin)
         finally:
             self.agents.wait()

@@ -142,7 +142,7 @@ class Agent:
                                   self.state.node))
         for job, outcome in self.local.collect_reports().items():
             self.running.discard(job)
-            if self.term and outcome.exit_code in SIGNALLED:
+            if self.term and (outcome.exit_code is None or outcome.exit_code in SIGNALLED):
                 lines.append(pf.event(pf.KILLED, job, time.time()))
             else:
                 lines.append(pf.event(pf.ENDED, job, pf.outcome_text(outcome)))

@@ -43,7 +43,7 @@ CANCEL = "cancel"
 STOP = "stop"
 STARTED, ENDED, KILLED, REFUSED, CANCELLED, LOST = "R", "E", "K", "X", "C", "L"
 RUNNING, DRAINING, GONE = "running", "draining", "ended"
-_JOB = re.compile(r"^[A-Za-z0-9_.@-]{1,100}$")
+_UNSAFE = re.compile(r"[^A-Za-z0-9.@-]")
 
 
 def pilots_dir(run_dir: str | Path) -> Path:
@@ -51,14 +51,13 @@ def pilots_dir(run_dir: str | Path) -> Path:
 
 
 def pilot_name(job_id: str, index: int) -> str:
-    """`<job id>.<node index>`: the allocation's id keeps its pilots together."""
-    if not _JOB.match(job_id):
+    """`<job id>.<node index>`: the allocation's id keeps its pilots together (a character a
+    file name should not hold, such as the `ƒ` of Flux ids, is spelled `_<hex>`; state.json
+    keeps the id as the scheduler spells it)."""
+    safe = _UNSAFE.sub(lambda m: f"_{ord(m.group()):x}", job_id)
+    if not safe or len(safe) > 100:
         raise ValueError(f"job id {job_id!r} cannot name a pilot directory")
-    return f"{job_id}.{index}"
-
-
-def job_of(pilot: str) -> str:
-    return pilot.rpartition(".")[0]
+    return f"{safe}.{index}"
 
 
 def run_dir_of(attempt_dir: str | Path) -> Path:

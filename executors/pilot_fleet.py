@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import psutil
 
 from akoflow.dispatch import protocol
 from akoflow.executor import ALLOCATION_ENDED, JobState, JobStatus
@@ -138,13 +141,14 @@ class Fleet:
                                           pf.Tail(self.dir / name / pf.EVENTS), state_at=now)
             self._adopt_queue(p)
             self._dirty = True
-        for p in self.pilots.values():
+        for p in list(self.pilots.values()):
             if not p.gone and now - p.state_at >= STATE_EVERY:
                 p.state = pf.read_state(p.dir) or p.state
                 p.state_at = now
                 if p.state.status == pf.GONE:
-                    self._apply(p, p.events.lines())
                     self.over(p, cleanly=True)
+                elif p.job != self.own_job and _dead_here(p):
+                    self.over(p, cleanly=False)
 
     def _adopt_queue(self, p: Pilot) -> None:
         """A pilot this process did not feed (its predecessor did): its queue lines are its
@@ -307,3 +311,17 @@ class Fleet:
         for p in self.pilots.values():
             if not p.gone:
                 (p.dir / pf.STOP).touch()
+
+
+def _dead_here(p: Pilot) -> bool:
+    """An agent on this very host whose process is gone (no need to wait for the
+    scheduler's listing: its launcher took its tasks along, see pilot_agent.py)."""
+    if p.state.host != socket.gethostname() or p.state.pid <= 0:
+        return False
+    try:
+        proc = psutil.Process(p.state.pid)
+        alive = proc.status() != psutil.STATUS_ZOMBIE and str(p.dir.parent.parent) in \
+            " ".join(proc.cmdline())
+    except psutil.Error:
+        alive = False
+    return not alive

@@ -56,9 +56,11 @@ def nodes_here(kind: str) -> list[str]:
 
 
 def agent_argv(python: str | None, run_dir: Path, site: str, index: int, started: float,
-               parent: int | None = None) -> list[str]:
+               parent: int | None = None, lead: bool = False) -> list[str]:
     argv = [*akoflow_argv(python), "pilot", "--run-dir", str(run_dir), "--site", site,
             "--index", str(index), "--started", f"{started:.3f}"]
+    if lead:
+        argv.append("--lead")
     return [*argv, "--parent", str(parent)] if parent else argv
 
 
@@ -76,7 +78,8 @@ class Agents:
         self.dirs: list[Path] = []
 
     def start(self, *, kind: str, python: str | None, run_dir: Path, site: str,
-              started: float, first: int = 0, parent: int | None = None) -> None:
+              started: float, first: int = 0, parent: int | None = None,
+              lead: bool = False) -> None:
         """An agent on every node of the allocation from node `first` on (0: this one too,
         a child that dies with `parent`)."""
         logs = pf.pilots_dir(run_dir) / "logs"
@@ -86,7 +89,7 @@ class Agents:
             if index < first:
                 continue
             argv = agent_argv(python, run_dir, site, index, started,
-                              parent if index == 0 else None)
+                              parent if index == 0 else None, lead)
             if index:
                 argv = [*srun_argv(node), *argv]
             name = pf.pilot_name(job, index)

@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -170,9 +171,11 @@ class HeldJobs:
     launch is known to the manifest by its attempt directory; its scheduler job id, once
     it has one, is kept in `pilots/jobs` for dispatchers that come later."""
 
-    def __init__(self, batch: BatchExecutor, view: SchedulerView, directory: Path) -> None:
+    def __init__(self, batch: BatchExecutor, view: SchedulerView, directory: Path,
+                 spare: Callable[[], float]) -> None:
         self.batch = batch
         self.view = view
+        self.spare = spare  # jobs that may be queued now (the chain's share kept)
         self.path = directory / "jobs"
         self.held: dict[str, TaskLaunch] = {}
         self.ids: dict[str, str] = {}  # attempt dir -> scheduler job id
@@ -195,7 +198,7 @@ class HeldJobs:
     def flush(self, *, raise_errors: bool = False) -> None:
         if not self.held or time.time() < self.blocked_until:
             return
-        room = self.view.headroom()
+        room = self.spare()
         take = list(self.held.values())[:len(self.held) if room == math.inf else int(room)]
         if not take:
             return

@@ -252,11 +252,12 @@ def worker(attempt_dir: str) -> None:
 @click.option("--started", type=float, help="When the allocation started (epoch seconds).")
 @click.option("--parent", type=int, help="End with this process (the dispatcher).")
 @click.option("--spawn", is_flag=True, help="Start the agents of the other nodes too.")
+@click.option("--lead", is_flag=True, help="The dispatcher's own allocation: never idle out.")
 def pilot(run_dir: str, site: str, index: int, started: float | None, parent: int | None,
-          spawn: bool) -> None:
+          spawn: bool, lead: bool) -> None:
     """Internal: a pilot's agent inside an allocation (runs the workflow's packed tasks)."""
     sys.exit(service.serve_pilot(Path(run_dir).resolve(), site, index=index,
-                                 started=started, parent=parent, spawn=spawn))
+                                 started=started, parent=parent, spawn=spawn, lead=lead))
 
 
 def _remote_site(site: str) -> bool:

@@ -57,8 +57,10 @@ class PackedSite(Protocol):
 
     def retire(self, run_dir: Path, *, finished: bool) -> None: ...
 
+    def headroom(self, run_dir: Path) -> float: ...
+
     def serve(self, run_dir: Path, *, index: int = 0, started: float | None = None,
-              parent: int | None = None, spawn: bool = False) -> int: ...
+              parent: int | None = None, spawn: bool = False, lead: bool = False) -> int: ...
 
 
 def packs(ex: Executor) -> bool:
@@ -79,60 +81,75 @@ class _Signals:
 
 def lead(d: Dispatcher, m: Manifest, wf_id: int, host: Executor, log_dir: Path,
          config: DispatchConfig) -> CycleReport:
-    """Lead the workflow from inside this allocation until one of the reasons above."""
+    """Lead the workflow from inside this allocation until one of the reasons above. It
+    never leaves a workflow with work left and no successor: a guard that cannot be queued
+    (the site's job limit is full) keeps it leading, and it leaves idle only when a new link
+    fits under the limit."""
     assert isinstance(host, PackedSite)
     me = chain.current_job() or ""
     run_dir = Path(m.get_workflow(wf_id, texts=False).run_dir)
     signals = _Signals()
     host.lead(run_dir, me)
-    ensure_guard(m, wf_id, host, log_dir, me)
+    guarded = ensure_guard(m, wf_id, host, log_dir, me)
     report = d.cycle(force_poll=True)
-    why, idle_since, beat = "finished", None, time.monotonic()
+    why, idle_since, beat, tried = "finished", None, time.monotonic(), time.monotonic()
     while not report.finished:
-        now = time.time()
-        if signals.got is not None:
-            why = f"signal {signal.Signals(signals.got).name}"
-        elif now >= host.lead_deadline():
-            why = "walltime"
-        elif not host.lead_alive():
-            why = "its agent ended"
-        elif host.work_left(run_dir):
-            idle_since = None
-        else:
-            idle_since = idle_since or now
-            if now - idle_since >= host.idle_timeout:
-                why = "idle"
-        if why != "finished":
+        why = _reason(host, run_dir, signals, idle_since)
+        idle_since = None if host.work_left(run_dir) else idle_since or time.time()
+        if why == "idle" and host.headroom(run_dir) < 2:
+            why = ""  # a new link would pass the site's job limit: stay
+        if why and why != "signal" and not guarded and time.monotonic() - tried > 5:
+            guarded, tried = ensure_guard(m, wf_id, host, log_dir, me), time.monotonic()
+        if why and (guarded or why == "signal"):
             break
         _wait(d)
         report = d.cycle(force_poll=False)
         if time.monotonic() - beat > HEARTBEAT:
             m.dispatcher_alive(wf_id)
             beat = time.monotonic()
+    else:
+        why = "finished"
     log.info("workflow %d: the lead in %s leaves (%s)", wf_id, me, why)
     d.submitter.flush()
     host.retire(run_dir, finished=report.finished)
     if report.finished or why == "idle":
         chain.queue_successor(m, wf_id, host, log_dir, spacing=config.chain_spacing,
                               finished=report.finished)
-    else:  # its guard leads next, from a new allocation
-        ensure_guard(m, wf_id, host, log_dir, me)
     return report
 
 
-def ensure_guard(m: Manifest, wf_id: int, host: Executor, log_dir: Path, me: str) -> None:
+def _reason(host: PackedSite, run_dir: Path, signals: _Signals, idle_since: float | None
+            ) -> str:
+    """Why the lead should leave now ("" to stay)."""
+    now = time.time()
+    if signals.got is not None:
+        return "signal"
+    if now >= host.lead_deadline():
+        return "walltime"
+    if not host.lead_alive():
+        return "its agent ended"
+    if idle_since is not None and not host.work_left(run_dir) and \
+            now - idle_since >= host.idle_timeout:
+        return "idle"
+    return ""
+
+
+def ensure_guard(m: Manifest, wf_id: int, host: Executor, log_dir: Path, me: str) -> bool:
     """A pending dispatcher of the workflow that starts when this one ends, however it
-    ends: the link queued with this one, or a new one (after a guard became the lead)."""
+    ends: the link queued with this one, or a new one (after a guard became the lead);
+    False when none could be queued."""
     name = chain.dispatcher_name(m, wf_id)
     if any(st is JobState.PENDING and j != me for j, st in host.dispatcher_jobs(name)):
-        return
+        return True
     python = host.config.get("python")
     try:
         host.submit_dispatcher(name, chain.dispatcher_argv(wf_id, str(python) if python
                                                             else None),
                                after_any=[me] if me else [], delay=0, log_dir=log_dir)
-    except ExecutorError as exc:  # the next cycle's chain step tries again
-        log.warning("could not queue a guard for this lead: %s", exc)
+    except ExecutorError as exc:  # it keeps leading, and tries again
+        log.info("no guard for this lead yet: %s", exc)
+        return False
+    return True
 
 
 def _wait(d: Dispatcher) -> None:
