@@ -322,7 +322,7 @@ class PilotExecutor(Executor):
             if now >= end:
                 return
             time.sleep(min(pause, end - now))
-            pause = min(0.02, pause * 1.5)
+            pause = min(0.01, pause * 1.5)
 
     def cancel(self, jobs: Sequence[JobRef]) -> None:
         raw: list[JobRef] = []

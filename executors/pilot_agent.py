@@ -160,7 +160,7 @@ class Agent:
     def _sleep(self, active: bool) -> None:
         """Wake at once when a task ends; look at the queue every few milliseconds while
         work comes in, less often as the pilot stays idle."""
-        self._interval = 0.005 if active else min(0.2, self._interval * 1.25)
+        self._interval = 0.005 if active else min(0.05, self._interval * 1.25)
         if self.running:
             self.local.wait(self._interval)
         else:

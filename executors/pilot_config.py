@@ -36,7 +36,9 @@ class Packing:
     idle_timeout: float
     status_interval: float
     grow_after: float
-    prefetch: float = 1.0  # queued work per pilot, as a share of its cpus
+    # Work queued in a pilot beyond what runs, as a share of its cpus (the local executor's
+    # own prefetch): a freed slot is refilled without waiting for the dispatcher.
+    prefetch: float = 4.0
 
     @classmethod
     def of(cls, block: Mapping[str, Any], site: str) -> Packing:
