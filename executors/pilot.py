@@ -22,7 +22,7 @@ import os
 import socket
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -43,29 +43,18 @@ from akoflow.executor import (
 from akoflow.manifest.records import AttemptOutcome
 
 from . import pilot_files as pf
+from . import pilot_grow as grow
 from .base import BatchExecutor, over_limit
 from .local_groups import claim_for_cancel
 from .pilot_agent import allocation_memory, die_with_parent, launch_of, node_name, run_agent
 from .pilot_config import Packing
 from .pilot_fleet import Fleet, Waiting
+from .pilot_grow import Packed
 from .pilot_here import Agents, job_here, started_here
 from .pilot_jobs import ACTIVE, HeldJobs, SchedulerView
 from .pilot_limits import Limits, cluster_limits, profile_limits
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Packed:
-    """One workflow's side of the site: its pilots, its listing, its ordinary jobs."""
-
-    run_dir: Path
-    fleet: Fleet
-    view: SchedulerView
-    held: HeldJobs
-    name: str  # the job name of its pilot allocations
-    asked_at: float = 0.0  # the last allocation request
-    idle_since: float | None = None
 
 
 class PilotExecutor(Executor):
@@ -103,7 +92,7 @@ class PilotExecutor(Executor):
             w = self.workflows[run_dir] = Packed(
                 run_dir, Fleet(run_dir, prefetch=self.pack.prefetch, margin=self.pack.margin),
                 view, HeldJobs(self.batch, view, directory,
-                               lambda: self.spare(self.workflows[run_dir])),
+                               lambda: grow.spare(self.workflows[run_dir])),
                 f"akoflow.{wf}.pilot.{run_dir.name}")
         return w
 
@@ -117,12 +106,12 @@ class PilotExecutor(Executor):
         """Read the pilots, take a listing when due and something waits on the scheduler,
         feed the queues, ask for allocations, submit held jobs; True if something ended."""
         ended = w.fleet.refresh()
-        if w.view.due() and (w.fleet.busy() or w.held.held or w.held.ids or self._asked(w)):
+        if w.view.due() and (w.fleet.busy() or w.held.held or w.held.ids or grow.asked(w)):
             before = w.view.now.ts
             if w.view.refresh() and w.view.now.ts != before:
                 self._judge_allocations(w)
         w.fleet.feed()
-        self._grow(w)
+        grow.step(w, self.pack, self.batch, self._ask)
         w.held.flush()
         return ended or bool(w.fleet.reports or w.fleet.changes)
 
@@ -132,34 +121,6 @@ class PilotExecutor(Executor):
         running |= set(w.view.now.since)
         jobs = {p.job for p in w.fleet.pilots.values() if not p.gone}
         w.fleet.allocations_over({j for j in jobs if j not in running})
-
-    # -- growing and shrinking ----------------------------------------------------------------
-    def _asked(self, w: Packed) -> list[str]:
-        """Allocations requested and queued or running whose agents have not spoken yet."""
-        seen = {p.job for p in w.fleet.pilots.values()}
-        return [j for j, st in w.view.named(w.name) if st in ACTIVE and j not in seen]
-
-    def _grow(self, w: Packed) -> None:
-        fleet, now = w.fleet, time.time()
-        if not fleet.backlog:
-            w.idle_since = w.idle_since or now
-            if now - w.idle_since >= self.pack.idle_timeout:
-                self._cancel_asked(w)
-            return
-        w.idle_since = None
-        live = {p.job for p in fleet.pilots.values() if not p.gone}
-        own = fleet.own_job
-        coming = self._asked(w) + ([own] if own and own not in live else [])
-        if len(live | set(coming)) >= self.pack.max_allocations or \
-                now - w.asked_at < self.pack.grow_after:
-            return
-        size = self.pack.cpus * self.pack.nodes
-        waited = fleet.waiting_since is not None and \
-            now - fleet.waiting_since >= self.pack.grow_after
-        need = (not live and not coming) or (not coming and bool(live) and fleet.needs_fresh()) \
-            or (waited and len(coming) < math.ceil(fleet.demand() / size))
-        if need and self.spare(w) >= 1 and w.view.may_run_more():
-            self._ask(w)
 
     def _ask(self, w: Packed) -> None:
         w.asked_at = time.time()
@@ -175,28 +136,6 @@ class PilotExecutor(Executor):
             return
         w.view.submitted([job], w.name)
         log.info("asked for allocation %s (%d waiting)", job, len(w.fleet.backlog))
-
-    def _cancel_asked(self, w: Packed) -> None:
-        """Requests whose allocation has not started (its agents have not spoken) go."""
-        pending = self._asked(w)
-        if pending:
-            self.batch.cancel([JobRef(j, "", "", 0.0) for j in pending])
-            w.view.cancelled(pending)
-
-    def spare(self, w: Packed) -> float:
-        """Jobs that may still be queued for pilots and ordinary jobs: the limit's headroom
-        less what the dispatcher chain must always find (a lead and its guard)."""
-        room = w.view.headroom()
-        if room == math.inf or not w.fleet.own_job:
-            return room
-        chain = [j for j, st in w.view.named(self._dispatcher_name(w)) if st in ACTIVE]
-        return room - max(0, 2 - len(chain))
-
-    def _dispatcher_name(self, w: Packed) -> str:
-        """The chain's job name (dispatch/chain.py): the run directory ends with the
-        manifest's instance id."""
-        wf, instance = w.name.split(".")[1], w.run_dir.name.rsplit("-", 1)[-1]
-        return f"akoflow.{wf}.dispatcher.{instance.split('.')[0]}"
 
     def headroom(self, run_dir: Path) -> float:
         return self._wf(run_dir).view.headroom()
@@ -236,9 +175,8 @@ class PilotExecutor(Executor):
             by_wf.setdefault(pf.run_dir_of(ref.attempt_dir), []).append(ref)
         for run_dir, refs in by_wf.items():
             w = self._wf(run_dir)
-            listed = w.view.now.ts
             self._tick(w)
-            fresh = w.view.now.ts != listed
+            fresh, w.polled_at = w.view.now.ts > w.polled_at, w.view.now.ts
             gone: list[JobRef] = []
             for ref in refs:
                 st = self._status(w, ref, fresh, gone)
@@ -418,7 +356,7 @@ class PilotExecutor(Executor):
         w = self._wf(run_dir)
         if finished or not self.work_left(run_dir):
             w.fleet.stop()
-            self._cancel_asked(w)
+            grow.cancel_asked(w, self.batch)
 
     def close(self) -> None:
         if self.agents.procs:

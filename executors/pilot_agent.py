@@ -30,7 +30,7 @@ from types import FrameType
 from typing import Any
 
 from akoflow.dispatch import protocol
-from akoflow.executor import Executor, JobRef, TaskLaunch
+from akoflow.executor import Executor, ExecutorError, JobRef, TaskLaunch
 
 from . import pilot_files as pf
 
@@ -87,7 +87,7 @@ class Agent:
 
     def _take(self, lines: list[str]) -> bool:
         """New queue lines become pending launches; refused at once when draining."""
-        new = self.queue.lines()
+        new = [line for line in self.queue.lines() if not line.startswith(pf.TAKEN_BACK)]
         for adir in new:
             launch = launch_of(Path(adir))
             if launch is None:
@@ -126,7 +126,11 @@ class Agent:
             if self.running and not self._room(ln):
                 return
             self.pending.popleft()
-            self.local.submit([ln])
+            try:
+                self.local.submit([ln])
+            except ExecutorError as exc:  # more than this node has: never starts here
+                lines.append(pf.event(pf.REFUSED, str(ln.attempt_dir), str(exc)))
+                continue
             self.running.add(str(ln.attempt_dir))
             self.busy_at = now
 

@@ -7,14 +7,14 @@ A pilot is one agent (executors/pilot_agent.py) on one node of an allocation. It
                      node, cpus, memory, deadline, status running | draining | ended
         queue        attempt directories to run, one per line, in order; appended only by
                      the dispatcher, which is the one writer of the manifest (it holds the
-                     workflow's dispatch lock)
+                     workflow's dispatch lock); `-<dir>` takes one back that the pilot
+                     refused or never started (it is someone else's from then on)
         events       appended only by the agent, one line per fact, tab-separated:
                      R <dir> <ts> <node>    the task started (its pid is in its attempt dir)
                      E <dir> <outcome>      it ended; the outcome as result.json holds it
                      K <dir> <ts>           the agent killed it: its allocation was ending
                      X <dir> <why>          refused, never started (no walltime left, drained)
                      C <dir> <ts>           stopped by a cancel
-                     L <dir> <why>          found dead after an agent restart, exit unknown
         cancel/<n>   an attempt to stop (n: its directory's name); anyone may create one
         stop         from the dispatcher: start nothing more, end when idle
 
@@ -41,7 +41,8 @@ QUEUE = "queue"
 EVENTS = "events"
 CANCEL = "cancel"
 STOP = "stop"
-STARTED, ENDED, KILLED, REFUSED, CANCELLED, LOST = "R", "E", "K", "X", "C", "L"
+STARTED, ENDED, KILLED, REFUSED, CANCELLED = "R", "E", "K", "X", "C"
+TAKEN_BACK = "-"  # a queue line's prefix: no longer this pilot's
 RUNNING, DRAINING, GONE = "running", "draining", "ended"
 _UNSAFE = re.compile(r"[^A-Za-z0-9.@-]")
 

@@ -152,13 +152,19 @@ class Fleet:
 
     def _adopt_queue(self, p: Pilot) -> None:
         """A pilot this process did not feed (its predecessor did): its queue lines are its
-        assignments."""
-        for adir in pf.Tail(p.dir / pf.QUEUE).lines():
+        assignments, less those taken back from it (`-<dir>`, after it refused them or
+        ended without starting them)."""
+        mine: dict[str, None] = {}
+        for line in pf.Tail(p.dir / pf.QUEUE).lines():
+            if line.startswith(pf.TAKEN_BACK):
+                mine.pop(line[1:], None)
+            else:
+                mine[line] = None
+        for adir in mine:
             self.backlog.pop(adir, None)
-            if adir not in self.where:
-                info = protocol.read_task(Path(adir))
-                p.assigned[adir] = Waiting.of(adir, dict(info.get("resources") or {}))
-                self.where[adir] = p.name
+            info = protocol.read_task(Path(adir))
+            p.assigned[adir] = Waiting.of(adir, dict(info.get("resources") or {}))
+            self.where[adir] = p.name
 
     def _apply(self, p: Pilot, lines: list[str]) -> bool:
         ended = False
@@ -185,7 +191,7 @@ class Fleet:
                 self._release(p, adir)
                 if w is not None and not (Path(adir) / protocol.PID).exists():
                     w.refused.add(p.name)
-                    self._wait(w)
+                    self._take_back(p, w)
             elif kind == pf.CANCELLED:
                 self._release(p, adir)
         return ended
@@ -201,6 +207,12 @@ class Fleet:
         for w in waits:
             if w.adir not in self.where:
                 self._wait(w)
+
+    def _take_back(self, p: Pilot, w: Waiting) -> None:
+        """Back to the backlog from a pilot that will never start it; said in the pilot's
+        queue first, so a dispatcher reading the queues later assigns it once."""
+        pf.append(p.dir / pf.QUEUE, [f"{pf.TAKEN_BACK}{w.adir}"])
+        self._wait(w)
 
     def _wait(self, w: Waiting) -> None:
         self.backlog[w.adir] = w
@@ -276,7 +288,7 @@ class Fleet:
             self._release(p, adir)
             has_pid = (Path(adir) / protocol.PID).exists()
             if not has_pid and cleanly:  # it can never start it: another pilot may
-                self._wait(w)
+                self._take_back(p, w)
             elif not has_pid and claim_for_cancel(Path(adir)) is None:
                 self.changes[adir] = JobStatus(JobState.CANCELLED, message=ALLOCATION_ENDED)
             else:

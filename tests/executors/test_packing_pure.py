@@ -182,6 +182,10 @@ def test_a_pilot_that_is_over_leaves_its_attempts_to_their_files(tmp_path: Path)
     pf.append(dead / pf.EVENTS, [pf.event(pf.REFUSED, adirs["refused"], "no time")])
     fleet.refresh()
     assert adirs["refused"] in fleet.backlog  # refused, never started: waits again
+    assert (dead / pf.QUEUE).read_text().splitlines()[-1] == f"-{adirs['refused']}"
+    again = Fleet(tmp_path, prefetch=1.0, margin=10)  # a dispatcher started after this one
+    again.refresh()
+    assert set(again.where) == set(adirs.values()) - {adirs["refused"]}
     fleet.allocations_over({"8"})  # the listing no longer shows allocation 8
     st = {n: fleet.changes.get(adirs[n]) for n in names}
     assert st["never"] is not None and st["never"].state is JobState.CANCELLED
@@ -206,7 +210,7 @@ def test_a_pilot_that_ended_cleanly_hands_back_what_it_never_started(tmp_path: P
     time.sleep(1.1)
     fleet.refresh()
     assert adir in fleet.backlog and not (Path(adir) / "pid").exists()
-    assert (d / pf.QUEUE).read_text().splitlines() == [adir]
+    assert (d / pf.QUEUE).read_text().splitlines() == [adir, f"-{adir}"]  # taken back
 
 
 def test_runs_that_lost_their_allocation_use_no_retry_up_to_a_bound(tmp_path: Path) -> None:
