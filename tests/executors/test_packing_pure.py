@@ -241,3 +241,33 @@ def test_the_packing_block_is_checked_like_any_profile(tmp_path: Path) -> None:
     bad = problems({"packing": {"max_submit_job": 3}}, tmp_path / "p.yaml", [])
     assert len(bad) == 1 and "max_submit_jobs" in str(bad[0])
     assert json.dumps(good)  # plain data
+
+
+def test_sge_arrays_keep_to_the_cells_max_aj_tasks(tmp_path: Path) -> None:
+    from akoflow.executors.sge_executor import SgeExecutor
+
+    conf = (CAPTURED / "sge_qconf_sconf.txt").read_text().replace(
+        "max_aj_tasks                 75000", "max_aj_tasks                 2")
+
+    class Cell(Transport):
+        def __init__(self) -> None:
+            self.calls: list[list[str]] = []
+
+        def run(self, argv: Sequence[str], timeout: float) -> CommandResult:
+            self.calls.append(list(argv))
+            if argv[:2] == ["qconf", "-sconf"]:
+                return CommandResult(list(argv), 0, conf, "")
+            n = len(self.calls)
+            size = argv[argv.index("-t") + 1].split("-")[1] if "-t" in argv else None
+            return CommandResult(list(argv), 0, f"{n}.1-{size}:1\n" if size else f"{n}\n", "")
+
+    cell = Cell()
+    launches = [TaskLaunch(
+        workflow_id=1, workflow="w", activity_id=i, activity=f"a{i}", attempt=1,
+        job_name=f"akoflow.1.a{i}.1", attempt_dir=tmp_path / f"a{i}.1", work_dir=tmp_path,
+        run_dir=tmp_path, script="true", resources={"cpu": 1}) for i in range(3)]
+    for ln in launches:
+        ln.attempt_dir.mkdir()
+    SgeExecutor("sge", {}, cell).submit(launches)
+    qsubs = [c for c in cell.calls if c[0] == "qsub"]
+    assert [c[c.index("-t") + 1] for c in qsubs] == ["1-2", "1-1"]  # chunks of 2 tasks

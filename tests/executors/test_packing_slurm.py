@@ -16,6 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from akoflow.worker import tracing
 from tests.conftest import WFCOMMONS, ak, shared_file, work_dir
 from tests.executors.packing_support import (
     assert_once,
@@ -25,6 +26,7 @@ from tests.executors.packing_support import (
     wait_final,
 )
 from tests.executors.slurm_cleanup import cancel_akoflow_jobs  # noqa: F401
+from tests.infra import in_ci
 
 pytestmark = pytest.mark.infra
 PACKED = "extends: slurm\npacking: {cpus: 2, memory: 1800M, time: 10m, idle_timeout: 20s}\n"
@@ -65,7 +67,8 @@ def test_montage_packed_once_with_the_lineage_of_a_local_run(
     desc = json.loads(ak("describe", "2", "--json", home=akhome, env=env, check=True).stdout)
     assert {a["attempts"] for a in desc["activities"]} == {1}
     assert {a["node"] for a in desc["activities"]} <= {"small", "big"}
-    assert _lineage(akhome, env, 2) == _lineage(akhome, env, 1)  # traced, as locally
+    if tracing.unavailable() is None or in_ci():
+        assert _lineage(akhome, env, 2) == _lineage(akhome, env, 1)  # traced, as locally
     metrics = json.loads(ak("metrics", "2", "--json", home=akhome, env=env).stdout)
     assert len(metrics) == 619
     calls = log.read_text().splitlines()
@@ -73,7 +76,7 @@ def test_montage_packed_once_with_the_lineage_of_a_local_run(
     assert slurm_jobs(akhome) == []  # nothing left queued or running
 
 
-def _wide(tmp_path: Path, n: int = 24, seconds: float = 2) -> Path:
+def _wide(tmp_path: Path, n: int = 16, seconds: float = 2) -> Path:
     wf = tmp_path / "wide.yaml"
     acts = "".join(logged_task(f"t{i}", seconds) for i in range(n))
     parents = ", ".join(f"t{i}" for i in range(n))
@@ -97,7 +100,7 @@ def _running_tasks(home: Path, env: dict[str, str], count: int, timeout: float =
     deadline = time.time() + timeout
     while time.time() < deadline:
         st = json.loads(ak("status", "1", "--json", home=home, env=env, check=True).stdout)
-        if st["counts"].get("RUNNING", 0) >= count and st["counts"].get("FINISHED", 0) >= 2:
+        if st["counts"].get("RUNNING", 0) >= count and st["counts"].get("FINISHED", 0) >= 1:
             return
         time.sleep(0.3)
     raise AssertionError("tasks did not start")
@@ -116,15 +119,33 @@ def _processes_of(job: str) -> list[int]:
     return found
 
 
-@pytest.mark.parametrize("how", ["kill-9", "scancel"])
+def _second_pilot(home: Path, timeout: float = 120) -> str:
+    """A pilot allocation asked for besides the lead, once its agent runs tasks."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for j in slurm_jobs(home):
+            if j["state"] == "RUNNING" and ".pilot." in j["name"]:
+                events = list((work_dir(home).parent / "pilots").glob(f"{j['id']}.0/events"))
+                if events and events[0].read_text().count("\nR\t") >= 1:
+                    return j["id"]
+        time.sleep(0.3)
+    raise AssertionError("no second allocation ran tasks")
+
+
+@pytest.mark.parametrize("how", ["kill-9", "scancel", "kill-9-second"])
 def test_a_pilot_lost_mid_run_loses_no_task_and_runs_none_twice(
         slurm_cluster: object, akhome: Path, tmp_path: Path, how: str) -> None:
-    env = site(tmp_path, "packed", PACKED)
+    packed = PACKED if how != "kill-9-second" else (
+        "extends: slurm\npacking: {cpus: 1, memory: 900M, time: 10m, idle_timeout: 20s, "
+        "max_allocations: 2, grow_after: 1s}\n")
+    env = site(tmp_path, "packed", packed)
     ak("submit", str(_wide(tmp_path)), "--site", "packed", home=akhome, env=env, check=True)
     job = _lead(akhome)
-    _running_tasks(akhome, env, 2)
-    if how == "kill-9":  # every process of the allocation: dispatcher, agent, launcher, tasks
-        pids = _processes_of(job)
+    _running_tasks(akhome, env, 1)
+    if how == "kill-9-second":  # a pilot that is not the dispatcher's allocation
+        job = _second_pilot(akhome)
+    if how.startswith("kill-9"):  # every process of the allocation: its agent, launcher,
+        pids = _processes_of(job)  # tasks, and the dispatcher when it is the lead's
         assert len(pids) >= 4, pids
         for pid in pids:
             try:
