@@ -111,6 +111,8 @@ class PilotExecutor(Executor):
             if w.view.refresh() and w.view.now.ts != before:
                 self._judge_allocations(w)
         w.fleet.feed()
+        for adir in w.fleet.misfits():
+            self._hold(w, Path(adir))
         grow.step(w, self.pack, self.batch, self._ask)
         w.held.flush()
         return ended or bool(w.fleet.reports or w.fleet.changes)
@@ -223,8 +225,18 @@ class PilotExecutor(Executor):
         if self.pack.holds(launch.resources, self.batch.defaults):
             w.fleet.add([Waiting.of(str(adir), launch.resources)])
         else:
-            w.held.held[str(adir)] = replace(launch, job_name=ref.job_name)
+            self._hold(w, adir)
         return JobStatus(JobState.PENDING)
+
+    def _hold(self, w: Packed, adir: Path) -> None:
+        """An attempt that goes out as an ordinary job after all (its launch rebuilt from
+        task.sh's header, its job name as the dispatcher gave it)."""
+        launch = launch_of(adir)
+        if launch is None:
+            w.held.failed[str(adir)] = JobStatus(JobState.FAILED, message="unreadable task.sh")
+            return
+        name = protocol.job_name(launch.workflow_id, launch.activity, launch.attempt)
+        w.held.held[str(adir)] = replace(launch, job_name=name)
 
     def poll_changes(self) -> dict[str, JobStatus]:
         out: dict[str, JobStatus] = {}

@@ -259,6 +259,20 @@ class Fleet:
                            and (not w.need or now + w.need <= p.state.deadline - self.margin)
                            for p in pilots) for w in self.backlog.values())
 
+    def misfits(self) -> list[str]:
+        """Waiting attempts bigger (cpus, memory) than any live pilot: the packing block left
+        the allocation's memory to the scheduler, and it gave less. They leave the backlog
+        (the caller sends them out as ordinary jobs)."""
+        pilots = self.live()
+        if not pilots:
+            return []
+        out = [adir for adir, w in self.backlog.items()
+               if all(w.cpu > p.state.cpus + 1e-9 or w.memory > p.state.memory
+                      for p in pilots)]
+        for adir in out:
+            del self.backlog[adir]
+        return out
+
     def demand(self) -> float:
         return sum(w.cpu for w in self.backlog.values())
 

@@ -165,6 +165,9 @@ def test_the_fleet_feeds_pilots_with_room_and_walltime(tmp_path: Path) -> None:
     assert waits[1].adir in fleet.reports
     fleet.feed()
     assert (d / pf.QUEUE).read_text().splitlines()[4:] == [waits[4].adir]  # room for one
+    huge = Waiting(_attempt(tmp_path, "huge"), 1.0, 2 * 10**9, 0.0)  # more than a pilot has
+    fleet.add([huge])
+    assert fleet.misfits() == [huge.adir] and huge.adir not in fleet.backlog
 
 
 def test_a_pilot_that_is_over_leaves_its_attempts_to_their_files(tmp_path: Path) -> None:
