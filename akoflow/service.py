@@ -128,6 +128,18 @@ def dispatch(m: Manifest, wf_id: int) -> CycleReport | None:
     return dispatch_once(m, home(), wf_id, resolver, dispatch_config(), deliver)
 
 
+def serve_pilot(run_dir: Path, site: str, *, index: int = 0, started: float | None = None,
+                parent: int | None = None, spawn: bool = False, lead: bool = False) -> int:
+    """`akoflow pilot`: the agent of one node of a packed site's allocation."""
+    from akoflow.dispatch.packing import PackedSite
+
+    ex = SiteResolver()(site)
+    if not isinstance(ex, PackedSite):
+        raise SiteError(f"site {site!r} has no packing: block")
+    return ex.serve(run_dir, index=index, started=started, parent=parent, spawn=spawn,
+                    lead=lead)
+
+
 def unattended(m: Manifest, wf: WorkflowRecord) -> bool:
     """A workflow still to run that nobody dispatches (its dispatcher died, say): no process
     holds its dispatch lock and, where dispatchers run as batch jobs, none is queued."""

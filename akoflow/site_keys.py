@@ -34,7 +34,8 @@ BLOCKS: Final[dict[str, frozenset[str]]] = {
                       "remote_home", "python", "transport", "config", "require_master",
                       "connect_timeout"}),
     "packing": frozenset({"cpus", "nodes", "memory", "time", "max_allocations",
-                          "idle_timeout"}),
+                          "idle_timeout", "status_interval", "grow_after", "max_submit_jobs",
+                          "max_jobs"}),
 }
 # Keys whose value must be a positive number of seconds.
 _SECONDS: Final = ("sample_interval", "poll_interval")

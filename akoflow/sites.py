@@ -162,7 +162,9 @@ class SiteResolver:
             profile = load_site(runtime)
             profile = _merge(profile, self.overrides.get(runtime, {}))
             profile = _merge(profile, self.overrides.get("*", {}))
-            ex = executor_class(str(profile["executor"]))(runtime, profile)
+            # `packing:` runs the site's activities inside allocations (dispatch/packing.py)
+            kind = "pilot" if profile.get("packing") else str(profile["executor"])
+            ex = executor_class(kind)(runtime, profile)
             self._cache[runtime] = ex
         return ex
 

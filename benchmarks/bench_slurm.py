@@ -4,8 +4,9 @@ fanout:    sbatch/squeue calls for one root -> N children -> join, counted by wr
 montage:   the WfCommons Montage trace as sleeps: makespan and overhead of akoflow vs the same
            jobs sbatch'ed by hand with afterok dependencies.
 snakemake: the same DAG through Snakemake's Slurm executor (own venv), or why it cannot run.
+packing:   Montage packed into allocations vs unpacked and vs a local run (_packing_bench.py).
 Prints figures; asserts nothing about timings. Runs one part after another, never in parallel.
-Usage: python benchmarks/bench_slurm.py [--part fanout|montage|snakemake|all] [--help]
+Usage: python benchmarks/bench_slurm.py [--part fanout|montage|snakemake|packing|all]
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import time
 from pathlib import Path
 
 from _common import trace
+from _packing_bench import part_packing
 from _slurm_bench import (
     ACTIVE,
     BenchError,
@@ -263,7 +265,8 @@ def part_snakemake(args: argparse.Namespace, scratch: Path,
 
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    ap.add_argument("--part", choices=["fanout", "montage", "snakemake", "all"], default="all")
+    ap.add_argument("--part", choices=["fanout", "montage", "snakemake", "packing", "all"],
+                    default="all")
     ap.add_argument("--mode", choices=["run", "submit"], default="run",
                     help="akoflow run (foreground loop) or submit (dispatcher job chain)")
     ap.add_argument("--chain-spacing", type=float, default=None,
@@ -276,6 +279,11 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--snake-jobs", type=int, default=100)
     ap.add_argument("--snake-args", nargs=argparse.REMAINDER, default=[],
                     help="snakemake arguments instead of the squeue settings (must come last)")
+    ap.add_argument("--pack-cpus", type=int, default=2, help="cpus of a packed allocation")
+    ap.add_argument("--pack-scale", type=float, default=0.01,
+                    help="trace runtime -> sleep seconds for the packed/local comparison")
+    ap.add_argument("--no-unpacked", action="store_true",
+                    help="packing: skip the unpacked noop run (about 6 minutes)")
     ap.add_argument("--tries", type=int, default=3,
                     help="akoflow runs whose jobs another client scancelled are re-run")
     ap.add_argument("--timeout", type=float, default=3600)
@@ -290,7 +298,7 @@ def main() -> None:
     scratch.mkdir(parents=True)
     subprocess.run([sys.executable, "-m", "tests.infra.slurm"], check=True,
                    cwd=Path(__file__).resolve().parent.parent, capture_output=True)
-    parts = ["fanout", "montage", "snakemake"] if args.part == "all" else [args.part]
+    parts = ["fanout", "montage", "snakemake", "packing"] if args.part == "all" else [args.part]
     known = None
     try:
         for part in parts:
@@ -298,6 +306,8 @@ def main() -> None:
                 part_fanout(args, scratch / "fanout")
             elif part == "montage":
                 known = part_montage(args, scratch / "montage")
+            elif part == "packing":
+                part_packing(args, scratch / "packing", TRACE, row)
             else:
                 part_snakemake(args, scratch / "snakemake", known)
     except BenchError as exc:

@@ -54,6 +54,18 @@ TRANSIENT_MARKERS = (
 )
 
 
+# Texts with which schedulers refuse a job because the user is over a limit on what they may
+# queue (MaxSubmitJobs and its kin): "try later", never a failed activity, and not worth an
+# immediate retry. Slurm's reason codes; PBS's per-user queue limits; LSF's pending-job
+# threshold; SGE's max_u_jobs / max_aj_tasks; flux-accounting's active-jobs limit.
+LIMIT_MARKERS = (
+    "qosmaxsubmitjobperuserlimit", "qosmaxsubmitjobperaccountlimit", "assocmaxsubmitjoblimit",
+    "assocgrpsubmitjobslimit", "qosgrpsubmitjobslimit", "job violates accounting/qos policy",
+    "maximum number of jobs already in queue", "per-user limit", "pending job threshold",
+    "jobs are allowed per user", "exceeds max_aj_tasks", "user has max active jobs",
+)
+
+
 @dataclass(frozen=True)
 class CommandResult:
     argv: list[str]
@@ -75,6 +87,12 @@ class Transport:
             return CommandResult(list(argv), 124, _text(exc.stdout),
                                  f"timed out after {timeout:g}s")
         return CommandResult(list(argv), proc.returncode, proc.stdout, proc.stderr)
+
+
+def over_limit(text: str) -> bool:
+    """A refusal that says the user has queued as much as an admin limit allows."""
+    low = text.lower()
+    return any(marker in low for marker in LIMIT_MARKERS)
 
 
 def is_transient(result: CommandResult) -> bool:
@@ -350,8 +368,9 @@ class BatchExecutor(Executor, DispatcherHost):
             result = self.transport.run(argv, self.timeout)
             if result.returncode == 0:
                 return result.stdout
-            transient = is_transient(result)
-            if not transient or attempt == tries:
+            limited = over_limit(f"{result.stdout}\n{result.stderr}")
+            transient = limited or is_transient(result)
+            if not transient or attempt == tries or limited:
                 raise SubmitError(
                     f"{argv[0]} failed (exit {result.returncode}): "
                     f"{(result.stderr or result.stdout).strip()[:300]}",

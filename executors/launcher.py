@@ -68,6 +68,11 @@ while IFS= read -r _akoflow_line; do
   printf '%s %s\n' "$!" "$_akoflow_line"
   (( ++_akoflow_n % 256 )) || jobs >&-
 done
+# A pilot's agent (executors/pilot_agent.py) asks for its tasks to end with it: if it dies
+# without stopping them, they would outlive their allocation unseen.
+[ -z "${AKOFLOW_LAUNCHER_REAP-}" ] || for _akoflow_p in $(jobs -p); do
+  kill -KILL -- "-$_akoflow_p" 2>/dev/null
+done
 """
 
 

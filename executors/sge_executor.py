@@ -65,6 +65,7 @@ class SgeExecutor(BatchExecutor):
         self.watchers = max(1, int(config.get("dispatcher_watchers", 8)))
         self.max_wait = float(config.get("dispatcher_max_wait", 300))
         self._qacct: dict[str, JobStatus] = {}  # job id -> what qacct said (it never changes)
+        self._max_array: int | None = None
 
     def job_env(self) -> dict[str, str]:
         """Exported in every job script: SGE jobs do not inherit the submitter's environment
@@ -93,6 +94,21 @@ class SgeExecutor(BatchExecutor):
             raise SubmitError(f"qsub made {len(ids)} array tasks for {array.size} launches",
                               transient=False, stdout=stdout)
         return ids
+
+    def max_array_size(self) -> int:
+        """The cell's `max_aj_tasks` (one `qconf -sconf`, then kept; 0 there means none);
+        SGE's default, 75000, when it cannot be read."""
+        if self._max_array is None:
+            from .pilot_limits import parse_qconf
+
+            try:
+                found = parse_qconf(self.command(["qconf", "-sconf"], retries=1),
+                                    "max_aj_tasks")
+            except SubmitError as exc:
+                log.info("max_aj_tasks unknown (%s); using 75000", exc)
+                found = 75000
+            self._max_array = int(min(found, 1 << 31))
+        return self._max_array
 
     # -- status hooks -------------------------------------------------------------------------
     def queue(self) -> list[QueueEntry]:

@@ -245,6 +245,21 @@ def worker(attempt_dir: str) -> None:
     sys.exit(run_worker(Path(attempt_dir).resolve()))
 
 
+@click.command(hidden=True)
+@click.option("--run-dir", required=True, type=click.Path(file_okay=False))
+@click.option("--site", required=True)
+@click.option("--index", default=0, type=int, help="This node's place in the allocation.")
+@click.option("--started", type=float, help="When the allocation started (epoch seconds).")
+@click.option("--parent", type=int, help="End with this process (the dispatcher).")
+@click.option("--spawn", is_flag=True, help="Start the agents of the other nodes too.")
+@click.option("--lead", is_flag=True, help="The dispatcher's own allocation: never idle out.")
+def pilot(run_dir: str, site: str, index: int, started: float | None, parent: int | None,
+          spawn: bool, lead: bool) -> None:
+    """Internal: a pilot's agent inside an allocation (runs the workflow's packed tasks)."""
+    sys.exit(service.serve_pilot(Path(run_dir).resolve(), site, index=index,
+                                 started=started, parent=parent, spawn=spawn, lead=lead))
+
+
 def _remote_site(site: str) -> bool:
     """Whether `site` names a cluster reached over SSH (its profile has an `ssh:` block)."""
     from akoflow.remote.config import is_remote
@@ -262,4 +277,5 @@ def _params(pairs: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
-COMMANDS = [validate, run, submit, dispatch, cancel, retry, import_group, schema, worker]
+COMMANDS = [validate, run, submit, dispatch, cancel, retry, import_group, schema, worker,
+            pilot]

@@ -12,7 +12,6 @@ dispatcher cancels; the chain itself never breaks.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from akoflow.port import (
     akoflow_argv,
     dispatcher_host,
 )
+from akoflow.port.home import current_job
 
 log = logging.getLogger(__name__)
 MAX_DEPENDENCIES = 100  # a dependency list is a command-line argument: keep it bounded
@@ -39,14 +39,6 @@ def dispatcher_name(m: Manifest, wf_id: int) -> str:
 
 def dispatcher_argv(wf_id: int, python: str | None = None) -> list[str]:
     return [*akoflow_argv(python), "dispatch", str(wf_id)]
-
-
-def current_job() -> str | None:
-    """This process's own batch job id, when it runs inside one."""
-    for var in ("SLURM_JOB_ID", "PBS_JOBID", "LSB_JOBID", "FLUX_JOB_ID", "JOB_ID"):
-        if os.environ.get(var):
-            return os.environ[var]
-    return None
 
 
 def _host(ex: Executor) -> DispatcherHost:

@@ -32,6 +32,7 @@ from akoflow.dispatch.types import (
 from akoflow.manifest import LiveAttempt, Manifest, Submitted, WorkflowRecord
 from akoflow.manifest.states import WORKFLOW_ENDED
 from akoflow.port import (
+    ALLOCATION_ENDED,
     ENDED_STATES,
     NEVER_SATISFIED,
     AttemptOutcome,
@@ -279,6 +280,14 @@ class Dispatcher:
     ) -> bool:
         """Settle a job that ended with no worker report; False while still in doubt."""
         adir = Path(la.attempt_dir)
+        if st.message == ALLOCATION_ENDED and st.exit_code is None:
+            # A packed task whose allocation ended under it (dispatch/packing.py): one that
+            # never started is withdrawn, one that did runs again; neither uses a retry.
+            if st.state is JobState.CANCELLED:
+                self.m.withdraw_attempt(self.wf_id, la.attempt_id, st.message)
+            else:
+                self.m.requeue_attempt(self.wf_id, la.attempt_id, st.message)
+            return True
         if la.status == Status.SUBMITTING.value and (
                 not la.job_id or st.state is JobState.MISSING):
             # The dispatcher died between recording the intent and the executor taking it:

@@ -7,12 +7,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from akoflow.dispatch import chain
+from akoflow.dispatch import chain, packing
 from akoflow.dispatch.cycle import Dispatcher, Notifier
 from akoflow.dispatch.lock import DispatchLock
 from akoflow.dispatch.types import CycleReport, DispatchConfig, Resolver
 from akoflow.manifest import WORKFLOW_ENDED, Manifest
 from akoflow.port import Executor, dispatcher_host, in_process
+from akoflow.port.home import current_job
 
 log = logging.getLogger(__name__)
 Progress = Callable[[CycleReport | None], None]
@@ -59,8 +60,11 @@ def _dispatch_once(
         try:
             host = _dispatcher_host(m, wf_id, resolve)
             log_dir = Path(m.get_workflow(wf_id, texts=False).run_dir) / "dispatcher"
+            if host is not None and current_job() is not None and packing.packs(host):
+                # a dispatcher job of a packed site is an allocation: it leads from there
+                return packing.lead(d, m, wf_id, host, log_dir, config or DispatchConfig())
             report = d.cycle(force_poll=True)
-            if host is not None and chain.current_job() is not None:
+            if host is not None and current_job() is not None:
                 chain.queue_successor(m, wf_id, host, log_dir, spacing=(
                     config or DispatchConfig()).chain_spacing, finished=report.finished)
             return report

@@ -44,9 +44,10 @@ class Completion:
 
 class TransitionsMixin(ActivitiesMixin):
     def complete_attempt(
-        self, wf_id: int, attempt_id: int, outcome: AttemptOutcome
+        self, wf_id: int, attempt_id: int, outcome: AttemptOutcome, *, free: bool = False
     ) -> Completion | None:
-        """Apply a worker's report; ignored (None) unless the attempt is still live."""
+        """Apply a worker's report; ignored (None) unless the attempt is still live. A
+        `free` failure runs the activity again without using one of its retries."""
         ok = outcome.succeeded
         new = Status.FINISHED if ok else Status.FAILED
         reason = None if ok else (outcome.reason or Reason.EXIT.value)
@@ -74,7 +75,8 @@ class TransitionsMixin(ActivitiesMixin):
             act = self._activity(act_id)
             if ok:
                 return self._finish(wf_id, act, number, old, outcome)
-            return self._fail(wf_id, act, number, old, reason or Reason.EXIT.value, outcome)
+            return self._fail(wf_id, act, number, old, reason or Reason.EXIT.value, outcome,
+                              free=free)
 
     def _insert_provenance(
         self, wf_id: int, act_id: int, attempt_id: int, o: AttemptOutcome
@@ -150,12 +152,12 @@ class TransitionsMixin(ActivitiesMixin):
 
     def _fail(
         self, wf_id: int, act: ActivityRecord, number: int, old: str, reason: str,
-        o: AttemptOutcome,
+        o: AttemptOutcome, *, free: bool = False,
     ) -> Completion:
         c = self.conn
-        failures = act.failures + 1
+        failures = act.failures + (0 if free else 1)
         msg = o.message or (f"exit code {o.exit_code}" if o.exit_code is not None else reason)
-        if failures <= act.retries and reason != Reason.CANCELLED.value:
+        if (free or failures <= act.retries) and reason != Reason.CANCELLED.value:
             res = act.resources_dict()
             if act.retry_memory_factor != 1.0 and res.get("memory"):
                 res["memory"] = int(res["memory"] * act.retry_memory_factor)
@@ -170,7 +172,8 @@ class TransitionsMixin(ActivitiesMixin):
                                f"{reason}: {msg}", o.finished_at)
                 self.add_event(wf_id, act.id, number, "RETRY", Status.FAILED.value,
                                Status.READY.value, None,
-                               f"retry {failures}/{act.retries}")
+                               f"again, not counted: {msg}" if free
+                               else f"retry {failures}/{act.retries}")
             return Completion(activity_id=act.id, name=act.name, status=Status.READY,
                               reason=reason, newly_ready=0, skipped=0)
         where, states = activity_moving(Status.FAILED, among=LIVE)
@@ -189,6 +192,23 @@ class TransitionsMixin(ActivitiesMixin):
         skipped = self._skip_descendants(wf_id, [act.id], f"upstream {act.name} failed")
         return Completion(activity_id=act.id, name=act.name, status=Status.FAILED,
                           reason=reason, newly_ready=0, skipped=skipped)
+
+    def requeue_attempt(self, wf_id: int, attempt_id: int, message: str, *,
+                        limit: int = 3) -> None:
+        """A started attempt lost with its allocation (a packed task whose pilot ended
+        under it, dispatch/packing.py): FAILED as PREEMPTED, and its activity runs again
+        without using a retry, `limit` times at most; after that it fails as any preempted
+        attempt does (retries apply)."""
+        row = self.conn.execute("SELECT activity_id FROM attempt WHERE id=?",
+                                (attempt_id,)).fetchone()
+        if row is None:
+            return
+        lost = self.conn.execute(
+            "SELECT COUNT(*) FROM attempt WHERE activity_id=? AND reason=? AND message=?",
+            (row[0], Reason.PREEMPTED.value, message)).fetchone()[0]
+        self.complete_attempt(wf_id, attempt_id, AttemptOutcome(
+            exit_code=None, reason=Reason.PREEMPTED.value, started_at=None,
+            finished_at=time.time(), message=message), free=int(lost) < limit)
 
     def fail_activity(self, wf_id: int, attempt_id: int, reason: str, message: str) -> None:
         """Permanent failure outside a worker report (submit refused, spec error, lost job)."""

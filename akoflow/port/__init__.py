@@ -19,6 +19,7 @@ from akoflow.port.capabilities import (
     in_process,
 )
 from akoflow.port.executor import (
+    ALLOCATION_ENDED,
     ENDED_STATES,
     ENTRY_POINT_GROUP,
     NEVER_SATISFIED,
@@ -40,6 +41,7 @@ from akoflow.port.resources import Resources
 from akoflow.port.states import Reason, Status, WorkflowStatus
 
 __all__ = [
+    "ALLOCATION_ENDED",
     "ENDED_STATES",
     "ENTRY_POINT_GROUP",
     "NEVER_SATISFIED",

@@ -26,6 +26,10 @@ ENTRY_POINT_GROUP = "akoflow.executors"
 # JobStatus.message of a job held on a dependency that can never be met (Slurm's reason
 # text; other adapters report the same words for their equivalent).
 NEVER_SATISFIED = "DependencyNeverSatisfied"
+# JobStatus.message of a task that lost its allocation (a pilot that ended, was killed or
+# preempted under it; dispatch/packing.py): PREEMPTED, it runs again as a new attempt
+# without using a retry; CANCELLED, it never started and is withdrawn.
+ALLOCATION_ENDED = "its allocation ended first"
 
 
 class JobState(str, Enum):

@@ -1,5 +1,6 @@
 """Where akoflow keeps its state and how it starts itself: what the core, the worker and
-adapters (the local launcher's traces, a batch job's `akoflow worker` line) all need."""
+adapters (the local launcher's traces, a batch job's `akoflow worker` line, the batch job a
+pilot or a dispatcher runs in) all need."""
 
 from __future__ import annotations
 
@@ -24,3 +25,11 @@ def akoflow_argv(python: str | None = None) -> list[str]:
     exe = python or sys.executable
     safe = ["-P"] if exe == sys.executable and sys.version_info >= (3, 11) else []
     return [exe, *safe, "-m", "akoflow"]
+
+
+def current_job() -> str | None:
+    """This process's own batch job id, when it runs inside one."""
+    for var in ("SLURM_JOB_ID", "PBS_JOBID", "LSB_JOBID", "FLUX_JOB_ID", "JOB_ID"):
+        if os.environ.get(var):
+            return os.environ[var]
+    return None
