@@ -47,7 +47,7 @@ from .launcher import Launcher
 from .local_adopt import adopt, ended, recovered, work_dir
 from .local_groups import claim_owner, stop_attempts
 from .local_queue import Capacity, Queued, queued_cpus, queued_memory
-from .local_trace import EXIT_PATIENCE, SharedTrace
+from .local_trace import AwaitingLineage, SharedTrace
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +82,7 @@ class LocalExecutor(Executor, InProcessRunner):
         use = self.mode == "inline" and bool(config.get("launcher", True)) and Launcher.supported()
         # Each attempt in a cgroup of its own where we may make one (`cgroups: false` opts
         # out); its process group otherwise. Either way it ends with the task.
-        self.cgroup = leftovers.cgroup_root() if config.get("cgroups", True) else None
-        if self.cgroup is not None:
-            self._env[leftovers.ROOT_ENV] = self.cgroup
-            leftovers.sweep()
-        else:
-            self._env.pop(leftovers.ROOT_ENV, None)
+        self.cgroup = leftovers.tasks_env(self._env, bool(config.get("cgroups", True)))
         # File lineage: each task's syscalls traced (worker/tracing.py) where strace works,
         # one tracer for all the launcher's tasks; snapshots of the work directory where not.
         # In `mode: process` each `akoflow worker` traces its own task.
@@ -99,13 +94,11 @@ class LocalExecutor(Executor, InProcessRunner):
             trace_dir = str(self.shared.dir)
         self.launcher: Launcher | None = Launcher(self._env, trace_dir) if use else None
         self._unheard: dict[str, TaskProcess] = {}  # launched, pid not reported yet
-        # ended, waiting for the tracer to log their exit: job -> (task, outcome, deadline)
-        self._lineage: dict[str, tuple[TaskProcess, AttemptOutcome, float]] = {}
+        self._lineage = AwaitingLineage()  # ended, their exit not yet in the trace log
 
     def task_wrapper(self, launch: TaskLaunch) -> list[str]:
-        """Run the task in Singularity/Apptainer when the site profile says `container:
-        singularity` (or apptainer) and the activity has an image (only then is the
-        Singularity adapter, and spython with it, imported)."""
+        """In Singularity/Apptainer when the profile says `container: singularity` (or
+        apptainer) and the activity has an image (only then is spython imported)."""
         if not (launch.image and self.config.get("container")):
             return []
         from . import singularity
@@ -140,7 +133,9 @@ class LocalExecutor(Executor, InProcessRunner):
                     self._start_what_fits()
             except BrokenPipeError:  # it died: a new one starts what it never confirmed
                 self._hear()
-        self._collect_lineage()
+        if self._lineage and self.shared is not None:  # outcomes whose trace is complete
+            logs = self.launcher.logs if self.launcher is not None else None
+            self.ended.update(self._lineage.collect(self.shared, logs))
 
     def _start_what_fits(self) -> None:
         while self.queue:
@@ -253,32 +248,13 @@ class LocalExecutor(Executor, InProcessRunner):
         if self.shared is not None and not task.trace and (task.launched or not task.child):
             # Started by a launcher (ours, or a dead dispatcher's): its record is complete
             # once the tracer has logged its exit, a moment after we learn of it. Its slot
-            # is free already; the outcome waits for its lineage (`_collect_lineage`).
-            self._lineage[job] = (task, outcome, time.monotonic() + EXIT_PATIENCE)
+            # is free already; the outcome waits for its lineage (`_start_queued`).
+            self._lineage.add(job, task, outcome)
             return
         task.add_files(outcome)
         # The report is ingested from memory within milliseconds; the exit code task.sh
         # appended to the pid file is the durable record should this process die first.
         self.ended[job] = outcome
-
-    def _collect_lineage(self) -> None:
-        """Outcomes of traced tasks whose exit the tracer has logged (or that waited long
-        enough: then what was logged), now complete with their files."""
-        if not self._lineage or self.shared is None:
-            return
-        if self.launcher is not None:
-            self.shared.watch(self.launcher.logs)
-        now = time.monotonic()
-        for job, (task, outcome, deadline) in list(self._lineage.items()):
-            adir = str(task.attempt_dir)
-            ops = self.shared.ready(adir, task.pid)
-            if ops is None and now < deadline:
-                continue
-            if ops is None:
-                ops = self.shared.ops_for(adir, task.pid)
-            task.add_files(outcome, ops)
-            del self._lineage[job]
-            self.ended[job] = outcome
 
     def _adopt(self, job: str, adir: Path, wdir: Path, pid: int) -> bool:
         found = adopt(adir, wdir, pid, sample_interval=self.sample_interval, cgroup=self.cgroup)

@@ -14,6 +14,8 @@ import os
 import time
 from pathlib import Path
 
+from akoflow.port import AttemptOutcome
+from akoflow.worker.monitor import TaskProcess
 from akoflow.worker.strace_log import TraceFeed
 
 log = logging.getLogger(__name__)
@@ -101,6 +103,43 @@ class SharedTrace:
                     path.unlink()
             except OSError:
                 continue
+
+
+class AwaitingLineage:
+    """Ended tasks whose outcome waits for the tracer to log their exit. Their slots are
+    free already; each outcome is complete (with its files) once the log shows the exit, or
+    after EXIT_PATIENCE with what was logged."""
+
+    def __init__(self) -> None:
+        self.tasks: dict[str, tuple[TaskProcess, AttemptOutcome, float]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.tasks)
+
+    def __contains__(self, job: object) -> bool:
+        return job in self.tasks
+
+    def add(self, job: str, task: TaskProcess, outcome: AttemptOutcome) -> None:
+        self.tasks[job] = (task, outcome, time.monotonic() + EXIT_PATIENCE)
+
+    def collect(self, shared: SharedTrace, logs: list[str] | None) -> dict[str, AttemptOutcome]:
+        """The outcomes now complete, by job (`logs`: the launcher's, to follow too)."""
+        if not self.tasks:
+            return {}
+        if logs is not None:
+            shared.watch(logs)
+        now, done = time.monotonic(), {}
+        for job, (task, outcome, deadline) in list(self.tasks.items()):
+            adir = str(task.attempt_dir)
+            ops = shared.ready(adir, task.pid)
+            if ops is None and now < deadline:
+                continue
+            if ops is None:
+                ops = shared.ops_for(adir, task.pid)
+            task.add_files(outcome, ops)
+            del self.tasks[job]
+            done[job] = outcome
+        return done
 
 
 def _mtime(path: Path) -> float:

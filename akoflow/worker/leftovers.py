@@ -181,3 +181,15 @@ def sweep(min_age: float = 600.0) -> None:
                 os.rmdir(entry.path)
         except OSError:
             pass  # populated: a running task of another dispatcher
+
+
+def tasks_env(env: dict[str, str], wanted: bool) -> str | None:
+    """Point the tasks started with `env` at our cgroup root (None: there is none, or the
+    site said `cgroups: false`; their process group then ends them), sweeping old ones."""
+    root = cgroup_root() if wanted else None
+    if root is not None:
+        env[ROOT_ENV] = root
+        sweep()
+    else:
+        env.pop(ROOT_ENV, None)
+    return root
