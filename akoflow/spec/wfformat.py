@@ -50,29 +50,39 @@ def _fmt(x: float) -> str:
 
 def _command(runtime: float, inputs: list[str], outputs: list[tuple[str, int]], scale: float,
              noop: bool, staged: set[str]) -> str:
+    """The stand-in of a task: as few programs as a real task runs (one `cat` for every
+    input, one `sleep`; directories and outputs made by bash itself), so what a run costs
+    per task is not the stand-in's own process starts."""
     if noop:
         return "true"
     lines: list[str] = []
     made_by_tasks = [q for q in (_rel_path(f) for f in inputs if f not in staged) if q]
     given = [q for q in (_rel_path(f) for f in inputs if f in staged) if q]
-    if made_by_tasks:  # read every input (files of upstream tasks must be there)
-        lines.append("cat " + " ".join(shlex.quote(q) for q in made_by_tasks) + " > /dev/null")
-    for q in given:  # the workflow's own inputs: read when they were put in place
-        lines.append(f"[ ! -e {shlex.quote(q)} ] || cat {shlex.quote(q)} > /dev/null")
+    if given:  # the workflow's own inputs: read when they were put in place (`--data`)
+        lines.append("set -- " + " ".join(map(shlex.quote, made_by_tasks)) if made_by_tasks
+                     else "set --")
+        lines.append(f"for f in {' '.join(map(shlex.quote, given))}; do "
+                     '[ ! -e "$f" ] || set -- "$@" "$f"; done')
+        lines.append('[ "$#" -eq 0 ] || cat -- "$@" > /dev/null')
+    elif made_by_tasks:  # files of upstream tasks must be there
+        lines.append("cat -- " + " ".join(map(shlex.quote, made_by_tasks)) + " > /dev/null")
     if runtime * scale >= 0.001:
         lines.append(f"sleep {_fmt(runtime * scale)}")
-    made: set[str] = set()
+    folders: list[str] = []
+    writes: list[str] = []
     for fname, size in outputs:
         rel = _rel_path(fname)
         if rel is None:
             continue
         folder = rel.rpartition("/")[0]
-        if folder and folder not in made:
-            made.add(folder)
-            lines.append(f"mkdir -p {shlex.quote(folder)}")
+        if folder and folder not in folders:
+            folders.append(folder)
         stub = min(max(int(size or 0), 0), MAX_FILE_STUB)
         q = shlex.quote(rel)
-        lines.append(f"head -c {stub} /dev/zero > {q}" if stub else f": > {q}")
+        writes.append(f"printf '%{stub}s' '' > {q}" if stub else f": > {q}")
+    if folders:
+        lines.append("mkdir -p -- " + " ".join(map(shlex.quote, folders)))
+    lines.extend(writes)
     return "\n".join(lines) + "\n" if lines else "true"
 
 

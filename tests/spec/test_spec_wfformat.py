@@ -35,8 +35,8 @@ def test_every_trace_imports_faithfully(trace: Path) -> None:
         lines = act.run.splitlines()
         if ex["runtimeInSeconds"] * 0.001 >= 0.001:
             assert f"sleep {ex['runtimeInSeconds'] * 0.001:.3f}".rstrip("0") in lines
-        assert act.run.count(" /dev/zero > ") + act.run.count(": > ") == len(task["outputFiles"])
-        reads = " ".join(ln for ln in lines if ln.startswith(("cat ", "[ ! -e ")))
+        assert act.run.count("s' '' > ") + act.run.count(": > ") == len(task["outputFiles"])
+        reads = " ".join(ln for ln in lines if ln.startswith(("cat ", "set -- ", "for f in ")))
         # every input is read (at its path made relative to the work directory)
         assert all(q in reads for q in io[act.name][0]) and len(io[act.name][0]) == len(
             set(task["inputFiles"]))
@@ -115,11 +115,12 @@ def test_older_workflow_tasks_format(tmp_path: Path) -> None:
     assert spec.name == "old_style_trace"
     split, work = spec.activities
     # in.txt is the workflow's own input: read when it was put in place (`--data`)
-    assert split.run == ("[ ! -e in.txt ] || cat in.txt > /dev/null\nsleep 10\n"
-                         "head -c 4096 /dev/zero > chunk.0\n")
+    assert split.run == ('set --\nfor f in in.txt; do [ ! -e "$f" ] || set -- "$@" "$f"; done\n'
+                         '[ "$#" -eq 0 ] || cat -- "$@" > /dev/null\nsleep 10\n'
+                         "printf '%4096s' '' > chunk.0\n")
     assert (split.resources.cpu, split.resources.memory) == (2.0, 1024 * 1024)
     assert work.name == "work_one" and work.depends_on == ["split"]
-    assert work.run == "sleep 0.2\nmkdir -p etc\n: > etc/out\n"
+    assert work.run == "sleep 0.2\nmkdir -p -- etc\n: > etc/out\n"
 
 
 def test_bad_traces(tmp_path: Path) -> None:
