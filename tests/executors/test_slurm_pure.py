@@ -303,8 +303,7 @@ def _sbatch(argv: list[str]) -> str:
 @pytest.mark.infra
 def test_rendered_script_runs_on_slurm(slurm_cluster: object, tmp_path: Path) -> None:
     name = f"akoflow.e2e{os.getpid()}.true.1"
-    res = {"cpu": 1, "memory": 64 * 2**20, "time_limit": 60,
-           "extra": {"partition": "debug"}}
+    res = Resources(cpu=1, memory=64 * 2**20, time_limit=60, extra={"partition": "debug"})
     script = tmp_path / "job.sh"
     script.write_text(slurm.render_script(
         launch(job_name=name, resources=res), worker_argv=["/bin/true"], modules=[],
