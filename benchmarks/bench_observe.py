@@ -5,7 +5,10 @@ all three see the same machine; each figure is printed with its ratio to the uno
 - W3: the Montage trace, 619 no-op activities (fixed per-task costs show);
 - Montage doing its real I/O (`import wfformat --data`), run times scaled to short sleeps;
 - the cost per traced file operation: one task opening and closing N files, traced vs not;
-- the tracer's memory: peak RSS of every strace process, sampled while W3 runs.
+- the tracer's memory: peak RSS of every strace process, sampled while W3 runs;
+- where a traced operation's cost goes: the same N opens under akoflow's strace command
+  alone, free to run on any CPU and with tracer and task held to one CPU (a ptrace stop
+  wakes the other side; on a virtual machine, waking an idle vCPU is most of the cost).
 
 Usage: python benchmarks/bench_observe.py [--repeat N] [--scale S ...] [--ops N]
 """
@@ -107,6 +110,35 @@ def per_op(n: int, sites: Path, base: Path, repeat: int) -> None:
           f"{statistics.median(t['none']):.2f} s unobserved)")
 
 
+def raw_tracer(n: int, repeat: int) -> None:
+    """The N opens untraced, under akoflow's strace command, and the same on one CPU."""
+    from akoflow.worker import tracing
+
+    work = fresh_home("observe-raw")
+    code = f'[open("f%d" % (i % 100), "w").close() for i in range({n})]'
+    argv = ["python3", "-c", code]
+    traced = [*tracing.argv(str(work / "raw.strace")), *argv]
+    cpu = min(os.sched_getaffinity(0))
+
+    def one(cmd: list[str], pin: bool) -> float:
+        start = time.perf_counter()
+        subprocess.run(cmd, cwd=work, check=True,
+                       preexec_fn=(lambda: os.sched_setaffinity(0, {cpu})) if pin else None)
+        return time.perf_counter() - start
+
+    t: dict[str, list[float]] = {"none": [], "any CPU": [], "one CPU": []}
+    for _ in range(repeat):
+        t["none"].append(one(argv, False))
+        t["any CPU"].append(one(traced, False))
+        t["one CPU"].append(one(traced, True))
+    base = statistics.median(t["none"])
+    for mode in ("any CPU", "one CPU"):
+        med = statistics.median(t[mode])
+        print(f"strace alone, tracer and task on {mode:7}: {1e6 * (med - base) / n:6.1f} us "
+              f"per open ({med:.2f} s vs {base:.2f} s untraced, {med / base:.1f}x)")
+    cleanup(work)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=5)
@@ -129,6 +161,7 @@ def main() -> None:
                        env=env, check=True, capture_output=True)
         compare(f"Montage real I/O, sleeps x{scale}", wf, sites, max(3, args.repeat // 2))
     per_op(args.ops, sites, base, max(3, args.repeat // 2))
+    raw_tracer(args.ops, max(3, args.repeat // 2))
     cleanup(base)
 
 
