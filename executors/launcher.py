@@ -79,8 +79,12 @@ done
 class Launcher:
     """The dispatcher's end of the launcher: send directories, collect `(pid, dir)` pairs."""
 
-    def __init__(self, env: dict[str, str], trace_dir: str | None = None) -> None:
+    def __init__(self, env: dict[str, str], trace_dir: str | None = None,
+                 cpus: frozenset[int] | None = None) -> None:
         self.env = env
+        # Held to these CPUs with everything it starts (its tracer, its tasks): see
+        # local_lanes.py. None: wherever the kernel puts them.
+        self.cpus = cpus
         # With a trace directory, the launcher bash runs under `strace -DD -f`: one tracer
         # follows every task it starts (bash stays our child; see worker/tracing.py). Each
         # launcher started writes a log of its own (a restarted one must not truncate the
@@ -130,9 +134,7 @@ class Launcher:
                                    ".strace")
                 self.logs.append(log)
                 argv = [*tracing.argv(log), *argv]
-            self.pid = os.posix_spawn(argv[0], argv, self.env,
-                                      file_actions=actions, setsid=True,
-                                      setsigdef=DEFAULT_SIGNALS)
+            self.pid = self._spawn(argv, actions)
         finally:
             os.close(cmd_r)
             os.close(out_w)
@@ -147,6 +149,19 @@ class Launcher:
             self.pidfd = os.pidfd_open(self.pid)
         except OSError:
             self.pidfd = -1
+
+    def _spawn(self, argv: list[str], actions: list[tuple[str | int, ...]]) -> int:
+        """posix_spawn, with this thread's CPU affinity (which the child inherits) set to
+        the launcher's CPUs for the moment it takes."""
+        before = os.sched_getaffinity(0) if self.cpus else None
+        if self.cpus:
+            os.sched_setaffinity(0, self.cpus)
+        try:
+            return os.posix_spawn(argv[0], argv, self.env, file_actions=actions,
+                                  setsid=True, setsigdef=DEFAULT_SIGNALS)
+        finally:
+            if before is not None:
+                os.sched_setaffinity(0, before)
 
     def send(self, directory: str, fresh: bool = True) -> None:
         """Ask for one task to be started, in a fresh bash or (`fresh=False`, for a script

@@ -46,6 +46,7 @@ from akoflow.worker.snapshot import take as take_snapshot
 from .launcher import Launcher
 from .local_adopt import adopt, ended, recovered, work_dir
 from .local_groups import claim_owner, stop_attempts
+from .local_lanes import Lanes, lane_cpus
 from .local_queue import Capacity, Queued, queued_cpus, queued_memory
 from .local_trace import AwaitingLineage, SharedTrace
 
@@ -55,7 +56,7 @@ log = logging.getLogger(__name__)
 class LocalExecutor(Executor, InProcessRunner):
     kind = "local"
     site_keys = frozenset({
-        "binds", "container", "container_binary", "cpus", "launcher", "memory", "mode",
+        "binds", "bind", "container", "container_binary", "cpus", "launcher", "memory", "mode",
         "snapshots",
     })
     bounded = True
@@ -92,7 +93,11 @@ class LocalExecutor(Executor, InProcessRunner):
         if self.trace and use:
             self.shared = SharedTrace(akoflow_home() / "traces")
             trace_dir = str(self.shared.dir)
-        self.launcher: Launcher | None = Launcher(self._env, trace_dir) if use else None
+        # With tracing, a launcher per CPU, each with its tasks and tracer on that CPU
+        # (local_lanes.py; `bind: false` turns it off).
+        lanes = lane_cpus(config.get("bind", True), self.shared is not None,
+                          self.capacity.cpus)
+        self.lanes: Lanes | None = Lanes(self._env, trace_dir, lanes) if use else None
         self._unheard: dict[str, TaskProcess] = {}  # launched, pid not reported yet
         self._lineage = AwaitingLineage()  # ended, their exit not yet in the trace log
 
@@ -125,16 +130,16 @@ class LocalExecutor(Executor, InProcessRunner):
         return ids
 
     def _start_queued(self) -> None:
-        if self.launcher is None:
+        if self.lanes is None:
             self._start_what_fits()
-        else:  # what this wake-up starts goes to the launcher in one write
+        else:  # what this wake-up starts goes to each launcher in one write
             try:
-                with self.launcher.batched():
+                with self.lanes.batched():
                     self._start_what_fits()
             except BrokenPipeError:  # it died: a new one starts what it never confirmed
                 self._hear()
         if self._lineage and self.shared is not None:  # outcomes whose trace is complete
-            logs = self.launcher.logs if self.launcher is not None else None
+            logs = self.lanes.logs if self.lanes is not None else None
             self.ended.update(self._lineage.collect(self.shared, logs))
 
     def _start_what_fits(self) -> None:
@@ -149,7 +154,9 @@ class LocalExecutor(Executor, InProcessRunner):
         if self.mode == "process":
             argv = [*akoflow_argv(), "worker", str(adir)]
         interval = float(q.sample_interval or self.sample_interval)
-        starter = self.launcher if argv is None and Launcher.usable(job) else None
+        starter = None
+        if self.lanes is not None and argv is None and Launcher.usable(job):
+            starter = self.lanes.pick(q.resources.cpu, self.running.values())
         traced = self.trace and tracing.wanted(q.observe.get("trace"))
         task = TaskProcess(adir, wdir, sample_interval=interval,
                            time_limit=q.resources.time_limit,
@@ -168,7 +175,7 @@ class LocalExecutor(Executor, InProcessRunner):
             pass
         if task.launched:
             self._unheard[job] = task
-            if self.launcher is not None and self.launcher.lost:
+            if starter is not None and starter.lost:
                 self._hear()
         self.capacity.hold(adir, q.resources)
         self.running[job] = task
@@ -184,25 +191,16 @@ class LocalExecutor(Executor, InProcessRunner):
         return snap
 
     def _hear(self) -> None:
-        """Attach the pids the launcher reported; if it died, start again what it never
+        """Attach the pids the launchers reported; if one died, start again what it never
         confirmed (task.sh's claim makes a second start of a started task harmless)."""
-        if self.launcher is None:
+        if self.lanes is None:
             return
-        if self._unheard or self.launcher.fd >= 0:
-            for pid, job in self.launcher.receive():
+        if self._unheard or self.lanes.listening():
+            for pid, job in self.lanes.receive():
                 task = self._unheard.pop(job, None)
                 if task is not None:
                     task.attach(pid)
-        for _ in range(3):  # a launcher that keeps dying: the tasks wait for the next cycle
-            if not self.launcher.lost:
-                return
-            self.launcher.lost = False
-            try:
-                with self.launcher.batched():
-                    for task in self._unheard.values():
-                        self.launcher.send(str(task.attempt_dir), task.fresh_shell)
-            except BrokenPipeError:
-                continue
+        self.lanes.resend(list(self._unheard.values()))
 
     def _mark_exited(self) -> None:
         """One poll over the pidfds of launched tasks: which of them have ended."""
@@ -291,10 +289,8 @@ class LocalExecutor(Executor, InProcessRunner):
         """Sleep until a task ends, the launcher reports a pid, or `seconds` pass."""
         fds = [t.pidfd for t in self.running.values() if t.pidfd >= 0]
         watched = len(fds) + len(self._unheard)
-        if self.launcher is not None and self.launcher.fd >= 0 and self._unheard:
-            fds.append(self.launcher.fd)
-            if self.launcher.pidfd >= 0:  # its death wakes us too
-                fds.append(self.launcher.pidfd)
+        if self.lanes is not None and self._unheard:  # a pid heard, or a launcher's death
+            fds.extend(self.lanes.fds())
         if fds and watched == len(self.running):
             poller = select.poll()
             for fd in fds:
@@ -356,10 +352,10 @@ class LocalExecutor(Executor, InProcessRunner):
     def _await_pids(self, jobs: set[str], patience: float = 2.0) -> None:
         """Wait (briefly) until the launcher has reported the pids of these jobs."""
         end = time.time() + patience
-        while jobs & set(self._unheard) and time.time() < end and self.launcher is not None:
+        while jobs & set(self._unheard) and time.time() < end and self.lanes is not None:
             self._hear()
-            if jobs & set(self._unheard) and self.launcher.fd >= 0:
-                select.select([self.launcher.fd], [], [], 0.05)
+            if jobs & set(self._unheard) and self.lanes.listening():
+                select.select(self.lanes.answers(), [], [], 0.05)
 
     def cancel(self, jobs: Sequence[JobRef]) -> None:
         targets = {ref.job_id or ref.attempt_dir for ref in jobs}
@@ -393,7 +389,7 @@ class LocalExecutor(Executor, InProcessRunner):
     def close(self) -> None:
         """Let the launcher go (it exits at end of input); running tasks keep running, and
         their tracer's log stays for whoever adopts them."""
-        if self.launcher is not None:
-            self.launcher.close()
+        if self.lanes is not None:
+            self.lanes.close()
             if self.shared is not None and not (self.running or self.queue or self._unheard):
-                self.shared.forget(self.launcher.logs)
+                self.shared.forget(self.lanes.logs)

@@ -20,6 +20,7 @@ import pytest
 
 from akoflow.executors.launcher import Launcher
 from akoflow.executors.local import LocalExecutor
+from akoflow.executors.local_lanes import Lanes
 from akoflow.port import AttemptOutcome, JobRef, JobState, Resources, TaskLaunch, protocol
 from akoflow.worker.monitor import pid_owner_matches
 from tests.conftest import procs_with
@@ -104,9 +105,14 @@ def test_forked_task_that_redirects_its_output_is_still_recognised(tmp_path: Pat
         ex.close()
 
 
+def _started(lanes: Lanes) -> list[int]:
+    """The pids of the launchers that have started (one per CPU in use, when traced)."""
+    return [la.pid for la in lanes.launchers if la.pid]
+
+
 def test_exit_codes_cpu_time_and_time_limit(tmp_path: Path) -> None:
     ex = LocalExecutor("local", {"cpus": 4})
-    assert ex.launcher is not None, "this kernel has pidfd_open; the launcher must be used"
+    assert ex.lanes is not None, "this kernel has pidfd_open; the launcher must be used"
     ok = _launch(tmp_path, "ok", "i=0; while (( i < 200000 )); do i=$((i+1)); done")
     bad = _launch(tmp_path, "bad", "exit 7")
     slow = _launch(tmp_path, "slow", "sleep 30")
@@ -129,8 +135,9 @@ def test_killed_launcher_loses_and_repeats_nothing(tmp_path: Path) -> None:
     launches = [_launch(tmp_path, f"t{i}", f"echo x >> ran-t{i}; sleep 0.2", cpu=0.5)
                 for i in range(24)]
     ex.submit(launches)
-    assert ex.launcher is not None and ex.launcher.pid
-    os.kill(ex.launcher.pid, signal.SIGKILL)
+    assert ex.lanes is not None and _started(ex.lanes)
+    for pid in _started(ex.lanes):
+        os.kill(pid, signal.SIGKILL)
     time.sleep(0.2)
     late = _launch(tmp_path, "late", "echo x >> ran-late", cpu=0.5)
     ex.submit([late])  # the first send after the death finds the pipe broken
@@ -184,14 +191,16 @@ def test_cancel_before_the_launcher_answers(tmp_path: Path) -> None:
     warm = _launch(tmp_path, "warm", "true")
     ex.submit([warm])
     _finish(ex)
-    assert ex.launcher is not None and ex.launcher.pid
-    os.kill(ex.launcher.pid, signal.SIGSTOP)
+    assert ex.lanes is not None and _started(ex.lanes)
+    for pid in _started(ex.lanes):  # (the late task goes to the least loaded: the first)
+        os.kill(pid, signal.SIGSTOP)
     ln = _launch(tmp_path, "late", "echo ran > ran-late")
     try:
         ex.submit([ln])
         ex.cancel([JobRef(str(ln.attempt_dir), ln.job_name, str(ln.attempt_dir), 0.0)])
     finally:
-        os.kill(ex.launcher.pid, signal.SIGCONT)
+        for pid in _started(ex.lanes):
+            os.kill(pid, signal.SIGCONT)
     time.sleep(0.5)
     ex.close()
     assert not (tmp_path / "work" / "ran-late").exists()
@@ -220,7 +229,7 @@ def test_cancel_stops_launched_task_and_its_children(tmp_path: Path) -> None:
 
 def test_site_can_turn_the_launcher_off(tmp_path: Path) -> None:
     ex = LocalExecutor("local", {"cpus": 2, "launcher": False})
-    assert ex.launcher is None
+    assert ex.lanes is None
     ln = _launch(tmp_path, "d", "exit 3")
     ex.submit([ln])
     assert _finish(ex) == {str(ln.attempt_dir): 3}
@@ -316,3 +325,51 @@ def test_a_refused_second_start_leaves_the_running_tasks_output_alone(
         second.close()
     assert out.read_text() == "first\nsecond\n"
     assert (ln.attempt_dir / protocol.STDERR).read_text() == "warn\n"
+
+
+def _affinity(work: Path, name: str) -> set[int]:
+    text = (work / f"aff-{name}").read_text().split(":", 1)[1].strip()
+    out: set[int] = set()
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        out |= set(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+AFFINITY = "grep Cpus_allowed_list /proc/self/status > aff-{0}; sleep 0.3"
+
+
+@pytest.mark.parametrize("bind", [True, False])
+def test_traced_tasks_run_on_the_cpu_of_their_tracer(tmp_path: Path, bind: bool) -> None:
+    """With tracing, each one-cpu task runs on one CPU with the launcher (and tracer) that
+    started it, two at once on different CPUs; a wider task and `bind: false` are free."""
+    from akoflow.worker import tracing
+    from tests.infra import in_ci
+
+    why = tracing.unavailable()
+    if why is not None and not in_ci():
+        pytest.skip(f"no tracing here: {why}")
+    mine = os.sched_getaffinity(0)
+    if len(mine) < 2:
+        pytest.skip("one CPU: nothing to bind to")
+    ex = LocalExecutor("local", {"cpus": 2, "bind": bind})
+    assert ex.lanes is not None
+    assert [la.cpus for la in ex.lanes.bound] == (
+        [frozenset({c}) for c in sorted(mine)[:2]] if bind else [])
+    a, b = (_launch(tmp_path, n, AFFINITY.format(n), cpu=1) for n in ("a", "b"))
+    wide = _launch(tmp_path, "wide", AFFINITY.format("wide"), cpu=2)
+    ex.submit([a, b, wide])
+    try:
+        reports = _outcomes(ex)
+    finally:
+        ex.close()
+    work = tmp_path / "work"
+    if bind:
+        one, two = _affinity(work, "a"), _affinity(work, "b")
+        assert len(one) == len(two) == 1 and one != two
+    else:
+        assert _affinity(work, "a") == _affinity(work, "b") == mine
+    assert _affinity(work, "wide") == mine
+    for ln, name in ((a, "aff-a"), (b, "aff-b"), (wide, "aff-wide")):  # traced, exactly
+        files = {(f.role, f.path, f.observed) for f in reports[str(ln.attempt_dir)].files}
+        assert files == {("generated", name, "trace")}
