@@ -6,7 +6,10 @@ the worst over all traces.
 
 Usage: python benchmarks/bench_lineage.py [TRACE.json ...] [--scale S] [--snapshots]
                                         [--site SITE]
-(no TRACE: every trace in ../shared/data/wfcommons; pass held-out traces to check those;
+                                        [--generate N]
+(no TRACE: every trace in ../shared/data/wfcommons; pass held-out traces to check those, or
+`--generate N` for N instances of each of WfCommons' ten recipes, made with its generator
+from seeds never used elsewhere (needs `pip install 'akoflow[bench]'`);
 `--snapshots` turns syscall tracing off, to see what the fallback gives; `--site slurm` runs
 each task as a Slurm job, traced by its `akoflow worker`.)
 """
@@ -69,6 +72,33 @@ def pr(want: Edges, got: Edges) -> tuple[float, float]:
     return (tp / len(got) if got else 1.0), (tp / len(want) if want else 1.0)
 
 
+def generated(per_recipe: int, directory: Path) -> list[Path]:
+    """Held-out instances: `per_recipe` of each WfCommons recipe, sizes from the recipe's
+    smallest to twice that, written as WfFormat JSON."""
+    import random
+
+    import numpy
+    from wfcommons.wfchef import recipes
+    from wfcommons.wfgen.generator import WorkflowGenerator
+
+    from akoflow.scheduling.synthetic import RECIPES, SMALLEST
+
+    out = []
+    for recipe, cls_name in RECIPES.items():
+        for j in range(per_recipe):
+            seed = 7_000_003 + 101 * j
+            random.seed(seed)
+            numpy.random.seed(seed)
+            size = random.Random(f"lineage:{recipe}:{j}").randint(
+                SMALLEST[recipe], 2 * SMALLEST[recipe])
+            wf = WorkflowGenerator(getattr(recipes, cls_name).from_num_tasks(size)
+                                   ).build_workflow(f"{recipe}-{size}-{seed}")
+            path = directory / f"gen-{recipe}-{size}-{seed}.json"
+            wf.write_json(path)
+            out.append(path)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("traces", nargs="*", type=Path)
@@ -76,8 +106,12 @@ def main() -> None:
                     help="trace runtimes x this = each task's sleep (default 0.0001)")
     ap.add_argument("--snapshots", action="store_true", help="no syscall tracing")
     ap.add_argument("--site", help="site profile to run on (default: the spec's, local)")
+    ap.add_argument("--generate", type=int, default=0, metavar="N",
+                    help="check N generated instances of each WfCommons recipe instead")
     args = ap.parse_args()
-    traces = args.traces or sorted(TRACES.glob("*.json"))
+    gen_dir = fresh_home("lineage-generated") if args.generate else None
+    traces = args.traces or (generated(args.generate, gen_dir) if gen_dir else
+                             sorted(TRACES.glob("*.json")))
     if not traces:
         sys.exit(f"error: no traces in {TRACES} (set AKOFLOW_WFCOMMONS)")
     worst = [1.0, 1.0, 1.0, 1.0]
@@ -95,6 +129,8 @@ def main() -> None:
                 if edges:
                     print(f"    {label} {what}: {len(edges)}, e.g. {sorted(edges)[:3]}")
     print(f"{'worst over all traces':42} {'':5} " + " ".join(f"{x:7.3f}" for x in worst))
+    if gen_dir is not None:
+        cleanup(gen_dir)
 
 
 if __name__ == "__main__":
