@@ -52,8 +52,8 @@ def w3(path: Path, home: Path) -> Path:
 def makefile(wf: Path, path: Path) -> Path:
     """The workflow's DAG as a Makefile: each activity a target that runs `true` and touches
     itself, after its parents."""
-    from akoflow.spec import load_workflow
     from akoflow.port.names import ident
+    from akoflow.spec import load_workflow
 
     spec = load_workflow(wf)
     lines = [".PHONY: all", "all: " + " ".join(ident(a.name) for a in spec.activities)]

@@ -17,20 +17,18 @@ pilots do comes back as files. Scheduler listings are shared and rationed (pilot
 from __future__ import annotations
 
 import logging
-import math
 import os
-import socket
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from akoflow.port import (
+    DispatcherHost,
     Executor,
     ExecutorError,
+    InProcessRunner,
     JobRef,
     JobState,
     JobStatus,
@@ -44,22 +42,28 @@ from akoflow.port.records import AttemptOutcome
 
 from . import pilot_files as pf
 from . import pilot_grow as grow
+from . import pilot_serve
 from .base import BatchExecutor, over_limit
 from .local_groups import claim_for_cancel
-from .pilot_agent import allocation_memory, die_with_parent, launch_of, node_name, run_agent
+from .pilot_agent import launch_of
 from .pilot_config import Packing
 from .pilot_fleet import Fleet, Waiting
 from .pilot_grow import Packed
-from .pilot_here import Agents, job_here, started_here
+from .pilot_here import Agents, started_here
 from .pilot_jobs import ACTIVE, HeldJobs, SchedulerView
 from .pilot_limits import Limits, cluster_limits, profile_limits
 
 log = logging.getLogger(__name__)
 
 
-class PilotExecutor(Executor):
+class PilotExecutor(Executor, InProcessRunner, DispatcherHost):
+    """In-process for the dispatcher (it hands packed attempts to pilots and reads their
+    outcomes from the pilots' events) and a host of dispatcher jobs (the allocations)."""
+
     kind = "pilot"
-    bounded = False
+    bounded = False  # pilots hold a backlog of their own: the dispatcher claims all ready
+    prefetch = 0.0
+    hosts_dispatcher = True  # (as its scheduler's adapter says, once built)
     chains_after_ok = False
 
     def __init__(self, site: str, config: Mapping[str, Any]) -> None:
@@ -377,31 +381,8 @@ class PilotExecutor(Executor):
             if self._dispatching and not (w.fleet.busy() or w.held.held or w.held.ids):
                 self.retire(run_dir, finished=True)
 
-    # -- the agent side (`akoflow pilot`, inside an allocation) -------------------------------
+    # -- the agent side (`akoflow pilot`, inside an allocation): pilot_serve.py -----------
     def serve(self, run_dir: Path, *, index: int = 0, started: float | None = None,
               parent: int | None = None, spawn: bool = False, lead: bool = False) -> int:
-        """Be the agent of node `index` of this allocation; with `spawn`, start the agents
-        of its other nodes first (a pilot's job script). The agents of a lead's allocation
-        never end idle: the lead ends them."""
-        from .local import LocalExecutor
-
-        if parent:
-            die_with_parent(parent)
-        started = started or started_here()
-        if spawn:
-            self.agents.start(kind=self.batch.kind, python=self.python, run_dir=run_dir,
-                              site=self.site, started=started, first=1)
-        cpus = self.pack.cpus
-        memory = self.pack.memory or allocation_memory(cpus) or psutil.virtual_memory().total
-        job = job_here()
-        state = pf.PilotState(
-            pilot=pf.pilot_name(job, index), job_id=job, node=node_name(), cpus=cpus,
-            memory=int(memory), started=started, deadline=started + self.pack.time,
-            beat=time.time(), pid=os.getpid(), host=socket.gethostname())
-        try:
-            return run_agent(pf.pilots_dir(run_dir) / state.pilot, LocalExecutor, self.site,
-                             self.config, state,
-                             idle_timeout=math.inf if lead else self.pack.idle_timeout,
-                             margin=self.pack.margin)
-        finally:
-            self.agents.wait()
+        return pilot_serve.serve(self, run_dir, index=index, started=started, parent=parent,
+                                 spawn=spawn, lead=lead)

@@ -1,7 +1,7 @@
 """What only some executors can do is declared, and the dispatcher's questions find it: the
-local, Singularity and Docker executors run tasks in-process, every batch scheduler hosts
-dispatcher jobs, Slurm alone chains `afterok`, and an executor that says nothing is asked
-for nothing (no base-class default answers for it)."""
+local, Singularity, Docker and packing (pilot) executors run tasks in-process, every batch
+scheduler hosts dispatcher jobs, Slurm alone chains `afterok`, and an executor that says
+nothing is asked for nothing (no base-class default answers for it)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from akoflow.port import (
     ("local", True, False), ("singularity", True, False), ("docker", True, False),
     ("slurm", False, True), ("sge", False, True), ("pbs", False, True), ("lsf", False, True),
     ("flux", False, True), ("kubernetes", False, False),
+    ("pilot", True, True),  # packing: pilots' outcomes come in-process, allocations are jobs
 ])
 def test_each_executor_declares_what_it_can_do(kind: str, runner: bool, host: bool) -> None:
     cls = executor_class(kind)

@@ -39,7 +39,8 @@ class Agent:
         self.run_dir = run_dir
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "akoflow", "pilot", "--run-dir", str(run_dir), "--site",
-             "packed", "--started", f"{time.time():.3f}"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+             "packed", "--started", f"{time.time():.3f}"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         deadline = time.time() + 30
         while not self.dirs() and time.time() < deadline:
             time.sleep(0.05)
