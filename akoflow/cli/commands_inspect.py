@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import re
-import time
 from typing import Any
 
 import click
 
+from akoflow import query
 from akoflow.cli import render, route
 from akoflow.manifest.states import LOG_FILTERS
 from akoflow.port.units import format_bytes
@@ -107,23 +105,12 @@ def _limit(seconds: float | None) -> str:
     return "-" if not seconds else render.duration(0.0, float(seconds))
 
 
-def parse_when(text: str | None) -> float | None:
-    """ISO time, `HH:MM[:SS]` today, or an age such as `10m` / `2h` / `30s` ago."""
-    if text is None:
-        return None
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhd])", text.strip())
-    if m:
-        mult = {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
-        return time.time() - float(m.group(1)) * mult
+def _when(text: str | None, hint: str) -> float | None:
+    """`query.parse_when`, its refusal as click's one-line usage error."""
     try:
-        return dt.datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        pass
-    try:
-        t = dt.time.fromisoformat(text)
-        return dt.datetime.combine(dt.date.today(), t).timestamp()
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is not a time (ISO, HH:MM, or 10m ago)") from None
+        return query.parse_when(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=hint) from None
 
 
 @click.command()
@@ -147,7 +134,7 @@ def logs(workflow_id: str, activity: str | None, status_: str | None, node: str 
                                  f"{', '.join(LOG_FILTERS)}", param_hint="'--status'")
     # Ages (`10m`) are turned into times here, on the laptop's clock, before asking anyone.
     filters = {"activity": activity, "status": status_, "node": node, "attempt": attempt,
-               "since": parse_when(since), "until": parse_when(until)}
+               "since": _when(since, "'--since'"), "until": _when(until, "'--until'")}
     batches = (route.follow(workflow_id, site, **filters) if follow
                else iter([route.ask("events", workflow_id, site, **filters)]))
     for batch in batches:
