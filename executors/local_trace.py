@@ -52,12 +52,9 @@ class SharedTrace:
         log shows its exit (None if no log of ours ever saw it claim the attempt)."""
         end = time.monotonic() + EXIT_PATIENCE
         while True:
-            for feed in self.feeds.values():
-                feed.poll()
-                state = feed.state
-                if attempt_dir in state.owners and (
-                        pid in state.exited or state.owners[attempt_dir] in state.exited):
-                    return state.take(attempt_dir)
+            ops = self.ready(attempt_dir, pid)
+            if ops is not None:
+                return ops
             if time.monotonic() >= end:
                 break
             time.sleep(0.002)

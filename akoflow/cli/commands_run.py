@@ -5,12 +5,16 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from akoflow import service
 from akoflow.cli import render
 from akoflow.cli.progress import ProgressLine, print_summary
+
+if TYPE_CHECKING:
+    from akoflow.spec import WorkflowSpec
 
 
 @click.command()
@@ -192,9 +196,16 @@ def import_wfformat_cmd(trace: str, output: str | None, scale: float, noop: bool
                         name: str | None, data: str | None) -> None:
     """Import a WfCommons WfFormat JSON trace: each task reads its input files, sleeps its
     scaled runtime and writes its output files."""
-    from akoflow.spec import dump_yaml, import_wfformat
+    from akoflow.spec import import_wfformat
 
     spec = import_wfformat(trace, scale=scale, noop=noop, name=name, data=data)
+    _emit(spec, output)
+
+
+def _emit(spec: WorkflowSpec, output: str | None) -> None:
+    """An imported workflow as AkôFlow YAML: into `output`, or on stdout."""
+    from akoflow.spec import dump_yaml
+
     text = dump_yaml(spec)
     if output:
         Path(output).write_text(text)
@@ -209,16 +220,10 @@ def import_wfformat_cmd(trace: str, output: str | None, scale: float, noop: bool
 @click.option("--strict", is_flag=True, help="Warnings (ignored profiles...) are errors.")
 def import_pegasus_cmd(file: str, output: str | None, strict: bool) -> None:
     """Import a Pegasus WMS 5 YAML workflow (checked against Pegasus's schema)."""
-    from akoflow.spec import dump_yaml
     from akoflow.spec.pegasus import import_pegasus
 
     spec = import_pegasus(file, strict=strict)
-    text = dump_yaml(spec)
-    if output:
-        Path(output).write_text(text)
-        click.echo(f"{output}: {len(spec.activities)} activities", err=True)
-    else:
-        click.echo(text, nl=False)
+    _emit(spec, output)
 
 
 @click.command()
