@@ -18,6 +18,7 @@ or tracing off, leaves a single unbound launcher, as before.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -35,7 +36,7 @@ def lane_cpus(bind: object, tracing: bool, cpus: float) -> list[int]:
     mine = sorted(os.sched_getaffinity(0))
     if len(mine) < 2:
         return []
-    return mine[:max(1, min(len(mine), int(-(-cpus // 1))))]
+    return mine[:max(1, min(len(mine), math.ceil(cpus)))]
 
 
 class Lanes:
