@@ -6,10 +6,11 @@ of same-shaped launches in chunks the scheduler accepts; all or nothing, rolled 
 refusal), the status poll (one queue listing; accounting, where the scheduler has it, for jobs
 that left the listing), lookup by name, cancel, the dispatcher job, and every command, run
 through a `Transport` (a local subprocess here; SSH later) as an argv list with a timeout,
-retrying what a scheduler reports as temporary. The hooks: `job_script`, `submit_argv`,
-`job_ids`, `queue`, `cancel_argv`, and optionally `accounted`, `stuck`, `canonical`,
-`dispatcher_argv`. The pure pieces (argv builders, parsers, templates) live in one module per
-scheduler, with what they share in batch_script.py.
+retrying what a scheduler reports as temporary (batch_commands.py). The hooks: `job_script`,
+`submit_argv`, `job_ids`, `queue`, `cancel_argv`, and optionally `accounted`, `stuck`,
+`canonical`, `array_limit`, `dispatcher_argv`. Each scheduler is one module: its state map,
+argv builders, parsers and executor class, its script in templates/; what they share is in
+batch_script.py.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import subprocess
+import os
+import re
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -38,78 +40,12 @@ from akoflow.port import (
     akoflow_argv,
 )
 
-from .batch_script import QueueEntry
+from .batch_commands import Transport, is_transient, over_limit
+from .batch_script import Array, QueueEntry, Request
 
 log = logging.getLogger(__name__)
 NAME_PREFIX = "akoflow."
 ARRAY_TAG = ".array."  # array job names: akoflow.<workflow id>.array.<digest>
-
-# Texts with which Slurm, PBS, LSF and SGE clients report a controller that is busy, restarting
-# or unreachable: worth another try, never a reason to fail a task.
-TRANSIENT_MARKERS = (
-    "socket timed out", "resource temporarily unavailable", "unable to contact",
-    "slurm_load_jobs error", "connection refused", "transport endpoint", "timed out",
-    "try again", "temporarily", "communication", "slurmctld", "pbs_iff", "lsf is down",
-    "unable to contact sge_qmaster", "can't contact",
-)
-
-
-# Texts with which schedulers refuse a job because the user is over a limit on what they may
-# queue (MaxSubmitJobs and its kin): "try later", never a failed activity, and not worth an
-# immediate retry. Slurm's reason codes; PBS's per-user queue limits; LSF's pending-job
-# threshold; SGE's max_u_jobs / max_aj_tasks; flux-accounting's active-jobs limit.
-LIMIT_MARKERS = (
-    "qosmaxsubmitjobperuserlimit", "qosmaxsubmitjobperaccountlimit", "assocmaxsubmitjoblimit",
-    "assocgrpsubmitjobslimit", "qosgrpsubmitjobslimit", "job violates accounting/qos policy",
-    "maximum number of jobs already in queue", "per-user limit", "pending job threshold",
-    "jobs are allowed per user", "exceeds max_aj_tasks", "user has max active jobs",
-)
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    argv: list[str]
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-class Transport:
-    """Runs a command where the scheduler's clients are: this machine by default."""
-
-    def run(self, argv: Sequence[str], timeout: float) -> CommandResult:
-        try:
-            proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
-                                  stdin=subprocess.DEVNULL, check=False)
-        except FileNotFoundError:
-            return CommandResult(list(argv), 127, "", f"{argv[0]}: command not found")
-        except subprocess.TimeoutExpired as exc:
-            return CommandResult(list(argv), 124, _text(exc.stdout),
-                                 f"timed out after {timeout:g}s")
-        return CommandResult(list(argv), proc.returncode, proc.stdout, proc.stderr)
-
-
-def over_limit(text: str) -> bool:
-    """A refusal that says the user has queued as much as an admin limit allows."""
-    low = text.lower()
-    return any(marker in low for marker in LIMIT_MARKERS)
-
-
-def is_transient(result: CommandResult) -> bool:
-    if result.returncode == 124:
-        return True
-    text = f"{result.stdout}\n{result.stderr}".lower()
-    return any(marker in text for marker in TRANSIENT_MARKERS)
-
-
-@dataclass(frozen=True)
-class Array:
-    """An array job's elements: line N of `tasks` is `<attempt dir><TAB><job name>` of one
-    element (the template says whether N counts from 0 or 1)."""
-
-    size: int
-    tasks: Path
-
 
 class BatchExecutor(Executor, DispatcherHost):
     """Base of the scheduler adapters: submit, poll, lookup, cancel, dispatcher jobs."""
@@ -124,7 +60,11 @@ class BatchExecutor(Executor, DispatcherHost):
     # then go out as arrays unless the site says `arrays: false`.
     supports_arrays = False
     queue_reuse = 0.0  # seconds one poll's listing also answers `dispatcher_jobs`
+    default_array_limit = 1 << 31  # elements per array when `array_limit` cannot say
     script_mode: int | None = None  # chmod of job scripts the scheduler runs as commands
+    dispatcher_memory = True  # the dispatcher job asks for the site's `dispatcher.memory`
+    # Jobs start without the submitter's environment: export akoflow's own (AKOFLOW_HOME, ...)
+    exports_own_env = False
 
     def __init__(self, site: str, config: Mapping[str, Any],
                  transport: Transport | None = None) -> None:
@@ -133,14 +73,20 @@ class BatchExecutor(Executor, DispatcherHost):
         self.retries = int(config.get("command_retries", 3))
         self.timeout = float(config.get("command_timeout", 60))
         self.modules = [str(m) for m in config.get("modules") or []]
-        self.env = {str(k): str(v) for k, v in (config.get("env") or {}).items()}
+        own = {k: v for k, v in os.environ.items() if k.startswith("AKOFLOW_")}
+        self.env = {**(own if self.exports_own_env else {}),
+                    **{str(k): str(v) for k, v in (config.get("env") or {}).items()}}
         self.defaults = {str(k): str(v) for k, v in (config.get("defaults") or {}).items()}
         self.python = str(config.get("python") or sys.executable)  # on the compute nodes
         self.user = config.get("user")
         self.arrays = self.supports_arrays and bool(config.get("arrays", True))
         throttle = config.get("array_throttle")
         self.throttle = int(throttle) if throttle else None
+        if self.throttle is not None and self.throttle < 1:
+            raise SpecError(f"site {site}: array_throttle must be at least 1, got {throttle!r}")
         self._listed: tuple[float, list[QueueEntry]] | None = None  # (when, last listing)
+        limit = config.get("max_array_size")
+        self._array_limit = int(limit) if limit else 0  # 0: ask the scheduler once
 
     # -- hooks: what the scheduler module says -------------------------------------------------
     def job_script(self, job: TaskLaunch, worker: list[str], log_dir: Path,
@@ -177,11 +123,39 @@ class BatchExecutor(Executor, DispatcherHost):
         return job_id or ""
 
     def shape(self, launch: TaskLaunch) -> object:
-        """What launches must share to run as elements of one array script."""
-        return launch.resources.to_json()
+        """What launches must share to run as elements of one array script: resources as
+        schedulers count them (whole cores, MiB), so requests that differ by bytes share."""
+        res = self.with_defaults(launch.resources)
+        req = Request.of(res)
+        return [req.cpus, req.memory_mib, req.time_limit, req.gpus, res.extra, res.node_selector]
+
+    def array_limit(self) -> float:
+        """The scheduler's own cap on array elements (asked once; inf: none; SubmitError:
+        unknown)."""
+        return self.default_array_limit
 
     def max_array_size(self) -> int:
-        return 1 << 31
+        """Elements per array: the site's `max_array_size`, else the scheduler's cap."""
+        if not self._array_limit:
+            try:
+                self._array_limit = int(min(self.array_limit(), 1 << 31))
+            except SubmitError as exc:
+                log.warning("%s array limit unknown (%s); using %d", self.kind, exc,
+                            self.default_array_limit)
+                self._array_limit = self.default_array_limit
+        return max(1, self._array_limit)
+
+    def task_wrapper(self, launch: TaskLaunch) -> list[str]:
+        """Run the task in Singularity/Apptainer when the site profile says `container:
+        singularity` (or apptainer) and the activity has an image. Only then is the
+        Singularity adapter (and spython with it) imported: a plain install has no spython."""
+        if not launch.image or str(self.config.get("container") or "none") == "none":
+            return []
+        from . import singularity
+
+        if singularity.is_container_runtime(self.config):
+            return singularity.wrapper_argv(self.config, launch)
+        return []
 
     def dispatcher_script(self, launch: TaskLaunch, argv: list[str], log_dir: Path,
                           delay: float) -> str:
@@ -296,12 +270,27 @@ class BatchExecutor(Executor, DispatcherHost):
         return entries
 
     def lookup(self, job_names: Sequence[str]) -> dict[str, str]:
-        """Job ids by name (crash repair); where a name was reused, the newest job."""
+        """Job ids by name (crash repair); where a name was reused, the newest job. Array
+        elements carry their array's name: they are found through its tasks file."""
         wanted = set(job_names)
-        return {e.name: e.job_id for e in self.newest_last(self.queue()) if e.name in wanted}
+        entries = self.newest_last(self.queue())
+        found = {e.name: e.job_id for e in entries if e.name in wanted}
+        if len(found) < len(wanted) and any(ARRAY_TAG in e.name for e in entries):
+            for job_id, (tasks, line) in self.array_elements(entries).items():
+                name = Array.name_at(tasks, line)
+                if name in wanted and name not in found:
+                    found[name] = job_id
+        return found
+
+    def array_elements(self, entries: list[QueueEntry]) -> dict[str, tuple[str, int]]:
+        """Listed array elements as job id -> (their array's tasks file, their line in it),
+        where the scheduler can tell; {} leaves them to be resubmitted after a crash."""
+        return {}
 
     def newest_last(self, entries: list[QueueEntry]) -> list[QueueEntry]:
-        return entries  # listings come in submission order
+        """By job id (sequence numbers): if another manifest of this user reused a name, ours
+        is the job submitted last (its intent was recorded just before the crash)."""
+        return sorted(entries, key=lambda e: [int(p) for p in re.findall(r"\d+", e.job_id)])
 
     def cancel(self, jobs: Sequence[JobRef]) -> None:
         ids = [j for j in dict.fromkeys(self.canonical(r.job_id) for r in jobs) if j]
@@ -309,27 +298,38 @@ class BatchExecutor(Executor, DispatcherHost):
             self.cancel_ids(ids)
 
     def cancel_ids(self, job_ids: Sequence[str]) -> None:
-        """Jobs that already ended leave nothing to stop: a failure is logged (idempotent)."""
+        """Jobs that already ended leave nothing to stop: a failure is logged (idempotent).
+        Some clients refuse a whole list over one such id: then each goes on its own."""
         argv = self.cancel_argv(job_ids)
         try:
             self.command(argv, retries=1)
         except SubmitError as exc:
             log.info("%s: %s", argv[0], exc)
+            for job_id in job_ids if len(job_ids) > 1 else []:
+                try:
+                    self.command(self.cancel_argv([job_id]), retries=0)
+                except SubmitError:
+                    pass
 
     # -- the dispatcher as a batch job --------------------------------------------------------
     def submit_dispatcher(self, name: str, argv: Sequence[str], *, after_any: Sequence[str],
                           delay: float, log_dir: Path) -> str:
         """The dispatcher as a small batch job (resources from the site's `dispatcher:`)."""
-        launch = self.dispatcher_launch(name, log_dir, delay)
+        launch = self.dispatcher_launch(name, log_dir)
         path = log_dir / "dispatcher.sh"
         self.write_script(path, self.dispatcher_script(launch, list(argv), log_dir, delay))
+        return self.queue_dispatcher(path, launch, after_any, delay)
+
+    def queue_dispatcher(self, script: Path, launch: TaskLaunch, after_any: Sequence[str],
+                         delay: float) -> str:
+        """Queue the dispatcher's script with `dispatcher_argv`; returns its job id."""
         try:
-            out = self.command(self.dispatcher_argv(path, launch, after_any, delay))
+            out = self.command(self.dispatcher_argv(script, launch, after_any, delay))
         except SubmitError as exc:
             if not after_any or exc.transient or not self.dependency_refused(exc, after_any):
                 raise
             log.info("dependency refused (%s); queueing the dispatcher without it", exc)
-            out = self.command(self.dispatcher_argv(path, launch, [], delay))
+            out = self.command(self.dispatcher_argv(script, launch, [], delay))
         return self.job_ids(out, None)[0]
 
     def dispatcher_jobs(self, name: str) -> list[tuple[str, JobState]]:
@@ -339,15 +339,14 @@ class BatchExecutor(Executor, DispatcherHost):
         entries = self._listed[1] if fresh and self._listed else self._listing()
         return [(e.job_id, e.status.state) for e in entries if e.name == name]
 
-    def dispatcher_launch(self, name: str, log_dir: Path, delay: float = 0.0, *,
-                          memory: bool = True) -> TaskLaunch:
+    def dispatcher_launch(self, name: str, log_dir: Path) -> TaskLaunch:
         """The dispatcher job as a launch, its log directory created: resources from the
         site's `dispatcher:` (1 cpu and 10 minutes unless it says otherwise) under the
-        site's defaults; `memory=False` for schedulers that take no memory request."""
+        site's defaults."""
         res = dict(self.config.get("dispatcher") or {})
         resources = Resources(
-            cpu=float(res.get("cpu", 1)), memory=res.get("memory") if memory else None,
-            time_limit=res.get("time_limit", 600),
+            cpu=float(res.get("cpu", 1)), time_limit=res.get("time_limit", 600),
+            memory=res.get("memory") if self.dispatcher_memory else None,
             extra={str(k): str(v) for k, v in (res.get("extra") or {}).items()})
         log_dir.mkdir(parents=True, exist_ok=True)
         return TaskLaunch(
@@ -392,9 +391,3 @@ def _write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
     tmp.replace(path)
-
-
-def _text(value: object) -> str:
-    if isinstance(value, bytes):
-        return value.decode(errors="replace")
-    return value if isinstance(value, str) else ""

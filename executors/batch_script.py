@@ -16,11 +16,12 @@ import shlex
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 import jinja2
 
-from akoflow.port import JobState, JobStatus, Resources, SpecError
+from akoflow.port import JobState, JobStatus, Resources, SpecError, SubmitError
 
 log = logging.getLogger(__name__)
 SAFE: Final = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")  # exactly what shlex.quote leaves bare
@@ -48,21 +49,31 @@ class Request:
 
     @classmethod
     def of(cls, resources: Resources) -> Request:
-        cpu, memory, limit = resources.cpu, resources.memory, resources.time_limit
-        if float(cpu) <= 0:
-            raise SpecError(f"cpu must be positive, got {cpu!r}")
-        if memory and int(memory) < 0:
-            raise SpecError(f"memory must be positive, got {memory!r}")
-        if limit and float(limit) < 0:
-            raise SpecError(f"time_limit must be positive, got {limit!r}")
-        return cls(cpus=math.ceil(float(cpu) - 1e-9),
-                   memory=int(memory) if memory else None,
-                   time_limit=float(limit) if limit else None,
-                   gpus=int(resources.gpus or 0))
+        cpu = _number(resources.cpu, "cpu")
+        if not cpu:
+            raise SpecError(f"cpu must be positive, got {resources.cpu!r}")
+        memory, limit = _number(resources.memory, "memory"), _number(resources.time_limit,
+                                                                     "time_limit")
+        return cls(cpus=math.ceil(cpu - 1e-9), memory=math.ceil(memory) if memory else None,
+                   time_limit=limit or None,
+                   gpus=math.ceil(_number(resources.gpus, "gpus") or 0))
 
     @property
     def memory_mib(self) -> int | None:
         return None if self.memory is None else max(1, math.ceil(self.memory / MIB))
+
+
+def _number(raw: object, key: str) -> float | None:
+    """A resource value as a finite number ≥ 0 (None: not asked for); else a SpecError."""
+    if raw is None or raw == "":
+        return None
+    try:
+        value = float(str(raw))
+    except (TypeError, ValueError):
+        raise SpecError(f"{key} must be a number, got {raw!r}") from None
+    if not 0 <= value < math.inf:
+        raise SpecError(f"{key} must be a positive number, got {raw!r}")
+    return value
 
 
 def local_time(text: str, form: str = "%Y-%m-%dT%H:%M:%S") -> float | None:
@@ -70,6 +81,49 @@ def local_time(text: str, form: str = "%Y-%m-%dT%H:%M:%S") -> float | None:
     try:
         return time.mktime(time.strptime(text, form))
     except ValueError:
+        return None
+
+
+def submitted(stdout: str, pattern: re.Pattern[str], command: str) -> re.Match[str]:
+    """The newest line of a submit command's output that `pattern` matches (the job id);
+    none is a permanent SubmitError: resubmitting would not make the scheduler say more."""
+    for line in reversed([ln.strip() for ln in stdout.splitlines() if ln.strip()]):
+        if m := pattern.search(line):
+            return m
+    raise SubmitError(f"{command} printed no job id: {stdout.strip()[:200]!r}",
+                      transient=False, stdout=stdout)
+
+
+def rows(stdout: str, after_name: int, what: str) -> Iterator[tuple[str, str, list[str]]]:
+    """(id, name, other fields) of `id|name|f1|...` listing lines with `after_name` fields
+    after the name: a name may hold `|`, the other fields cannot. Others are logged."""
+    for line in stdout.splitlines():
+        job_id, sep, rest = line.strip().partition("|")
+        fields = rest.rsplit("|", after_name) if sep else []
+        if len(fields) == after_name + 1:
+            yield job_id, fields[0], fields[1:]
+        elif line.strip():
+            log.warning("unparsable %s line %r", what, line)
+
+
+@dataclass(frozen=True)
+class Array:
+    """An array job's elements: line N of `tasks` is `<attempt dir><TAB><job name>` of one
+    element (the template says whether N counts from 0 or 1)."""
+
+    size: int
+    tasks: Path
+
+    @staticmethod
+    def name_at(tasks_file: str, line: int) -> str | None:
+        """The job name on line `line` (counting from 0) of an array's tasks file."""
+        try:
+            with open(tasks_file) as fh:
+                for i, text in enumerate(fh):
+                    if i == line:
+                        return text.rstrip("\n").partition("\t")[2] or None
+        except OSError:
+            return None
         return None
 
 
@@ -133,6 +187,31 @@ class Dialect:
             elif not (self.flags and value.lower() in ("false", "no")):
                 yield key, name, self.check(value, f"resource {key!r}", self.value)
 
+    def choose(self, extra: Mapping[str, Any], *, feature: str = "",
+               pattern: re.Pattern[str] = SAFE, split: bool = True,
+               ) -> tuple[dict[str, str | None], list[str]]:
+        """The resource-option loop every scheduler shares: `resources.extra` as (options,
+        features). Options come in the order given, each alias as its target with its value
+        checked, each passed-through option as `extra` yields it (None: a bare flag); an alias
+        whose target is `feature` adds feature terms instead (split at commas when `split`),
+        each checked against `pattern`."""
+        options: dict[str, str | None] = {}
+        features: list[str] = []
+        for key, option, value in self.extra(extra):
+            if key in self.aliases and option == feature:
+                terms = str(value).split(",") if split else [str(value)]
+                features += [self.check(t, f"resource {key!r}", pattern) for t in terms if t]
+            elif key in self.aliases:
+                options[option] = self.check(str(value), f"resource {key!r}")
+            else:
+                options[option] = value
+        return options, features
+
+    def selected(self, resources: Resources, pattern: re.Pattern[str] = SAFE) -> list[str]:
+        """`node_selector` values as feature terms, checked, in key order."""
+        return [self.check(str(v), f"node_selector {k!r}", pattern)
+                for k, v in sorted(resources.node_selector.items())]
+
     def job_ids(self, job_ids: Sequence[str], pattern: re.Pattern[str], form: str) -> list[str]:
         """Job ids for an argv, each checked against the scheduler's id syntax."""
         if not job_ids:
@@ -143,13 +222,17 @@ class Dialect:
         return list(job_ids)
 
     def render(self, template: str, *, modules: Sequence[str], env: Mapping[str, str],
-               worker: Sequence[str], **fields: Any) -> str:
-        """A job script from `templates/<template>`: modules and exported variables quoted
-        for the shell, the worker's argv joined as one command line."""
+               worker: Sequence[str], array_size: int | None = None,
+               tasks_file: str | None = None, **fields: Any) -> str:
+        """A job script from `templates/<template>`: modules, exported variables and an
+        array's tasks file quoted for the shell, the worker's argv as one command line."""
+        if array_size and not tasks_file:
+            raise SpecError("an array script needs the tasks file its elements read")
         for key in env:
             if not ENV_NAME.match(key):
                 raise SpecError(f"environment variable name {key!r} is not valid in a shell")
         return TEMPLATES.get_template(template).render(
             modules=[shlex.quote(self.check(m, "module")) for m in modules],
             env=[(k, shlex.quote(v)) for k, v in env.items()], worker=shlex.join(worker),
+            array_size=array_size, tasks_file=shlex.quote(tasks_file) if tasks_file else "",
             **fields)

@@ -1,24 +1,29 @@
-"""Flux: the pure pieces (job ids, argv builders, parsers, script rendering) of the Flux adapter.
+"""Flux: state map, argv builders, parsers and executor.
 
-Nothing here runs a command; `FluxExecutor` runs these argv lists through a transport. Checked
-against the flux-core ≥ 0.50 man pages (flux-batch(1), flux-submit(1), flux-jobs(1)) and RFC 19
-(F58 job ids), RFC 21 (job states), RFC 23 (durations), RFC 26 (dependencies), RFC 36 (`flux:`
-directives). Jobs are stored under their F58 id (`ƒ…`, what Flux prints); argv carries decimal
-ids, which every Flux command accepts in any locale.
+Each attempt is one `flux batch` of a script from templates/flux.sh.j2; status is one
+`flux jobs -a` per poll, kept to akoflow's job names (jobs purged from the inactive cache are
+judged by result.json). Flux ANDs every `--dependency` (RFC 26 has no any-of): with one job in
+flight the next dispatcher waits on `afterany:ID`; with several it starts on a timer
+(`--begin-time=+dispatcher_wake`). Job ids: flux_ids.py. Checked against flux-core ≥ 0.50's
+man pages and RFC 21 (states), 23 (durations), 26 (dependencies), 36 (`flux:` directives).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 import re
-import shlex
 from collections.abc import Mapping, Sequence
-from typing import Final
+from pathlib import Path
+from typing import Any, Final
 
 from akoflow.port import JobState, JobStatus, Resources, SpecError, SubmitError, TaskLaunch
 
-from .batch_script import NAME, Dialect, QueueEntry, Request
+from .base import NAME_PREFIX, BatchExecutor
+from .batch_commands import Transport
+from .batch_script import NAME, Array, Dialect, QueueEntry, Request
+from .flux_ids import canonical_id, decimal, parse_job_id
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +44,6 @@ _check = FLUX.check
 # comment and spaces would split the directive, so neither is accepted.
 _REQUIRES = re.compile(r"^[A-Za-z0-9_.,:&|()\[\]-]+$")
 
-F58: Final = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"  # RFC 19
-_DOTHEX = re.compile(r"^[0-9a-fA-F]{4}(\.[0-9a-fA-F]{4}){3}$")
 # name last: the split from the left stops before it, so nothing in a name can shift a field.
 STATUS_FORMAT: Final = ("{id.f58}|{state}|{result}|{returncode}|{t_run}|{nodelist}|"
                         "{exception.type}|{name}")
@@ -62,48 +65,6 @@ RESULT_MAP: Final[dict[str, JobState]] = {
     "CANCELED": JobState.CANCELLED,  # flux cancel (or an exception of type cancel)
     "TIMEOUT": JobState.TIMEOUT,  # killed at its time limit
 }
-
-
-# -- job ids ------------------------------------------------------------------------------------
-
-def parse_job_id(text: str) -> int:
-    """A Flux job id in F58 (`ƒ…` or ASCII `f…`), decimal, `0x` hex or dothex form."""
-    t = text.strip()
-    if t[:1] in ("ƒ", "f") and len(t) > 1 and all(c in F58 for c in t[1:]):
-        value = 0
-        for c in t[1:]:
-            value = value * 58 + F58.index(c)
-    elif t.isdigit():
-        value = int(t)
-    elif t.startswith("0x") and len(t) > 2 and all(c in "0123456789abcdefABCDEF" for c in t[2:]):
-        value = int(t, 16)
-    elif _DOTHEX.match(t):
-        value = int(t.replace(".", ""), 16)
-    else:
-        raise ValueError(f"{text!r} is not a Flux job id")
-    if value >= 2**64:
-        raise ValueError(f"{text!r} is larger than a 64-bit Flux job id")
-    return value
-
-
-def f58(value: int) -> str:
-    """RFC 19 encoding with the `ƒ` prefix Flux itself prints."""
-    digits = ""
-    while True:
-        value, rem = divmod(value, 58)
-        digits = F58[rem] + digits
-        if value == 0:
-            return "ƒ" + digits
-
-
-def canonical_id(text: str) -> str:
-    return f58(parse_job_id(text))
-
-
-def _decimal(job_ids: Sequence[str]) -> list[str]:
-    if not job_ids:
-        raise ValueError("no job ids given")
-    return [str(parse_job_id(j)) for j in job_ids]
 
 
 # -- options ------------------------------------------------------------------------------------
@@ -132,15 +93,10 @@ def resource_options(resources: Resources, *, memory_policy: str = "ignore",
         log.debug("Flux has no per-job memory request; memory %s is not sent", req.memory)
     if req.time_limit is not None:
         opts["time-limit"] = format_duration(req.time_limit)
-    requires = [_check(str(v), f"node_selector {k!r}", _REQUIRES)
-                for k, v in sorted(resources.node_selector.items())]
-    for key, option, value in FLUX.extra(resources.extra):
-        if key not in FLUX.aliases:
-            opts[option] = value  # passed through; None: a flag such as --exclusive
-        elif option == "requires":
-            requires.insert(0, _check(str(value), f"resource {key!r}", _REQUIRES))
-        else:
-            opts[option] = _check(str(value), f"resource {key!r}")
+    named, requires = FLUX.choose(resources.extra, feature="requires", pattern=_REQUIRES,
+                                  split=False)
+    opts.update(named)  # None: a flag such as --exclusive
+    requires += FLUX.selected(resources, _REQUIRES)
     if node:
         requires.append(f"host:{_check(node, 'node')}")
     if requires:
@@ -179,15 +135,15 @@ def render_script(
     return FLUX.render(
         "flux.sh.j2", modules=modules, env=env, worker=worker_argv,
         name=_check(launch.job_name, "job name", NAME), directives=directives,
-        tasks_file=shlex.quote(tasks_file) if tasks_file else "", parent_uri=parent_uri)
+        tasks_file=tasks_file, parent_uri=parent_uri)
 
 
 # -- commands -----------------------------------------------------------------------------------
 
 def dependency_options(after_ok: Sequence[str] = (), after_any: Sequence[str] = ()) -> list[str]:
     """One `--dependency` per job: Flux ANDs them all (RFC 26 has no any-of)."""
-    return ([f"--dependency=afterok:{j}" for j in _decimal(after_ok)] if after_ok else []) + \
-        ([f"--dependency=afterany:{j}" for j in _decimal(after_any)] if after_any else [])
+    return ([f"--dependency=afterok:{j}" for j in decimal(after_ok)] if after_ok else []) + \
+        ([f"--dependency=afterany:{j}" for j in decimal(after_any)] if after_any else [])
 
 
 def submit_argv(script_path: str, *, dependencies: Sequence[str] = (),
@@ -251,18 +207,14 @@ def parse_queue(stdout: str, name_prefix: str) -> list[QueueEntry]:
     """Rows of `status_argv` output whose job name starts with `name_prefix`."""
     entries = []
     for line in stdout.splitlines():
-        fields = line.strip().split("|", 7)
-        if len(fields) != 8:
+        try:
+            jid, state, result, rc, t_run, nodes, exc, name = line.strip().split("|", 7)
+            jid, started = canonical_id(jid), float(t_run or 0)
+        except ValueError:  # too few fields, or an unreadable id or time
             if line.strip():
                 log.warning("unparsable flux jobs line %r", line)
             continue
-        jid, state, result, rc, t_run, nodes, exc, name = fields
         if not name.startswith(name_prefix):
-            continue
-        try:
-            jid, started = canonical_id(jid), float(t_run or 0)
-        except ValueError:
-            log.warning("unparsable flux jobs line %r", line)
             continue
         ran = started > 0
         entries.append(QueueEntry(jid, name, JobStatus(
@@ -272,9 +224,77 @@ def parse_queue(stdout: str, name_prefix: str) -> list[QueueEntry]:
     return entries
 
 
-def parse_status(stdout: str, name_prefix: str) -> dict[str, JobStatus]:
-    return {e.job_id: e.status for e in parse_queue(stdout, name_prefix)}
-
-
 def cancel_argv(job_ids: Sequence[str]) -> list[str]:
-    return ["flux", "cancel", *_decimal(job_ids)]
+    return ["flux", "cancel", *decimal(job_ids)]
+
+
+MEMORY_POLICIES = ("ignore", "refuse")
+
+
+class FluxExecutor(BatchExecutor):
+    kind = "flux"
+    site_keys = frozenset({"dispatcher_wake", "memory_policy"})
+    hosts_dispatcher = True
+    dispatcher_memory = False  # Flux takes no memory request
+
+    def __init__(self, site: str, config: Mapping[str, Any],
+                 transport: Transport | None = None) -> None:
+        super().__init__(site, config, transport)
+        self.memory_policy = str(config.get("memory_policy") or "ignore")
+        if self.memory_policy not in MEMORY_POLICIES:
+            raise SpecError(f"site {site}: memory_policy must be one of "
+                            f"{', '.join(MEMORY_POLICIES)}, got {self.memory_policy!r}")
+        self.wake = float(config.get("dispatcher_wake", 30))
+
+    def job_script(self, job: TaskLaunch, worker: list[str], log_dir: Path,
+                   array: Array | None = None, parent_uri: bool = False) -> str:
+        return render_script(job, worker_argv=worker, modules=self.modules, env=self.env,
+                             log_dir=str(log_dir), memory_policy=self.memory_policy,
+                             parent_uri=parent_uri)
+
+    def submit_argv(self, script: Path, job: TaskLaunch, array: Array | None) -> list[str]:
+        return submit_argv(str(script), dependencies=dependency_options(after_ok=job.after_ok))
+
+    def job_ids(self, stdout: str, array: Array | None) -> list[str]:
+        return parse_submit(stdout)
+
+    def queue(self) -> list[QueueEntry]:
+        return parse_queue(self.command(status_argv()), NAME_PREFIX)
+
+    def canonical(self, job_id: str | None) -> str:
+        """`ƒ…` for any spelling of a Flux id; "" for none or garbage."""
+        try:
+            return canonical_id(job_id) if job_id else ""
+        except ValueError:
+            return ""
+
+    def cancel_argv(self, job_ids: Sequence[str]) -> list[str]:
+        return cancel_argv(job_ids)
+
+    def newest_last(self, entries: list[QueueEntry]) -> list[QueueEntry]:
+        return sorted(entries, key=lambda e: parse_job_id(e.job_id))  # ids grow with time
+
+    def dispatcher_script(self, launch: TaskLaunch, argv: list[str], log_dir: Path,
+                          delay: float) -> str:
+        """Its flux commands must reach the workflow's instance, not the job's own."""
+        return self.job_script(launch, argv, log_dir, parent_uri=True)
+
+    def dispatcher_argv(self, script: Path, launch: TaskLaunch, after_any: Sequence[str],
+                        delay: float) -> list[str]:
+        ids = [j for j in (self.canonical(a) for a in after_any) if j]
+        deps = dependency_options(after_any=ids) if len(ids) == 1 else []
+        begin = max(delay, self.wake) if len(ids) > 1 else delay
+        return submit_argv(str(script), dependencies=deps, begin_after=begin)
+
+    def dependency_refused(self, exc: SubmitError, after_any: Sequence[str]) -> bool:
+        """The job it would wait on is already purged: nothing to wait for, start now."""
+        waited = [j for j in (self.canonical(a) for a in after_any) if j]
+        return len(waited) == 1 and "depend" in f"{exc.stderr}{exc}".lower()
+
+    def dispatcher_jobs(self, name: str) -> list[tuple[str, JobState]]:
+        """The ids as this process's own FLUX_JOB_ID spells them when they are the same job,
+        so the chain never mistakes the running dispatcher for another one."""
+        me = os.environ.get("FLUX_JOB_ID") or ""
+        mine = self.canonical(me)
+        return [(me if mine and jid == mine else jid, state)
+                for jid, state in super().dispatcher_jobs(name)]

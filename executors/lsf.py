@@ -1,4 +1,8 @@
-"""IBM Spectrum LSF: the pure pieces of the LSF adapter (argv builders, parsers, rendering).
+"""IBM Spectrum LSF: state map, argv builders, parsers and executor.
+
+Each attempt is one `bsub` of a script from templates/lsf.sh.j2; status is one `bjobs -a -json`
+per poll for the user's jobs, kept to akoflow's by name (jobs cleaned from mbatchd once
+CLEAN_PERIOD passed are judged by result.json).
 
 Options go on the bsub command line: bsub reads `#BSUB` lines only from stdin or when the site
 sets LSB_BSUB_PARSE_SCRIPT=Y, so the script's `#BSUB` lines are a readable record of the same
@@ -15,11 +19,13 @@ import re
 import shlex
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, Final
 
-from akoflow.port import JobState, JobStatus, Resources, SpecError, SubmitError, TaskLaunch
+from akoflow.port import JobState, JobStatus, Resources, SubmitError, TaskLaunch
 
-from .batch_script import NAME, Dialect, QueueEntry, Request
+from .base import NAME_PREFIX, BatchExecutor
+from .batch_script import NAME, Array, Dialect, QueueEntry, Request, submitted
 
 log = logging.getLogger(__name__)
 
@@ -89,15 +95,10 @@ def resource_options(resources: Resources, node: str | None = None) -> list[str]
         opts += ["-gpu", f"num={req.gpus}"]
     if node:
         opts += ["-m", _check(node, "node")]
-    features = [_check(str(v), f"node_selector {k!r}")
-                for k, v in sorted(resources.node_selector.items())]
-    for key, option, value in LSF.extra(resources.extra):
-        if key not in LSF.aliases:  # passed through; None: a flag such as -x (exclusive)
-            opts += [f"-{option}"] + ([] if value is None else [value])
-        elif option == "select":
-            features[:0] = [_check(f, f"resource {key!r}") for f in str(value).split(",")]
-        else:
-            opts += [f"-{option}", _check(str(value), f"resource {key!r}")]
+    named, features = LSF.choose(resources.extra, feature="select")
+    features += LSF.selected(resources)
+    for option, value in named.items():  # None: a flag such as -x (exclusive)
+        opts += [f"-{option}"] + ([] if value is None else [value])
     if features:
         opts += ["-R", "select[" + " && ".join(features) + "]"]
     return opts
@@ -115,8 +116,6 @@ def job_options(launch: TaskLaunch, log_dir: str, array: str | None = None) -> l
 def render_script(launch: TaskLaunch, *, options: Sequence[str], worker_argv: Sequence[str],
                   modules: Sequence[str], env: Mapping[str, str], array_size: int | None,
                   tasks_file: str | None = None, pre_sleep: int = 0) -> str:
-    if array_size and not tasks_file:
-        raise SpecError("an array script needs the tasks_file its elements read")
     pairs: list[str] = []
     for opt in options:
         if opt.startswith("-") and not opt[1:].isdigit():
@@ -125,7 +124,7 @@ def render_script(launch: TaskLaunch, *, options: Sequence[str], worker_argv: Se
             pairs[-1] += " " + shlex.quote(opt)
     return LSF.render("lsf.sh.j2", modules=modules, env=env, worker=worker_argv,
                       name=launch.job_name, directives=pairs, array_size=array_size,
-                      tasks_file=shlex.quote(tasks_file or ""), pre_sleep=pre_sleep)
+                      tasks_file=tasks_file, pre_sleep=pre_sleep)
 
 
 def _job_ids(job_ids: Sequence[str]) -> list[str]:
@@ -164,11 +163,7 @@ def submit_argv(script_path: str, options: Sequence[str], *, dependency: str | N
 
 
 def parse_submit(stdout: str) -> str:
-    m = _SUBMIT_OUT.search(stdout)
-    if m is None:
-        raise SubmitError(f"bsub printed no job id: {stdout.strip()[:200]!r}",
-                          transient=False, stdout=stdout)
-    return m.group(1)
+    return submitted(stdout, _SUBMIT_OUT, "bsub").group(1)
 
 
 def status_argv(user: str | None = None) -> list[str]:
@@ -196,14 +191,9 @@ def _start(text: str) -> float | None:
 
 
 def parse_queue(stdout: str, name_prefix: str) -> list[QueueEntry]:
-    """Jobs whose name starts with `name_prefix`, from `status_argv` output."""
-    return [QueueEntry(jid, name, st) for jid, (name, st)
-            in parse_status(stdout, name_prefix).items()]
-
-
-def parse_status(stdout: str, name_prefix: str) -> dict[str, tuple[str, JobStatus]]:
-    """(job name, status) keyed by `123` or `123[4]`, for names starting with `name_prefix`."""
-    out: dict[str, tuple[str, JobStatus]] = {}
+    """Jobs keyed `123` or `123[4]` whose names start with `name_prefix`, from `status_argv`
+    output (an element's name loses its `[4]`)."""
+    out: list[QueueEntry] = []
     records = json.loads(stdout).get("RECORDS") or [] if stdout.strip() else []
     for rec in records:
         name, jid, idx = _value(rec, "JOB_NAME"), _value(rec, "JOBID"), _value(rec, "JOBINDEX")
@@ -214,13 +204,64 @@ def parse_status(stdout: str, name_prefix: str) -> dict[str, tuple[str, JobStatu
         state = map_state(_value(rec, "STAT"), reason)
         code = _value(rec, "EXIT_CODE")
         host = _value(rec, "EXEC_HOST").split(":", 1)[0].split("*")[-1] or None
-        out[key] = (re.sub(r"\[\d+\]$", "", name), JobStatus(
+        out.append(QueueEntry(key, re.sub(r"\[\d+\]$", "", name), JobStatus(
             state, exit_code=int(code) if code.isdigit() and state is JobState.FAILED else
             0 if state is JobState.COMPLETED else None,
             node=host, started_at=_start(_value(rec, "START_TIME")),
-            message=reason or _value(rec, "PEND_REASON") or None))
+            message=reason or _value(rec, "PEND_REASON") or None)))
     return out
 
 
 def cancel_argv(job_ids: Sequence[str]) -> list[str]:
     return ["bkill", *_job_ids(job_ids)]
+
+
+class LsfExecutor(BatchExecutor):
+    kind = "lsf"
+    site_keys = frozenset({"user"})
+    hosts_dispatcher = True
+    script_mode = 0o755  # bsub runs the script as the job's command
+
+    def job_script(self, job: TaskLaunch, worker: list[str], log_dir: Path,
+                   array: Array | None = None, pre_sleep: int = 0) -> str:
+        return render_script(job, options=job_options(job, str(log_dir)),
+                                 worker_argv=worker, modules=self.modules, env=self.env,
+                                 array_size=None, pre_sleep=pre_sleep)
+
+    def submit_argv(self, script: Path, job: TaskLaunch, array: Array | None) -> list[str]:
+        dep = dependency_after_ok(job.after_ok) if job.after_ok else None
+        return submit_argv(str(script), job_options(job, str(script.parent)),
+                               dependency=dep)
+
+    def job_ids(self, stdout: str, array: Array | None) -> list[str]:
+        return [parse_submit(stdout)]
+
+    def queue(self) -> list[QueueEntry]:
+        # Jobs cleaned from mbatchd (CLEAN_PERIOD passed) are GONE, judged by result.json.
+        try:
+            out = self.command(status_argv(self.user))
+        except SubmitError as exc:  # LSB_BJOBS_CONSISTENT_EXIT_CODE=Y: no jobs → exit 255
+            if exc.transient or not any(m in exc.stderr for m in NO_JOBS):
+                raise
+            return []
+        return parse_queue(out, NAME_PREFIX)
+
+    def cancel_argv(self, job_ids: Sequence[str]) -> list[str]:
+        return cancel_argv(job_ids)
+
+    def dispatcher_script(self, launch: TaskLaunch, argv: list[str], log_dir: Path,
+                          delay: float) -> str:
+        """`-b` has minute granularity, so a spacing under a minute is a `sleep` in the job."""
+        return self.job_script(launch, argv, log_dir,
+                               pre_sleep=math.ceil(delay) if 0 < delay < 60 else 0)
+
+    def dispatcher_argv(self, script: Path, launch: TaskLaunch, after_any: Sequence[str],
+                        delay: float) -> list[str]:
+        """Waits for the first in-flight job to end: `-w` joins conditions with `||`."""
+        begin = begin_at(delay) if delay >= 60 else []
+        dep = dependency_first_to_end(after_any) if after_any else None
+        return submit_argv(str(script), job_options(launch, str(script.parent)),
+                               dependency=dep, extra=begin)
+
+    def dependency_refused(self, exc: SubmitError, after_any: Sequence[str]) -> bool:
+        return True  # a job waited on is already cleaned: bsub refuses the condition

@@ -1,11 +1,11 @@
-"""PBS (PBS Pro / OpenPBS and Torque): the pure pieces of the PBS adapter.
+"""PBS (PBS Pro / OpenPBS and Torque): state map, argv builders, parsers and executor.
 
-Nothing here runs a command. The two flavors differ in arrays (Pro `-J 1-N%k`, Torque
-`-t 1-N%k`), resource syntax (Pro `select=1:ncpus=..`, Torque `nodes=1:ppn=..`), status output
-(Pro `qstat -f -F json`, Torque `qstat -x` XML) and special exit codes. PBS has no "any of"
-dependency: `dependency_first_to_end` waits for the job submitted earliest (lowest sequence
-number), which is the one most likely to end first; see site-configs/pbs.yaml.
-"""
+Each attempt is one `qsub` of a script from templates/pbs.sh.j2; status is one `qstat` per poll,
+kept to akoflow's jobs by name (a job gone from it is judged by result.json). The site's
+`flavor:` says which PBS: they differ in arrays (Pro `-J 1-N%k`, Torque `-t 1-N%k`), resources
+(Pro `select=1:ncpus=..`, Torque `nodes=1:ppn=..`), status (Pro `qstat -f -F json`, Torque
+`qstat -x` XML) and exit codes. PBS has no "any of" dependency: the dispatcher waits for the
+earliest-submitted job, the one most likely to end first (site-configs/pbs.yaml)."""
 
 from __future__ import annotations
 
@@ -13,15 +13,18 @@ import json
 import logging
 import math
 import re
-import shlex
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, Final
 
-from akoflow.port import JobState, JobStatus, Resources, SpecError, SubmitError, TaskLaunch
+from akoflow.port import JobState, JobStatus, Node, Resources, SpecError, SubmitError, TaskLaunch
 
-from .batch_script import MIB, NAME, Dialect, QueueEntry
+from . import pbs_nodes
+from .base import NAME_PREFIX, BatchExecutor
+from .batch_commands import Transport
+from .batch_script import NAME, Array, Dialect, QueueEntry, Request, submitted
 
 log = logging.getLogger(__name__)
 FLAVORS: Final = ("pro", "torque")
@@ -93,42 +96,23 @@ def format_walltime(seconds: float) -> str:
     return f"{total // 3600:02d}:{total % 3600 // 60:02d}:{total % 60:02d}"
 
 
-def _positive(value: float | str | None, key: str) -> float | None:
-    if value is None or (value == 0 and key != "cpu"):
-        return None
-    if float(value) <= 0:
-        raise SpecError(f"{key} must be positive, got {value!r}")
-    return float(value)
-
-
 def resource_options(resources: Resources, flavor: str,
                      node: str | None = None) -> list[str]:
     """akoflow's resources as qsub options (`-l ...`, `-q ...`, `-A ...`)."""
-    cpu = _positive(resources.cpu, "cpu")
-    ncpus = math.ceil(cpu - 1e-9) if cpu else 1
-    mem = _positive(resources.memory, "memory")
-    walltime = _positive(resources.time_limit, "time_limit")
-    gpus = int(resources.gpus or 0)
-    features = [_check(str(v), f"node_selector {k!r}")
-                for k, v in sorted(resources.node_selector.items())]
-    opts: list[str] = []
-    extra_l: list[str] = []
-    for key, alias, value in PBS.extra(resources.extra):
-        text = str(value)
-        if key not in PBS.aliases:
-            opts += [f"-{alias}", text]  # passed through, checked
-        elif alias in ("queue", "account"):
-            opts += ["-q" if alias == "queue" else "-A", _check(text, f"resource {key!r}")]
-        elif alias == "features":
-            features[:0] = [_check(f, f"resource {key!r}") for f in text.split(",")]
-        elif flavor == "pro":
-            raise SpecError("resource 'qos': PBS Pro has no QOS; use a queue instead")
-        else:
-            extra_l.append(f"qos={_check(text, 'resource qos')}")
+    req = Request.of(resources)
+    ncpus, mem, gpus = req.cpus, req.memory_mib, req.gpus
+    named, features = PBS.choose(resources.extra, feature="features")
+    features += PBS.selected(resources)
+    qos = named.pop("qos", None)
+    if qos and flavor == "pro":
+        raise SpecError("resource 'qos': PBS Pro has no QOS; use a queue instead")
+    extra_l = [f"qos={qos}"] if qos else []
+    opts = [x for k, v in named.items()  # passed through (letters) or -q/-A, checked
+            for x in ({"queue": "-q", "account": "-A"}.get(k, f"-{k}"), str(v))]
     if flavor == "pro":
         chunk = [f"ncpus={ncpus}"]
         if mem:
-            chunk.append(f"mem={max(1, math.ceil(mem / MIB))}mb")
+            chunk.append(f"mem={mem}mb")
         if gpus:
             chunk.append(f"ngpus={gpus}")
         if node:
@@ -141,9 +125,9 @@ def resource_options(resources: Resources, flavor: str,
             nodes.append(f"gpus={gpus}")
         limits = ["nodes=" + ":".join(nodes + features)]
         if mem:
-            limits.append(f"mem={max(1, math.ceil(mem / MIB))}mb")
-    if walltime:
-        limits.append(f"walltime={format_walltime(walltime)}")
+            limits.append(f"mem={mem}mb")
+    if req.time_limit:
+        limits.append(f"walltime={format_walltime(req.time_limit)}")
     return [*(x for lim in [*limits, *extra_l] for x in ("-l", lim)), *opts]
 
 
@@ -156,8 +140,6 @@ def render_script(
     indices; element N runs the attempt on line N of `tasks_file`)."""
     name = _check(launch.job_name, "job name", NAME)
     logs = _check(log_dir.rstrip("/") or "/", "log_dir")
-    if array_size and not tasks_file:
-        raise SpecError("an array script needs the tasks_file its elements read")
     if not array_size:
         out, err = f"{logs}/{name}.out", f"{logs}/{name}.err"
     elif flavor == "pro":  # Pro substitutes the subjob index into the path
@@ -170,7 +152,7 @@ def render_script(
     directives = [f"{a} {b}" for a, b in zip(opts[0::2], opts[1::2])] + ["-V"]
     return PBS.render(
         "pbs.sh.j2", modules=modules, env=env, worker=worker_argv, name=name, flavor=flavor,
-        directives=directives, array_size=array_size, tasks_file=shlex.quote(tasks_file or ""),
+        directives=directives, array_size=array_size, tasks_file=tasks_file,
         index_var="PBS_ARRAY_INDEX" if flavor == "pro" else "PBS_ARRAYID", pre_sleep=pre_sleep)
 
 
@@ -221,11 +203,7 @@ def submit_argv(script_path: str, *, dependency: str | None = None,
 
 
 def parse_submit(stdout: str) -> str:
-    lines = [ln.strip() for ln in stdout.splitlines() if ln.strip()]
-    if not lines or not _JOB_ID.match(lines[-1]):
-        raise SubmitError(f"qsub printed no job id: {stdout.strip()[:200]!r}",
-                          transient=False, stdout=stdout)
-    return lines[-1]
+    return submitted(stdout, _JOB_ID, "qsub").group(0)
 
 
 def status_argv(flavor: str) -> list[str]:
@@ -258,21 +236,62 @@ def _status(attrs: Mapping[str, Any], flavor: str) -> JobStatus:
 
 def parse_queue(stdout: str, flavor: str, name_prefix: str) -> list[QueueEntry]:
     """Jobs whose name starts with `name_prefix`, from `status_argv` output."""
-    return [QueueEntry(jid, name, st) for jid, (name, st)
-            in parse_status(stdout, flavor, name_prefix).items()]
-
-
-def parse_status(stdout: str, flavor: str, name_prefix: str) -> dict[str, tuple[str, JobStatus]]:
-    """(job name, status) keyed by job id, for jobs whose name starts with `name_prefix`."""
     jobs: dict[str, Mapping[str, Any]] = {}
     if flavor == "pro":
         jobs = json.loads(stdout).get("Jobs") or {} if stdout.strip() else {}
     elif stdout.strip():
         for el in ET.fromstring(stdout).iter("Job"):
             jobs[el.findtext("Job_Id") or ""] = {c.tag: c.text or "" for c in el}
-    return {jid: (str(a.get("Job_Name")), _status(a, flavor)) for jid, a in jobs.items()
-            if str(a.get("Job_Name", "")).startswith(name_prefix)}
+    return [QueueEntry(jid, str(a.get("Job_Name")), _status(a, flavor))
+            for jid, a in jobs.items() if str(a.get("Job_Name", "")).startswith(name_prefix)]
 
 
 def cancel_argv(job_ids: Sequence[str]) -> list[str]:
     return ["qdel", *_job_ids(job_ids)]
+
+
+class PbsExecutor(BatchExecutor):
+    kind = "pbs"
+    site_keys = frozenset({"flavor"})
+    hosts_dispatcher = True
+
+    def __init__(self, site: str, config: Mapping[str, Any],
+                 transport: Transport | None = None) -> None:
+        super().__init__(site, config, transport)
+        self.flavor = flavor_of(config)
+
+    def job_script(self, job: TaskLaunch, worker: list[str], log_dir: Path,
+                   array: Array | None = None) -> str:
+        return render_script(job, flavor=self.flavor, worker_argv=worker, modules=self.modules,
+                             env=self.env, log_dir=str(log_dir), array_size=None)
+
+    def submit_argv(self, script: Path, job: TaskLaunch, array: Array | None) -> list[str]:
+        dep = dependency_after_ok(job.after_ok, self.flavor) if job.after_ok else None
+        return submit_argv(str(script), dependency=dep)
+
+    def job_ids(self, stdout: str, array: Array | None) -> list[str]:
+        return [parse_submit(stdout)]
+
+    def queue(self) -> list[QueueEntry]:
+        return parse_queue(self.command(status_argv(self.flavor)), self.flavor, NAME_PREFIX)
+
+    def cancel_argv(self, job_ids: Sequence[str]) -> list[str]:
+        return cancel_argv(job_ids)
+
+    def dispatcher_argv(self, script: Path, launch: TaskLaunch, after_any: Sequence[str],
+                        delay: float) -> list[str]:
+        """PBS cannot wait for the first of several jobs: it waits for the earliest-submitted
+        in-flight job (see dependency_first_to_end)."""
+        dep = dependency_first_to_end(after_any) if after_any else None
+        return submit_argv(str(script), dependency=dep, extra=begin_at(delay) if delay > 0 else [])
+
+    def dependency_refused(self, exc: SubmitError, after_any: Sequence[str]) -> bool:
+        return True  # the job waited on is already purged: qsub refuses the dependency
+
+    def nodes(self) -> list[Node]:
+        """One `pbsnodes` call: every node with its free cpus and memory."""
+        text = self.command(pbs_nodes.argv(self.flavor), retries=1)
+        try:
+            return pbs_nodes.parse(self.flavor, text)
+        except (ValueError, KeyError, TypeError, SyntaxError) as exc:  # ParseError: Syntax
+            raise SubmitError(f"cannot read pbsnodes output: {exc}", transient=True) from None

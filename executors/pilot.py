@@ -43,7 +43,8 @@ from akoflow.port.records import AttemptOutcome
 from . import pilot_files as pf
 from . import pilot_grow as grow
 from . import pilot_serve
-from .base import BatchExecutor, over_limit
+from .base import BatchExecutor
+from .batch_commands import over_limit
 from .local_groups import claim_for_cancel
 from .pilot_agent import launch_of
 from .pilot_config import Packing

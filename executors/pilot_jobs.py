@@ -23,7 +23,8 @@ from pathlib import Path
 
 from akoflow.port import JobState, JobStatus, SpecError, SubmitError, TaskLaunch
 
-from .base import NAME_PREFIX, BatchExecutor, over_limit
+from .base import NAME_PREFIX, BatchExecutor
+from .batch_commands import over_limit
 from .batch_script import QueueEntry
 from .pilot_files import Tail, append
 from .pilot_limits import Limits

@@ -1,19 +1,13 @@
-"""Son of Grid Engine: the pure pieces (options, argv builders, parsers, script rendering).
+"""Son of Grid Engine: its state letters, argv builders, parsers and executor.
 
-Nothing here runs a command; `SgeExecutor` runs these argv lists through a transport. Parsers
-are tested on REAL output of the SGE 8.1.9 test cell (tests/executors/captured/sge_*.txt).
-
-Dependencies. SGE has one kind: `-hold_jid a,b` releases a job when ALL of a, b have ended,
-whatever their exit (afterany), and silently drops ids it does not know (already ended).
-- afterok (`TaskLaunch.after_ok`): every job script records its worker's exit code in
-  `<run_dir>/.akoflow-sge/<JOB_ID>[.<TASK_ID>]`; a child is held on its parents with
-  `-hold_jid` and, when it starts, its script checks that each parent's file says 0. If one
-  does not (failed, killed by h_rt, never ran), the child exits without running the worker;
-  the dispatcher has by then failed the parent and SKIPPED the child. A parent that ended
-  before the child was queued (the ignored-hold case) is checked the same way.
-  (SGE's own "exit 100 keeps dependants held" is not used: it leaves the parent in Eqw.)
-- any-of (the dispatcher waking on the FIRST in-flight job to end): see sge_executor.py.
-"""
+Each attempt runs `akoflow worker <attempt dir>` in a job from templates/sge.sh.j2; same-shaped
+launches go out as one `-t 1-N [-tc K]` array (after a crash it is resubmitted: task.sh refuses
+a second start of a claimed attempt). Status is one `qstat -xml` per poll, and `qacct -j` for
+jobs that left it with no result.json (sge_qacct.py); an Eqw job is reported FAILED and deleted.
+SGE's one dependency, `-hold_jid a,b`, waits for ALL of a, b to end, however. So afterok is the
+script's: each job writes its worker's exit code to `<run_dir>/.akoflow-sge/<JOB_ID>[.<TASK>]`
+and a held child runs only if each parent's file says 0. Any-of (for the dispatcher):
+sge_wake.py. Parsers are tested on REAL output of the SGE 8.1.9 test cell."""
 
 from __future__ import annotations
 
@@ -25,25 +19,37 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
+from pathlib import Path
+from typing import Any, Final
 
-from akoflow.port import JobState, JobStatus, Resources, SpecError, SubmitError, TaskLaunch
+from akoflow.port import (
+    JobRef,
+    JobState,
+    JobStatus,
+    Resources,
+    SpecError,
+    SubmitError,
+    TaskLaunch,
+)
 
-from .batch_script import MIB, Dialect, QueueEntry
+from .base import NAME_PREFIX, BatchExecutor
+from .batch_commands import Transport
+from .batch_script import MIB, Array, Dialect, QueueEntry, Request, submitted
 from .batch_script import local_time as _start
+from .sge_qacct import Qacct
+from .sge_wake import DispatcherGroup
 
 log = logging.getLogger(__name__)
 
-# Scheduler-agnostic `resources.extra` keys → qsub options; `sge.<option>` passes others, except
-# those akoflow sets itself or that would break tracking (name, logs, arrays, holds, sync).
+# `resources.extra` aliases → qsub options; `sge.<option>` passes others, except those akoflow
+# sets itself or that would break tracking (name, logs, arrays, holds, sync).
 SGE: Final = Dialect(
     name="SGE", where="an SGE directive", prefix="sge.", hint="sge.<qsub-option>",
     aliases={"queue": "q", "partition": "q", "project": "P", "account": "P", "features": "l",
-             "constraint": "l",
-             "pe": "pe"},  # the parallel environment for cpu > 1 (overrides the site's)
-    reserved=frozenset({"N", "o", "e", "j", "t", "tc", "hold_jid", "hold_jid_ad", "terse",
-                        "b", "sync", "S", "C", "i", "r", "now", "cwd", "wd", "shell", "@",
-                        "pe", "clear"}),
+             "constraint": "l", "pe": "pe"},  # pe: for cpu > 1, overrides the site's
+    reserved=frozenset({"N", "o", "e", "j", "t", "tc", "hold_jid", "hold_jid_ad", "terse", "b",
+                        "sync", "S", "C", "i", "r", "now", "cwd", "wd", "shell", "@", "pe",
+                        "clear"}),
     option=re.compile(r"^[A-Za-z][A-Za-z0-9_]*$"),
     value=re.compile(r"^[A-Za-z0-9_@%+=:,./*!&|()\[\]-]+$"))  # e.g. `-l arch=lx*`
 _check = SGE.check
@@ -52,47 +58,22 @@ _JOB_ID = re.compile(r"^\d+(\.\d+)?$")  # `123` or an array task `123.4`
 _TERSE = re.compile(r"^(\d+)(?:\.(\d+)-(\d+):(\d+))?$")  # `9` or `9.1-3:1`
 STATUS_DIR: Final = ".akoflow-sge"  # under run_dir: one exit-code file per ended job
 
-# Every state string qstat(1) prints: letters d(eletion) E(rror) h(old) r(unning)
-# R(estarted) s/S/T (suspended by user / queue / threshold) t(ransferring) q w (queued waiting).
-# Unknown strings → UNKNOWN: a misread makes the dispatcher wait, never fail or succeed a task.
-STATE_MAP: Final[dict[str, JobState]] = {
-    "qw": JobState.PENDING,  # queued, waiting for a slot
-    "hqw": JobState.PENDING,  # held: -hold_jid, -h or -a start time not reached
-    "hRwq": JobState.PENDING,  # restarted (rescheduled) and held again
-    "Rq": JobState.PENDING,  # rescheduled, queued again
-    "Rqw": JobState.PENDING,  # rescheduled, waiting
-    "hRqw": JobState.PENDING,  # rescheduled and held
-    "r": JobState.RUNNING,  # running
-    "t": JobState.RUNNING,  # being transferred to its execd: allocated, starting
-    "Rr": JobState.RUNNING,  # running again after a restart
-    "Rt": JobState.RUNNING,  # restarted, transferring
-    "s": JobState.RUNNING,  # suspended by qmod -sj: keeps its slot, will resume
-    "ts": JobState.RUNNING,  # suspended while transferring
-    "S": JobState.RUNNING,  # its queue is suspended: keeps its slot
-    "tS": JobState.RUNNING,  # queue suspended while transferring
-    "T": JobState.RUNNING,  # suspended by a queue's suspend_threshold
-    "tT": JobState.RUNNING,  # threshold-suspended while transferring
-    "Rs": JobState.RUNNING,  # restarted, suspended
-    "RS": JobState.RUNNING,  # restarted, queue suspended
-    "RT": JobState.RUNNING,  # restarted, threshold-suspended
-    "Eqw": JobState.FAILED,  # error state (could not start; job exit 100): never runs by itself
-    "Ehqw": JobState.FAILED,  # error state and held
-    "EhRqw": JobState.FAILED,  # error state after a restart
-    "dr": JobState.CANCELLED,  # qdel'ed while running: being killed
-    "dt": JobState.CANCELLED,  # qdel'ed while transferring
-    "dRr": JobState.CANCELLED,  # qdel'ed, restarted and running
-    "dRt": JobState.CANCELLED,  # qdel'ed, restarted and transferring
-    "ds": JobState.CANCELLED,  # qdel'ed while suspended
-    "dS": JobState.CANCELLED,  # qdel'ed while its queue is suspended
-    "dT": JobState.CANCELLED,  # qdel'ed while threshold-suspended
-    "dqw": JobState.CANCELLED,  # qdel'ed while queued
-    "dhqw": JobState.CANCELLED,  # qdel'ed while held
-    "dEqw": JobState.CANCELLED,  # qdel'ed while in error state
-}
+# qstat(1) states are letters; the strongest says what the job is: d(eletion), E(rror: could not
+# start, never runs by itself), r(unning) t(ransferring) s/S/T (suspended by qmod, queue or
+# threshold: keeps its slot), h(old) R(estarted) q(ueued) w(aiting). An unlisted letter makes
+# the state UNKNOWN: a misread must make the dispatcher wait, never fail or succeed a task.
+STATE_LETTERS: Final[tuple[tuple[str, JobState], ...]] = (
+    ("d", JobState.CANCELLED), ("E", JobState.FAILED), ("rtsST", JobState.RUNNING),
+    ("hRqw", JobState.PENDING))
 
 
 def map_state(code: str) -> JobState:
-    return SGE.state(STATE_MAP, code.strip())
+    """The state of its strongest letter; UNKNOWN (logged) for an empty or unknown one."""
+    letters = set(code.strip())
+    for chars, state in STATE_LETTERS if letters <= set("dErtsSThRqw") else ():
+        if letters & set(chars):
+            return state
+    return SGE.state({}, code.strip())  # logged as unknown
 
 
 def format_time(seconds: float) -> str:
@@ -110,54 +91,38 @@ class SiteOptions:
     gpu_resource: str = "gpu"
     time_limit_grace: float = 30.0  # h_rt = time limit + grace: the worker times out first
 
-
-def _number(raw: float | str | None, key: str) -> float | None:
-    if raw is None or raw == "":
-        return None
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        raise SpecError(f"{key} must be a number, got {raw!r}") from None
-    if not value >= 0 or math.isinf(value):
-        raise SpecError(f"{key} must be a positive number, got {raw!r}")
-    return value or None  # 0: not requested
+    @classmethod
+    def of(cls, config: Mapping[str, Any]) -> SiteOptions:
+        mem = config.get("memory_resource", "h_vmem")
+        return cls(config.get("parallel_environment") or None,
+                   tuple(str(m) for m in ([mem] if isinstance(mem, str) else mem or [])),
+                   str(config.get("gpu_resource", "gpu")),
+                   float(config.get("time_limit_grace", 30)))
 
 
 def resource_options(resources: Resources, site: SiteOptions) -> list[str]:
     """akoflow's resources as qsub options (`-l h_rt=…`, `-pe smp 4`, `-q all.q`, …)."""
-    opts: list[str] = []
-    limits: list[str] = []
-    extra = {str(k): str(v) for k, v in resources.extra.items()}
-    slots = math.ceil((_number(resources.cpu, "cpu") or 1) - 1e-9)
-    pe = extra.pop("pe", None) or site.parallel_environment
-    if slots > 1:
+    req = Request.of(resources)
+    named, features = SGE.choose(resources.extra, feature="l")  # boolean complexes
+    pe = named.pop("pe", None) or site.parallel_environment
+    opts = [f"-{k}" if v is None else f"-{k} {v}" for k, v in named.items()]  # None: -notify
+    if req.cpus > 1:
         if not pe:
-            raise SpecError(f"cpu {slots} needs an SGE parallel environment; set "
+            raise SpecError(f"cpu {req.cpus} needs an SGE parallel environment; set "
                             "`parallel_environment:` in the site profile (or resource `pe`)")
-        opts.append(f"-pe {_check(pe, 'parallel environment')} {slots}")
-    memory = _number(resources.memory, "memory")
-    if memory:  # SGE memory requests are per slot
-        per_slot = max(1, math.ceil(memory / slots / MIB))
+        opts.insert(0, f"-pe {_check(pe, 'parallel environment')} {req.cpus}")
+    limits = []
+    if req.memory:  # SGE memory requests are per slot
+        per_slot = max(1, math.ceil(req.memory / req.cpus / MIB))
         limits += [f"{_check(r, 'memory resource')}={per_slot}M" for r in site.memory_resources]
-    limit = _number(resources.time_limit, "time_limit")
-    if limit:
-        limits.append(f"h_rt={format_time(limit + site.time_limit_grace)}")
-    gpus = _number(resources.gpus, "gpus")
-    if gpus:
-        limits.append(f"{_check(site.gpu_resource, 'gpu resource')}={math.ceil(gpus)}")
-    for key, label in sorted(resources.node_selector.items()):
-        limits.append(f"{_check(str(key), 'node_selector key')}={_check(str(label), key)}")
-    for key, option, value in SGE.extra(extra):
-        if key not in SGE.aliases:  # passed through; None: a flag such as -notify
-            opts.append(f"-{option}" if value is None else f"-{option} {value}")
-        elif option == "l":  # features: boolean complexes, `ssd,bigmem` → ssd=TRUE,bigmem=TRUE
-            limits += [f"{_check(f, f'resource {key!r}')}=TRUE" for f in str(value).split(",")
-                       if f]
-        else:
-            opts.append(f"-{option} {_check(str(value), f'resource {key!r}')}")
-    if limits:
-        opts.insert(0, f"-l {','.join(limits)}")
-    return opts
+    if req.time_limit:
+        limits.append(f"h_rt={format_time(req.time_limit + site.time_limit_grace)}")
+    if req.gpus:
+        limits.append(f"{_check(site.gpu_resource, 'gpu resource')}={req.gpus}")
+    limits += [f"{_check(str(k), 'node_selector key')}={_check(str(v), k)}"
+               for k, v in sorted(resources.node_selector.items())]
+    limits += [f"{f}=TRUE" for f in features]
+    return ([f"-l {','.join(limits)}"] if limits else []) + opts
 
 
 def render_script(
@@ -165,9 +130,8 @@ def render_script(
     env: Mapping[str, str], log_dir: str, site: SiteOptions, array_size: int | None = None,
     tasks_file: str | None = None, watchdog: bool = True,
 ) -> str:
-    """The qsub script for one launch, or for an array (`-t 1-N`, on the qsub command line) of
-    launches sharing `launch`'s resources; task N runs the attempt dir on line N of
-    `tasks_file`, passed as the worker's last argument."""
+    """The qsub script for one launch, or for an array (`-t 1-N` on the qsub line) sharing its
+    resources: task N runs the attempt on line N of `tasks_file` (its last argument)."""
     name = _check(launch.job_name, "job name", _NAME)
     logs = _check(log_dir.rstrip("/") or "/", "log_dir")
     stem = "$JOB_NAME.$JOB_ID.$TASK_ID" if array_size else "$JOB_NAME.$JOB_ID"
@@ -175,16 +139,12 @@ def render_script(
                   "-S /bin/bash", "-r n", *resource_options(launch.resources, site)]
     if launch.node:
         directives.append(f"-l hostname={_check(launch.node, 'node')}")
-    if array_size and not tasks_file:
-        raise SpecError("an array script needs the tasks_file its tasks read")
     return SGE.render(
         "sge.sh.j2", modules=modules, env=env, worker=worker_argv, name=name,
-        directives=directives, array_size=array_size, tasks_file=shlex.quote(tasks_file or ""),
-        watchdog=watchdog,
+        directives=directives, array_size=array_size, tasks_file=tasks_file, watchdog=watchdog,
         attempt_dir=shlex.quote(str(launch.attempt_dir)),
         status_dir=shlex.quote(f"{launch.run_dir}/{STATUS_DIR}"),
-        after_ok=_job_ids(launch.after_ok) if launch.after_ok else [],
-    )
+        after_ok=_job_ids(launch.after_ok) if launch.after_ok else [])
 
 
 def _job_ids(job_ids: Sequence[str]) -> list[str]:
@@ -203,8 +163,6 @@ def submit_argv(script_path: str, *, hold: Sequence[str] = (), array_size: int |
     if hold:
         argv += ["-hold_jid", hold_list(hold)]
     if array_size:
-        if array_size < 1 or (throttle is not None and throttle < 1):
-            raise ValueError(f"bad array request n={array_size} throttle={throttle}")
         argv += ["-t", f"1-{array_size}"] + (["-tc", str(throttle)] if throttle else [])
     if start_at is not None:
         argv += ["-a", time.strftime("%Y%m%d%H%M.%S", time.localtime(math.ceil(start_at)))]
@@ -213,11 +171,7 @@ def submit_argv(script_path: str, *, hold: Sequence[str] = (), array_size: int |
 
 def parse_submit(stdout: str) -> list[str]:
     """Job ids from `qsub -terse`: `["9"]`, or one `9.N` per task of an array."""
-    lines = [ln.strip() for ln in stdout.splitlines() if ln.strip()]
-    m = _TERSE.match(lines[-1]) if lines else None
-    if m is None:
-        raise SubmitError(f"qsub printed no job id: {stdout.strip()[:200]!r}",
-                          transient=False, stdout=stdout)
+    m = submitted(stdout, _TERSE, "qsub")
     if m.group(2) is None:
         return [m.group(1)]
     first, last, step = (int(m.group(i)) for i in (2, 3, 4))
@@ -269,38 +223,78 @@ def parse_queue(stdout: str, name_prefix: str) -> list[QueueEntry]:
     return entries
 
 
-def qacct_argv(job_id: str) -> list[str]:
-    job, _, task = _job_ids([job_id])[0].partition(".")
-    return ["qacct", "-j", job, *(["-t", task] if task else [])]
-
-
-def parse_qacct(stdout: str) -> JobStatus | None:
-    """The outcome of the last `qacct -j` record, or None when it says nothing certain.
-
-    `failed` 37 (qmaster enforced h_rt, h_cpu or h_vmem) → TIMEOUT; 100 with a signal exit
-    (137) is a qdel → CANCELLED; other `failed` codes (could not start) and non-zero exits →
-    FAILED. A clean exit 0 returns None: success is judged by the worker's result.json only.
-    """
-    rec: dict[str, str] = {}
-    for line in stdout.splitlines():
-        if line.startswith("====="):
-            rec = {}
-        key, _, value = line.partition(" ")
-        rec[key] = value.strip()
-    failed, status = rec.get("failed", ""), rec.get("exit_status", "").split(" ", 1)[0]
-    code = failed.split(":", 1)[0].strip()
-    if not code.isdigit() or not status.isdigit():
-        return None
-    text = f"qacct: failed {failed}, exit_status {rec.get('exit_status')}"
-    if code == "37":
-        return JobStatus(JobState.TIMEOUT, message=text)
-    if code == "100" and int(status) > 128:
-        return JobStatus(JobState.CANCELLED, message=text)
-    if code != "0" or status != "0":
-        return JobStatus(JobState.FAILED, message=text)
-    return None
-
-
 def cancel_argv(job_ids: Sequence[str]) -> list[str]:
     """`qdel` with explicit ids; `123.4` deletes one array task, `123` the whole job."""
     return ["qdel", *_job_ids(job_ids)]
+
+
+class SgeExecutor(BatchExecutor):
+    kind = "sge"
+    site_keys = frozenset({"array_throttle", "arrays", "dispatcher_max_wait", "qacct", "user",
+                           "dispatcher_watchers", "gpu_resource", "max_array_size",
+                           "memory_resource", "parallel_environment", "qacct_per_poll",
+                           "time_limit_grace"})
+    hosts_dispatcher = True
+    supports_arrays = True
+    exports_own_env = True  # SGE jobs do not inherit the submitter's environment
+    default_array_limit = 75000  # SGE's default max_aj_tasks
+
+    def __init__(self, site: str, config: Mapping[str, Any],
+                 transport: Transport | None = None) -> None:
+        super().__init__(site, config, transport)
+        self.options = SiteOptions.of(config)
+        self.accounting = Qacct(config, self.command, _job_ids)
+        self.group = DispatcherGroup(config, self.command, self.queue, submit_argv,
+                                     parse_submit)
+
+    def job_script(self, job: TaskLaunch, worker: list[str], log_dir: Path,
+                   array: Array | None = None, watchdog: bool = True) -> str:
+        return render_script(job, worker_argv=worker, modules=self.modules, env=self.env,
+                             log_dir=str(log_dir), site=self.options, watchdog=watchdog,
+                             array_size=array.size if array else None,
+                             tasks_file=str(array.tasks) if array else None)
+
+    def submit_argv(self, script: Path, job: TaskLaunch, array: Array | None) -> list[str]:
+        return submit_argv(str(script), hold=job.after_ok, array_size=array.size if array
+                           else None, throttle=self.throttle if array else None)
+
+    def job_ids(self, stdout: str, array: Array | None) -> list[str]:
+        ids = parse_submit(stdout)
+        if array is not None and len(ids) != array.size:
+            self.cancel([JobRef(ids[0].split(".")[0], "", "", 0.0)])
+            raise SubmitError(f"qsub made {len(ids)} array tasks for {array.size} launches",
+                              transient=False, stdout=stdout)
+        return ids
+
+    def array_limit(self) -> float:
+        """The cell's `max_aj_tasks` (0 there means none)."""
+        from .pilot_limits import parse_qconf
+
+        return parse_qconf(self.command(["qconf", "-sconf"], retries=1), "max_aj_tasks")
+
+    def queue(self) -> list[QueueEntry]:
+        return parse_queue(self.command(status_argv(self.user)), NAME_PREFIX)
+
+    def stuck(self, entry: QueueEntry) -> bool:
+        """Error state (Eqw) never clears by itself: the job is failed and deleted."""
+        return "E" in entry.state_code and "d" not in entry.state_code
+
+    def accounted(self, gone: Sequence[JobRef]) -> dict[str, JobStatus]:
+        return self.accounting.judge(gone)
+
+    def cancel_argv(self, job_ids: Sequence[str]) -> list[str]:
+        return cancel_argv(job_ids)
+
+    def cancel_ids(self, job_ids: Sequence[str]) -> None:
+        super().cancel_ids(self.group.with_siblings(job_ids))  # with pending group members
+
+    def dispatcher_script(self, launch: TaskLaunch, argv: list[str], log_dir: Path,
+                          delay: float) -> str:
+        return self.job_script(launch, argv, log_dir, watchdog=False)
+
+    def queue_dispatcher(self, script: Path, launch: TaskLaunch, after_any: Sequence[str],
+                         delay: float) -> str:
+        return self.group.submit(launch.job_name, script, after_any, delay)
+
+    def dispatcher_jobs(self, name: str) -> list[tuple[str, JobState]]:
+        return self.group.jobs(name)

@@ -1,8 +1,9 @@
-"""Slurm: the pure pieces (argv builders, parsers, script rendering) of the Slurm adapter.
+"""Slurm: its state map, argv builders, parsers and executor, on the BatchExecutor's hooks.
 
-Nothing here runs a command: `BatchExecutor` runs these argv lists through a transport (local or
-SSH), so every parser is a pure function tested on captured output (tests/executors/captured/).
-Checked against Slurm 22.05 (squeue/sacct man pages, JOB STATE CODES).
+Each attempt runs `akoflow worker <attempt dir>` in a job from templates/slurm.sh.j2; an array's
+tasks file is its `--comment`, so crash repair finds its elements (`lookup`). Status is one
+`squeue` per poll, and `sacct` (where slurmdbd runs) for jobs that left it. Argv builders and
+parsers are pure, tested on captured output; checked against Slurm 22.05's man pages.
 """
 
 from __future__ import annotations
@@ -10,20 +11,30 @@ from __future__ import annotations
 import logging
 import math
 import re
-import shlex
 from collections.abc import Mapping, Sequence
-from typing import Final
+from pathlib import Path
+from typing import Any, Final
 
-from akoflow.port import JobState, JobStatus, Resources, SpecError, SubmitError, TaskLaunch
+from akoflow.port import (
+    JobRef,
+    JobState,
+    JobStatus,
+    Node,
+    Resources,
+    SubmitError,
+    TaskLaunch,
+)
 
-from .batch_script import NAME, Dialect, QueueEntry, Request
+from . import slurm_nodes
+from .base import ARRAY_TAG, NAME_PREFIX, BatchExecutor
+from .batch_commands import Transport
+from .batch_script import NAME, Array, Dialect, QueueEntry, Request, rows, submitted
 from .batch_script import local_time as _start
 
 log = logging.getLogger(__name__)
 
-# Scheduler-agnostic `resources.extra` keys → sbatch long options; `slurm.<option>` passes any
-# other sbatch option through, except those that would break tracking (name, logs, requeue)
-# or that akoflow sets per submission.
+# `resources.extra` aliases → sbatch long options; `slurm.<option>` passes any other through,
+# except those that would break tracking (name, logs, requeue) or that akoflow sets itself.
 SLURM: Final = Dialect(
     name="Slurm", where="a Slurm directive", prefix="slurm.", hint="slurm.<sbatch-option>",
     aliases={"partition": "partition", "queue": "partition", "account": "account",
@@ -38,9 +49,9 @@ _CONSTRAINT = re.compile(r"^[A-Za-z0-9_.,:&|*\[\]()-]+$")  # Slurm feature expre
 _check = SLURM.check
 _JOB_ID = re.compile(r"^\d+(_\d+)?$")  # `123` or an array element `123_4`
 _SUBMIT_OUT = re.compile(r"^(\d+)(;[A-Za-z0-9_.-]+)?$")  # `--parsable`: `id` or `id;cluster`
+_MAX_ARRAY = re.compile(r"^MaxArraySize\s*=\s*(\d+)", re.MULTILINE)
 
 STATUS_FORMAT: Final = "%i|%j|%T|%r|%N|%S|%M"  # id, name, state, reason, nodes, start, used
-NEVER_SATISFIED_REASON: Final = "DependencyNeverSatisfied"
 
 # Every code in squeue(1)/sacct(1) "JOB STATE CODES" (22.05). Unknown codes → UNKNOWN, never an
 # end state: a misread must make the dispatcher wait, not fail or succeed a task.
@@ -94,15 +105,10 @@ def resource_options(resources: Resources) -> list[str]:
         opts["time"] = format_time(req.time_limit)
     if req.gpus:
         opts["gres"] = f"gpu:{req.gpus}"
-    constraints = [_check(str(v), f"node_selector {k!r}")
-                   for k, v in sorted(resources.node_selector.items())]
-    for key, option, value in SLURM.extra(resources.extra):
-        if key not in SLURM.aliases:
-            opts[option] = value  # passed through; None: a flag such as --exclusive
-        elif option == "constraint":
-            constraints.insert(0, _check(str(value), f"resource {key!r}", _CONSTRAINT))
-        else:
-            opts[option] = _check(str(value), f"resource {key!r}")
+    named, constraints = SLURM.choose(resources.extra, feature="constraint",
+                                      pattern=_CONSTRAINT, split=False)
+    opts.update(named)  # None: a flag such as --exclusive
+    constraints += SLURM.selected(resources)
     if constraints:
         opts["constraint"] = "&".join(constraints)
     return [f"--{k}" if v is None else f"--{k}={v}" for k, v in opts.items()]
@@ -126,11 +132,8 @@ def render_script(
                   *resource_options(launch.resources)]
     if launch.node:
         directives.append(f"--nodelist={_check(launch.node, 'node')}")
-    if array_size and not tasks_file:
-        raise SpecError("an array script needs the tasks_file its elements read")
     return SLURM.render("slurm.sh.j2", modules=modules, env=env, worker=worker_argv, name=name,
-                        directives=directives, array_size=array_size,
-                        tasks_file=shlex.quote(tasks_file or ""))
+                        directives=directives, array_size=array_size, tasks_file=tasks_file)
 
 
 def _job_ids(job_ids: Sequence[str]) -> list[str]:
@@ -147,88 +150,49 @@ def dependency_first_to_end(job_ids: Sequence[str]) -> str:
     return "?".join(f"afterany:{j}" for j in _job_ids(job_ids))
 
 
-def array_spec(n: int, throttle: int | None, max_array_size: int) -> list[tuple[str, int]]:
-    """`--array` specs for `n` tasks as (spec, offset of its first task), split so no index
-    exceeds MaxArraySize-1. Each chunk is a separate sbatch with its own script and tasks file
-    (indices restart at 0 in each), so element `<job>_<i>` runs task `offset + i`."""
-    if n < 1 or max_array_size < 1 or (throttle is not None and throttle < 1):
-        raise ValueError(f"bad array request n={n} throttle={throttle} max={max_array_size}")
-    suffix = f"%{throttle}" if throttle else ""
-    return [(f"0-{min(max_array_size, n - first) - 1}{suffix}", first)
-            for first in range(0, n, max_array_size)]
+def array_spec(n: int, throttle: int | None) -> str:
+    """`--array` of one chunk of `n` elements, 0-based (the base keeps chunks within
+    MaxArraySize, each its own sbatch and tasks file)."""
+    if n < 1 or (throttle is not None and throttle < 1):
+        raise ValueError(f"bad array request n={n} throttle={throttle}")
+    return f"0-{n - 1}" + (f"%{throttle}" if throttle else "")
 
 
-def submit_argv(script_path: str, *, dependency: str | None = None,
-                array: str | None = None) -> list[str]:
+def submit_argv(script_path: str, *, dependency: str | None = None, array: str | None = None,
+                begin: float = 0.0) -> list[str]:
     """`sbatch --parsable`: prints only `id` or `id;cluster`, so parsing is exact."""
     argv = ["sbatch", "--parsable"]
     if dependency:
         argv.append(f"--dependency={dependency}")
     if array:
         argv.append(f"--array={array}")
+    if begin > 0:
+        argv.append(f"--begin=now+{max(1, math.ceil(begin))}")
     return [*argv, script_path]
 
 
 def parse_submit(stdout: str) -> str:
     """The job id from `sbatch --parsable` output; anything else is a permanent error."""
-    lines = [ln.strip() for ln in stdout.splitlines() if ln.strip()]
-    m = _SUBMIT_OUT.match(lines[-1]) if lines else None
-    if m is None:
-        raise SubmitError(f"sbatch printed no job id: {stdout.strip()[:200]!r}",
-                          transient=False, stdout=stdout)
-    return m.group(1)
+    return submitted(stdout, _SUBMIT_OUT, "sbatch").group(1)
 
 
-def status_argv(user: str | None = None) -> list[str]:
-    """One squeue for all of a user's jobs; `--name` matches exact names only, so the name
-    prefix is filtered by `parse_status`. `--states=all` keeps jobs that ended within
-    MinJobAge; `--array` lists every element as `123_4`."""
+def status_argv(user: str | None = None, form: str = STATUS_FORMAT) -> list[str]:
+    """One squeue for all of a user's jobs (`--name` matches exact names only, so the name
+    prefix is filtered by `parse_queue`). `--states=all` keeps jobs that ended within
+    MinJobAge; `--array` lists every element as `123_4`. `%i|%k`: ids and `--comment`s."""
     who = f"--user={_check(user, 'user')}" if user else "--me"
-    return ["squeue", "--noheader", "--all", "--array", "--states=all", who,
-            f"--format={STATUS_FORMAT}"]
+    return ["squeue", "--noheader", "--all", "--array", "--states=all", who, f"--format={form}"]
 
 
 def parse_queue(stdout: str, name_prefix: str) -> list[QueueEntry]:
-    """Rows of `status_argv` output whose job name starts with `name_prefix`."""
-    entries = []
-    for line in stdout.splitlines():
-        if not line.strip():
-            continue
-        job_id, _, rest = line.strip().partition("|")
-        fields = rest.rsplit("|", 5)  # a name may hold `|`; the other fields cannot
-        if len(fields) != 6:
-            log.warning("unparsable squeue line %r", line)
-            continue
-        name, state_code, reason, nodes, start, _used = fields
-        if not name.startswith(name_prefix):
-            continue
-        # %S is the *expected* start while pending, and the cancel time of an element that
-        # never ran: only a job that got nodes has really started.
-        entries.append(QueueEntry(job_id, name, JobStatus(
-            state=map_state(state_code), node=nodes or None,
-            started_at=_start(start) if nodes else None,
-            message=None if reason in ("None", "") else reason)))
-    return entries
-
-
-def parse_status(stdout: str, name_prefix: str) -> dict[str, JobStatus]:
-    """squeue rows keyed by job id; a reason of NEVER_SATISFIED_REASON is on `.message`."""
-    return {e.job_id: e.status for e in parse_queue(stdout, name_prefix)}
-
-
-def comment_argv(user: str | None = None) -> list[str]:
-    """Job ids with their `--comment` (array tasks files), for crash repair only."""
-    who = f"--user={_check(user, 'user')}" if user else "--me"
-    return ["squeue", "--noheader", "--all", "--array", "--states=all", who, "--format=%i|%k"]
-
-
-def parse_comments(stdout: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for line in stdout.splitlines():
-        job_id, sep, comment = line.strip().partition("|")
-        if sep and comment and comment != "(null)":
-            out[job_id] = comment
-    return out
+    """Rows of `status_argv` output whose job name starts with `name_prefix`. %S is the
+    *expected* start while pending, and the cancel time of an element that never ran: only
+    a job that got nodes has really started."""
+    return [QueueEntry(job_id, name, JobStatus(
+        state=map_state(code), node=nodes or None, started_at=_start(start) if nodes else None,
+        message=None if reason in ("None", "") else reason))
+        for job_id, name, (code, reason, nodes, start, _used) in rows(stdout, 5, "squeue")
+        if name.startswith(name_prefix)]
 
 
 def sacct_argv(job_ids: Sequence[str]) -> list[str]:
@@ -248,20 +212,89 @@ def _exit_code(text: str) -> int | None:
 
 def parse_sacct(stdout: str) -> dict[str, JobStatus]:
     """sacct rows keyed by job id; step rows (`123.batch`, `123.extern`) are skipped."""
-    out: dict[str, JobStatus] = {}
-    for line in stdout.splitlines():
-        job_id, _, rest = line.strip().partition("|")
-        fields = rest.rsplit("|", 4)  # a name may hold `|`
-        if len(fields) != 5 or "." in job_id:
-            continue
-        _name, state, exit_code, nodes, start = fields
-        out[job_id] = JobStatus(
-            state=map_state(state), exit_code=_exit_code(exit_code),
-            node=None if nodes in ("", "None assigned") else nodes, started_at=_start(start),
-            message=state if " " in state else None)
-    return out
+    return {job_id: JobStatus(
+        state=map_state(state), exit_code=_exit_code(code), started_at=_start(start),
+        node=None if nodes in ("", "None assigned") else nodes,
+        message=state if " " in state else None)
+        for job_id, _name, (state, code, nodes, start) in rows(stdout, 4, "sacct")
+        if "." not in job_id}
 
 
 def cancel_argv(job_ids: Sequence[str]) -> list[str]:
     """`scancel` with explicit ids; `123_4` cancels one element, `123` a whole array."""
     return ["scancel", *_job_ids(job_ids)]
+
+
+class SlurmExecutor(BatchExecutor):
+    kind = "slurm"
+    site_keys = frozenset({"accounting", "array_throttle", "arrays", "max_array_size", "user"})
+    hosts_dispatcher = True
+    chains_after_ok = True
+    supports_arrays = True
+    queue_reuse = 10.0  # one squeue per cycle answers the chain's `dispatcher_jobs` too
+    default_array_limit = 1001  # Slurm's own default MaxArraySize
+
+    def __init__(self, site: str, config: Mapping[str, Any],
+                 transport: Transport | None = None) -> None:
+        super().__init__(site, config, transport)
+        # sacct (where slurmdbd runs); `auto`: the first answer says whether accounting is on
+        acct = str(config.get("accounting", "auto")).lower()
+        self._sacct: bool | None = None if acct == "auto" else acct in ("yes", "true", "on")
+
+    def array_limit(self) -> float:
+        m = _MAX_ARRAY.search(self.command(["scontrol", "show", "config"], retries=1))
+        return int(m.group(1)) if m else self.default_array_limit
+
+    def job_script(self, job: TaskLaunch, worker: list[str], log_dir: Path,
+                   array: Array | None = None) -> str:
+        tasks = str(array.tasks) if array else None
+        return render_script(job, worker_argv=worker, modules=self.modules, env=self.env,
+                             log_dir=str(log_dir), array_size=array.size if array else None,
+                             tasks_file=tasks, comment=tasks)
+
+    def submit_argv(self, script: Path, job: TaskLaunch, array: Array | None) -> list[str]:
+        return submit_argv(str(script),
+                           dependency=dependency_after_ok(job.after_ok) if job.after_ok else None,
+                           array=array_spec(array.size, self.throttle) if array else None)
+
+    def job_ids(self, stdout: str, array: Array | None) -> list[str]:
+        job = parse_submit(stdout)
+        return [f"{job}_{i}" for i in range(array.size)] if array else [job]
+
+    def dispatcher_argv(self, script: Path, launch: TaskLaunch, after_any: Sequence[str],
+                        delay: float) -> list[str]:
+        dependency = dependency_first_to_end(after_any) if after_any else None
+        return submit_argv(str(script), dependency=dependency, begin=delay)
+
+    def queue(self) -> list[QueueEntry]:
+        return parse_queue(self.command(status_argv(self.user)), NAME_PREFIX)
+
+    def accounted(self, gone: Sequence[JobRef]) -> dict[str, JobStatus]:
+        """Gone from squeue (MinJobAge passed): sacct's word, in one bounded query."""
+        job_ids = [r.job_id for r in gone if r.job_id][:1000]
+        if not job_ids or self._sacct is False:
+            return {}
+        try:
+            found = parse_sacct(self.command(sacct_argv(job_ids), retries=0))
+        except SubmitError as exc:  # accounting is optional: never fail a poll over it
+            if self._sacct is None and not exc.transient:  # `auto`: no slurmdbd here
+                self._sacct = False
+            log.info("sacct failed (jobs that left squeue are judged by their result "
+                     "files): %s", exc)
+            return {}
+        self._sacct = True
+        return found
+
+    def cancel_argv(self, job_ids: Sequence[str]) -> list[str]:
+        return cancel_argv(job_ids)
+
+    def array_elements(self, entries: list[QueueEntry]) -> dict[str, tuple[str, int]]:
+        """Each array's tasks file is its `--comment`; element `123_4` is on line 4."""
+        listing = self.command(status_argv(self.user, "%i|%k"))
+        notes = dict(line.strip().partition("|")[::2] for line in listing.splitlines())
+        return {e.job_id: (notes.get(e.job_id, ""), int(e.job_id.partition("_")[2]))
+                for e in entries if ARRAY_TAG in e.name and "_" in e.job_id}
+
+    def nodes(self) -> list[Node]:
+        """One `scontrol show node --oneliner`; free room as Slurm would allocate it."""
+        return slurm_nodes.parse_scontrol(self.command(slurm_nodes.scontrol_argv(), retries=1))

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from akoflow.executors.base import CommandResult, Transport
-from akoflow.executors.pbs_executor import PbsExecutor
-from akoflow.executors.sge_executor import SgeExecutor
+from akoflow.executors.batch_commands import CommandResult, Transport
+from akoflow.executors.pbs import PbsExecutor
+from akoflow.executors.sge import SgeExecutor
 from akoflow.port import JobRef, JobState, Resources, SpecError, TaskLaunch
 
 
@@ -102,3 +102,33 @@ def test_an_unreadable_listing_leaves_every_state_unknown() -> None:
     ex = PbsExecutor("pbs", {}, transport=t)
     refs = [JobRef("101.srv", "akoflow.1.a.1", "/x", 0.0)]
     assert ex.poll(refs)["akoflow.1.a.1"].state is JobState.UNKNOWN
+
+
+class Cell(Transport):
+    """qsub answering `-terse` as SGE does: `N` for a job, `N.1-K:1` for an array of K."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def run(self, argv: Sequence[str], timeout: float) -> CommandResult:
+        self.calls.append(list(argv))
+        if "-t" not in argv:
+            return CommandResult(list(argv), 0, f"{len(self.calls)}\n", "")
+        size = argv[argv.index("-t") + 1].split("-")[1]
+        return CommandResult(list(argv), 0, f"{len(self.calls)}.1-{size}:1\n", "")
+
+
+def test_arrays_are_chunked_by_the_array_limit(tmp_path: Path) -> None:
+    """Five same-shaped launches under a limit of two: three arrays, ids in launch order;
+    memory requests that differ by bytes share an array (schedulers count MiB)."""
+    t = Cell()
+    ex = SgeExecutor("sge", {"max_array_size": 2}, transport=t)
+    launches = [_launch(tmp_path, n, memory=2**20 - i) for i, n in enumerate("abcde")]
+    ids = ex.submit(launches)
+    assert [c[c.index("-t") + 1] for c in t.calls] == ["1-2", "1-2", "1-1"]
+    assert ids == ["1.1", "1.2", "2.1", "2.2", "3.1"]
+
+
+def test_array_throttle_below_one_is_refused_with_the_site() -> None:
+    with pytest.raises(SpecError, match="array_throttle"):
+        SgeExecutor("sge", {"array_throttle": -2})

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from akoflow.executors import flux
+from akoflow.executors import flux, flux_ids
 from akoflow.port import JobState, Resources, SpecError, SubmitError, TaskLaunch
 
 HERE = Path(__file__).resolve().parent
@@ -118,7 +118,7 @@ def test_key_aliases_and_passthrough() -> None:
         "queue": "pbatch", "bank": "b1", "features": "a|b", "constraint": "ssd",
         "flux.setattr": "user.tag=x", "flux.urgency": "8", "flux.exclusive": "no"}))
     assert opts == ["-n1", "-c1", "--queue=pbatch", "--bank=b1", "--setattr=user.tag=x",
-                    "--urgency=8", "--requires=ssd&(a|b)"]
+                    "--urgency=8", "--requires=(a|b)&ssd"]
 
 
 def test_unknown_key_lists_the_valid_ones() -> None:
@@ -159,23 +159,23 @@ def test_rfc19_vectors_from_the_docs() -> None:
     rows = [ln.split() for ln in captured("flux_f58_docs.txt").splitlines() if ln.strip()]
     assert len(rows) == 10
     for dec, utf, ascii_ in rows:
-        assert flux.f58(int(dec)) == utf
-        assert flux.parse_job_id(utf) == flux.parse_job_id(ascii_) == int(dec)
-        assert flux.canonical_id(ascii_) == flux.canonical_id(dec) == utf
+        assert flux_ids.f58(int(dec)) == utf
+        assert flux_ids.parse_job_id(utf) == flux_ids.parse_job_id(ascii_) == int(dec)
+        assert flux_ids.canonical_id(ascii_) == flux_ids.canonical_id(dec) == utf
 
 
 @pytest.mark.parametrize(("text", "value"), [
     ("0x4d2", 1234), ("0000.0000.0000.04d2", 1234), (" 1234\n", 1234), ("f111", 0),
 ])
 def test_other_id_forms(text: str, value: int) -> None:
-    assert flux.parse_job_id(text) == value
+    assert flux_ids.parse_job_id(text) == value
 
 
 @pytest.mark.parametrize("text", ["", "ƒ", "ƒ0", "fl", "12a", "-1", "0x", "ƒjpXCZedGfVR",
                                   "18446744073709551616", "akoflow.1.a.1"])
 def test_bad_ids(text: str) -> None:
     with pytest.raises(ValueError):
-        flux.parse_job_id(text)
+        flux_ids.parse_job_id(text)
 
 
 def test_parse_submit_on_documented_output() -> None:
@@ -248,5 +248,5 @@ def test_parse_queue_on_documented_values() -> None:
 
 def test_parse_queue_skips_garbage(caplog: pytest.LogCaptureFixture) -> None:
     text = "garbage\nnot-an-id|RUN|||0.0|||akoflow.1.a.1\nƒ2|RUN|||1.0|n1||akoflow.1.b.1\n"
-    assert list(flux.parse_status(text, "akoflow.")) == ["ƒ2"]
+    assert [e.job_id for e in flux.parse_queue(text, "akoflow.")] == ["ƒ2"]
     assert "unparsable" in caplog.text

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from akoflow.executors import flux
-from akoflow.executors.flux_executor import FluxExecutor
+from akoflow.executors.flux import FluxExecutor
 from akoflow.port import JobRef, JobState, Resources, TaskLaunch
 from tests.conftest import EXAMPLES, ak
 

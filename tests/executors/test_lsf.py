@@ -9,7 +9,7 @@ import pytest
 
 from akoflow.executors import lsf
 from akoflow.port import JobState, Resources, SpecError, SubmitError
-from tests.executors.test_slurm_pure import CAPTURED, WORKER, check_golden, launch
+from tests.executors.test_slurm_pure import CAPTURED, WORKER, by_id, check_golden, launch
 
 RES = Resources(cpu=1.5, memory=3 * 2**30, time_limit=3601, gpus=1, node_selector={"isa": "avx2"},
                 extra={"queue": "debug", "project": "proj1", "lsf.x": "true", "lsf.app": "fast"})
@@ -84,7 +84,7 @@ def test_exit_reasons_and_unknown(caplog: pytest.LogCaptureFixture) -> None:
 
 
 def test_parse_bjobs_json() -> None:
-    out = lsf.parse_status((CAPTURED / "lsf_bjobs.json").read_text(), "akoflow.")
+    out = by_id(lsf.parse_queue((CAPTURED / "lsf_bjobs.json").read_text(), "akoflow."))
     assert {jid: st.state for jid, (_, st) in out.items()} == {
         "5001": JobState.PENDING, "5002": JobState.RUNNING, "5003": JobState.COMPLETED,
         "5004": JobState.TIMEOUT, "5005": JobState.OOM, "5006": JobState.FAILED,
@@ -93,7 +93,7 @@ def test_parse_bjobs_json() -> None:
     assert out["5003"][1].node == "hostA" and out["5002"][1].started_at
     assert out["5007[2]"][0] == "akoflow.7.arr"
     assert "dependency" in (out["5001"][1].message or "")
-    assert lsf.parse_status("", "akoflow.") == {}
+    assert by_id(lsf.parse_queue("", "akoflow.")) == {}
 
 
 def test_dependencies_and_submit() -> None:

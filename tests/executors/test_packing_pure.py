@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from akoflow.executors import pilot_files as pf
-from akoflow.executors.base import CommandResult, Transport, over_limit
+from akoflow.executors.batch_commands import CommandResult, Transport, over_limit
 from akoflow.executors.pilot_config import Packing
 from akoflow.executors.pilot_fleet import Fleet, Waiting
 from akoflow.executors.pilot_limits import Limits, parse_qconf, parse_sacctmgr, profile_limits
-from akoflow.executors.slurm_executor import SlurmExecutor
+from akoflow.executors.slurm import SlurmExecutor
 from akoflow.manifest import Intent, Manifest
 from akoflow.port import (
     ALLOCATION_ENDED,
@@ -256,7 +256,7 @@ def test_the_packing_block_is_checked_like_any_profile(tmp_path: Path) -> None:
 
 
 def test_sge_arrays_keep_to_the_cells_max_aj_tasks(tmp_path: Path) -> None:
-    from akoflow.executors.sge_executor import SgeExecutor
+    from akoflow.executors.sge import SgeExecutor
 
     conf = (CAPTURED / "sge_qconf_sconf.txt").read_text().replace(
         "max_aj_tasks                 75000", "max_aj_tasks                 2")

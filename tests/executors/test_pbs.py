@@ -10,7 +10,7 @@ import pytest
 
 from akoflow.executors import pbs
 from akoflow.port import JobState, Resources, SpecError, SubmitError
-from tests.executors.test_slurm_pure import CAPTURED, WORKER, check_golden, launch
+from tests.executors.test_slurm_pure import CAPTURED, WORKER, by_id, check_golden, launch
 
 
 @pytest.mark.parametrize("flavor", pbs.FLAVORS)
@@ -92,7 +92,8 @@ def test_exit_status(code: int | None, flavor: str, state: JobState,
 
 
 def test_parse_pro_json() -> None:
-    out = pbs.parse_status((CAPTURED / "pbs_qstat_pro.json").read_text(), "pro", "akoflow.")
+    out = by_id(pbs.parse_queue((CAPTURED / "pbs_qstat_pro.json").read_text(), "pro",
+                              "akoflow."))
     states = {jid: st.state for jid, (_, st) in out.items()}
     assert states == {
         "41.head": JobState.PENDING, "42.head": JobState.RUNNING,
@@ -106,14 +107,14 @@ def test_parse_pro_json() -> None:
 
 
 def test_parse_torque_xml() -> None:
-    out = pbs.parse_status((CAPTURED / "pbs_qstat_torque.xml").read_text(), "torque",
-                           "akoflow.")
+    out = by_id(pbs.parse_queue((CAPTURED / "pbs_qstat_torque.xml").read_text(), "torque",
+                                "akoflow."))
     assert {jid: st.state for jid, (_, st) in out.items()} == {
         "310.head": JobState.RUNNING, "311.head": JobState.COMPLETED,
         "312.head": JobState.TIMEOUT, "313.head": JobState.OOM,
         "314[1].head": JobState.PENDING}
     assert out["310.head"][1].started_at == 1700000000 and out["310.head"][1].node == "node01"
-    assert pbs.parse_status("", "torque", "akoflow.") == {}
+    assert pbs.parse_queue("", "torque", "akoflow.") == []
 
 
 def test_dependencies_arrays_and_submit() -> None:
@@ -164,8 +165,7 @@ def test_array_script_runs_on_the_fake_pbs(flavor: str, tmp_path: Path) -> None:
         assert sorted(p.read_text() for p in logs) == [f"ran /attempt/{i}\n" for i in (1, 2, 3)]
         qstat = subprocess.run(pbs.status_argv(flavor), env=env, capture_output=True,
                                text=True, check=True).stdout
-        states = {j: st.state for j, (_, st) in pbs.parse_status(qstat, flavor, "akoflow.")
-                  .items()}
+        states = {e.job_id: e.status.state for e in pbs.parse_queue(qstat, flavor, "akoflow.")}
         assert [states[f"{out.strip()[:-len('[].fakeserver')]}[{i}].fakeserver"]
                 for i in (1, 2, 3)] == [JobState.COMPLETED] * 3
     finally:

@@ -4,33 +4,38 @@ executor's holds, h_rt judgement and dispatcher groups against real qsub/qstat/q
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import psutil
 import pytest
 
-from akoflow.executors.sge_executor import SgeExecutor
+from akoflow.executors.sge import SgeExecutor
 from akoflow.port import JobRef, JobState, Resources, TaskLaunch
-from tests.conftest import EXAMPLES, ak
+from tests.conftest import EXAMPLES, ak, procs_with
 from tests.infra.sge import SgeCluster, sge_env
 
 pytestmark = pytest.mark.infra
 CHAIN = {"AKOFLOW_CHAIN_SPACING": "1"}
 
 
-@pytest.fixture(autouse=True)
-def qdel_akoflow_jobs() -> Iterator[None]:
-    """Leave the shared cell empty: a failed test must not hold slots for the next one."""
-    yield
-    out = subprocess.run(["qstat", "-xml"], capture_output=True, text=True, env=sge_env(),
-                         check=False).stdout
+def _akoflow_jobs() -> set[str]:
     from tests.infra.sge import parse_qstat_xml
 
-    ids = sorted({j.job_id for j in parse_qstat_xml(out or "<x/>")
-                  if j.name.startswith("akoflow.")})
+    out = subprocess.run(["qstat", "-xml"], capture_output=True, text=True, env=sge_env(),
+                         check=False).stdout
+    return {j.job_id for j in parse_qstat_xml(out or "<x/>") if j.name.startswith("akoflow.")}
+
+
+@pytest.fixture(autouse=True)
+def qdel_akoflow_jobs() -> Iterator[None]:
+    """A failed test must not hold slots for the next one: the akoflow jobs it queued (those
+    listed after it and not before) are deleted; anyone else's are left alone."""
+    before = _akoflow_jobs()
+    yield
+    ids = sorted(_akoflow_jobs() - before)
     if ids:
         subprocess.run(["qdel", "-f", *ids], capture_output=True, env=sge_env(), check=False)
 
@@ -117,7 +122,7 @@ def test_h_rt_kill_is_judged_timeout_by_qacct(sge_cluster: SgeCluster, tmp_path:
 def test_cancel_leaves_no_job_and_no_process(sge_cluster: SgeCluster, akhome: Path,
                                             tmp_path: Path) -> None:
     wf = tmp_path / "wf.yaml"
-    acts = "".join(f"    - {{name: s{i}, run: sleep 311}}\n" for i in range(3))
+    acts = "".join(f"    - {{name: s{i}, run: sleep {SLEEP}}}\n" for i in range(3))
     wf.write_text(f"name: sleepers\nspec:\n  runtime: sge\n  activities:\n{acts}")
     out = ak("submit", str(wf), "--site", "sge", "--json", home=akhome, check=True, env=CHAIN)
     assert json.loads(out.stdout)["dispatcher"].startswith("job ")  # the dispatcher: SGE job
@@ -129,9 +134,11 @@ def test_cancel_leaves_no_job_and_no_process(sge_cluster: SgeCluster, akhome: Pa
     assert st["status"] == "CANCELLED" and st["counts"] == {"CANCELLED": 3}
 
 
+SLEEP = f"311.{os.getpid()}"  # this run's tasks, told apart from any other `sleep`
+
+
 def _sleepers() -> list[int]:
-    return [p.pid for p in psutil.process_iter(["cmdline"])
-            if (p.info["cmdline"] or [])[:2] == ["sleep", "311"]]
+    return [p.pid for p in procs_with(f"sleep {SLEEP}")]
 
 
 def test_submit_runs_the_dispatcher_as_sge_jobs(sge_cluster: SgeCluster,

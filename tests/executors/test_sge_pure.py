@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from akoflow.executors import sge
-from akoflow.executors.base import CommandResult, Transport
-from akoflow.executors.sge_executor import SgeExecutor
+from akoflow.executors import sge, sge_qacct
+from akoflow.executors.batch_commands import CommandResult, Transport
+from akoflow.executors.sge import SgeExecutor
 from akoflow.port import JobRef, JobState, Resources, SpecError, SubmitError, TaskLaunch
 
 HERE = Path(__file__).resolve().parent
@@ -160,12 +160,21 @@ def test_state_map(code: str, state: JobState) -> None:
     assert sge.map_state(code) is state
 
 
-def test_every_state_code_is_made_of_qstat_letters() -> None:
-    assert len(sge.STATE_MAP) >= 30
-    for code in sge.STATE_MAP:
-        assert set(code) <= set("dEhrRsStTqw"), code
+def test_every_letter_combination_has_the_state_of_its_strongest_letter() -> None:
+    """All 2,047 non-empty sets of qstat's letters: deletion wins, then error, then any
+    running or suspended letter, else pending; never an end state without d or E."""
+    letters = "dEhrRsStTqw"
+    for mask in range(1, 2 ** len(letters)):
+        code = "".join(c for i, c in enumerate(letters) if mask >> i & 1)
+        state = sge.map_state(code)
         if "d" in code:
-            assert sge.STATE_MAP[code] is JobState.CANCELLED
+            assert state is JobState.CANCELLED, code
+        elif "E" in code:
+            assert state is JobState.FAILED, code
+        elif set(code) & set("rtsST"):
+            assert state is JobState.RUNNING, code
+        else:
+            assert state is JobState.PENDING, code
 
 
 def test_unknown_state_is_unknown_and_logged(caplog: pytest.LogCaptureFixture) -> None:
@@ -229,14 +238,14 @@ def test_parse_queue_rejects_garbage() -> None:
     ("sge_qacct_exit3.txt", JobState.FAILED, "exit_status 3"),
 ])
 def test_parse_qacct_real(name: str, state: JobState, text: str) -> None:
-    st = sge.parse_qacct(captured(name))
+    st = sge_qacct.parse_qacct(captured(name))
     assert st is not None and st.state is state and text in (st.message or "")
 
 
 def test_parse_qacct_success_says_nothing() -> None:
-    assert sge.parse_qacct(captured("sge_qacct_ok.txt")) is None  # result.json decides
-    assert sge.parse_qacct(captured("sge_qacct_array_task.txt")) is None
-    assert sge.parse_qacct("error: job id 5 not found\n") is None
+    assert sge_qacct.parse_qacct(captured("sge_qacct_ok.txt")) is None  # result.json decides
+    assert sge_qacct.parse_qacct(captured("sge_qacct_array_task.txt")) is None
+    assert sge_qacct.parse_qacct("error: job id 5 not found\n") is None
 
 
 # -- argv --------------------------------------------------------------------------------------
@@ -248,12 +257,10 @@ def test_submit_and_cancel_argv() -> None:
     argv = sge.submit_argv("/j.sh", start_at=0.0)
     assert argv[2] == "-a" and len(argv[3]) == len("197001010000.00")
     assert sge.cancel_argv(["5", "6.2"]) == ["qdel", "5", "6.2"]
-    assert sge.qacct_argv("6.2") == ["qacct", "-j", "6", "-t", "2"]
+    assert sge_qacct.qacct_argv("6.2") == ["qacct", "-j", "6", "-t", "2"]
     for bad in (["5;rm"], ["-u"], []):
         with pytest.raises(ValueError):
             sge.cancel_argv(bad)
-    with pytest.raises(ValueError):
-        sge.submit_argv("/j.sh", array_size=3, throttle=0)
 
 
 # -- the executor over a transport that answers like a broken qmaster ---------------------------

@@ -25,7 +25,7 @@ import pytest
 from akoflow import service
 from akoflow.executors import singularity, slurm
 from akoflow.executors.singularity import SingularityExecutor, image_ref, wrapper_argv
-from akoflow.executors.slurm_executor import SlurmExecutor
+from akoflow.executors.slurm import SlurmExecutor
 from akoflow.port import Resources, SpecError, TaskLaunch, akoflow_argv, protocol
 from akoflow.sites import load_site
 from tests.conftest import ak

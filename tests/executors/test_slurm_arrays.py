@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from akoflow.executors.slurm_executor import SlurmExecutor
+from akoflow.executors.slurm import SlurmExecutor
 from akoflow.port import JobRef, JobState, Resources, TaskLaunch, protocol
 from akoflow.sites import load_site
 from tests.conftest import ak

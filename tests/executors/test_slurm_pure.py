@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from akoflow.executors import slurm
+from akoflow.executors.batch_script import QueueEntry
 from akoflow.port import (
     ENDED_STATES,
     JobState,
@@ -40,6 +41,16 @@ def launch(**over: object) -> TaskLaunch:
     )
     base.update(over)
     return TaskLaunch(**base)  # type: ignore[arg-type]
+
+
+def statuses(entries: list[QueueEntry]) -> dict[str, JobStatus]:
+    """A listing as job id -> status."""
+    return {e.job_id: e.status for e in entries}
+
+
+def by_id(entries: list[QueueEntry]) -> dict[str, tuple[str, JobStatus]]:
+    """A listing as job id -> (name, status)."""
+    return {e.job_id: (e.name, e.status) for e in entries}
 
 
 def check_golden(name: str, text: str) -> None:
@@ -192,12 +203,11 @@ def test_parse_submit_garbage_is_permanent(out: str) -> None:
     assert err.value.transient is False
 
 
-def test_array_spec_chunks() -> None:
-    assert slurm.array_spec(10, 4, 1001) == [("0-9%4", 0)]
-    assert slurm.array_spec(1, None, 1001) == [("0-0", 0)]
-    assert slurm.array_spec(1500, 10, 1000) == [("0-999%10", 0), ("0-499%10", 1000)]
-    assert slurm.array_spec(2001, None, 1000) == [("0-999", 0), ("0-999", 1000), ("0-0", 2000)]
-    for bad in [(0, None, 10), (5, 0, 10), (5, None, 0)]:
+def test_array_spec() -> None:
+    """One chunk's `--array`; the base splits launches into chunks (test_batch_base)."""
+    assert slurm.array_spec(10, 4) == "0-9%4"
+    assert slurm.array_spec(1, None) == "0-0"
+    for bad in [(0, None), (5, 0)]:
         with pytest.raises(ValueError):
             slurm.array_spec(*bad)
 
@@ -227,14 +237,14 @@ def test_status_argv() -> None:
 
 
 def test_parse_status_mixed_queue() -> None:
-    st = slurm.parse_status((CAPTURED / "squeue_mixed.txt").read_text(), "akoflow.99.")
+    st = statuses(slurm.parse_queue((CAPTURED / "squeue_mixed.txt").read_text(), "akoflow.99."))
     assert "86" not in st  # someone-else: another name prefix
     assert st["79"].state is JobState.COMPLETED and st["79"].node == "small"
     assert st["80"].state is JobState.FAILED and st["80"].message == "NonZeroExitCode"
     assert st["81"].state is JobState.RUNNING and st["81"].started_at is not None
     assert st["82"].state is JobState.PENDING and st["82"].message == "Dependency"
     assert st["82"].node is None and st["82"].started_at is None
-    assert st["83"].message == slurm.NEVER_SATISFIED_REASON
+    assert st["83"].message == "DependencyNeverSatisfied"
     assert st["84_0"].state is JobState.RUNNING and st["84_0"].node == "big"
     assert st["84_2"].state is JobState.PENDING and st["84_2"].message == "JobArrayTaskLimit"
     assert st["85"].state is JobState.PENDING  # name with `|` still parses
@@ -244,20 +254,21 @@ def test_parse_status_mixed_queue() -> None:
 
 
 def test_parse_status_after_cancel() -> None:
-    st = slurm.parse_status((CAPTURED / "squeue_after_cancel.txt").read_text(), "akoflow.")
+    st = statuses(slurm.parse_queue((CAPTURED / "squeue_after_cancel.txt").read_text(),
+                                  "akoflow."))
     assert {st[j].state for j in ("81", "84_0", "84_1", "84_2", "84_3")} == {JobState.CANCELLED}
     assert st["84_2"].started_at is None  # never ran: %S is only the cancel time
-    never = [j for j, s in st.items() if s.message == slurm.NEVER_SATISFIED_REASON]
+    never = [j for j, s in st.items() if s.message == "DependencyNeverSatisfied"]
     assert sorted(never) == ["82", "83", "85"]
 
 
 def test_parse_status_skips_garbage_and_blank_lines() -> None:
-    assert slurm.parse_status("\nnot a squeue line\n", "") == {}
+    assert slurm.parse_queue("\nnot a squeue line\n", "") == []
 
 
 def test_parse_status_unknown_state_is_unknown() -> None:
-    st = slurm.parse_status("9|akoflow.1.a.1|NEW_STATE|None|n1|2024-01-01T00:00:00|0:01\n",
-                            "akoflow.")
+    st = statuses(slurm.parse_queue(
+        "9|akoflow.1.a.1|NEW_STATE|None|n1|2024-01-01T00:00:00|0:01\n", "akoflow."))
     assert st["9"].state is JobState.UNKNOWN
 
 
@@ -287,7 +298,7 @@ def _wait_ended(job_id: str, prefix: str, timeout: float = 90) -> JobStatus:
     while True:
         out = subprocess.run(slurm.status_argv(), capture_output=True, text=True, timeout=30,
                              check=True).stdout
-        status = slurm.parse_status(out, prefix).get(job_id)
+        status = statuses(slurm.parse_queue(out, prefix)).get(job_id)
         if status is not None and status.state in ENDED_STATES:
             return status
         assert time.monotonic() < deadline, f"job {job_id} did not end: {status}"
@@ -325,8 +336,7 @@ def test_rendered_array_reads_tasks_file(slurm_cluster: object, tmp_path: Path) 
         launch(job_name=name, resources=Resources(cpu=1, memory=64 * 2**20)),
         worker_argv=["/bin/test", "-d"], modules=[], env={}, log_dir=str(tmp_path),
         array_size=3, tasks_file=str(tmp_path / "tasks.txt")))
-    [(spec, _)] = slurm.array_spec(3, 2, 1001)
-    job_id = _sbatch(slurm.submit_argv(str(script), array=spec))
+    job_id = _sbatch(slurm.submit_argv(str(script), array=slurm.array_spec(3, 2)))
     states = {i: _wait_ended(f"{job_id}_{i}", name).state for i in range(3)}
     # `test -d DIR` succeeds only for the two directories that exist: each element got its line
     assert states == {0: JobState.COMPLETED, 1: JobState.COMPLETED, 2: JobState.FAILED}

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from akoflow.executors.base import CommandResult, Transport
-from akoflow.executors.slurm_executor import SlurmExecutor
+from akoflow.executors.batch_commands import CommandResult, Transport
+from akoflow.executors.slurm import SlurmExecutor
 from akoflow.port import JobRef, JobState
 from akoflow.sites import load_site
 
@@ -49,9 +49,10 @@ def test_jobs_gone_from_squeue_are_judged_by_sacct() -> None:
     assert st["akoflow.7.arr.1"].state is JobState.TIMEOUT
     assert st["akoflow.7.mem.1"].state is JobState.OOM
     assert st["akoflow.7.none.1"].state is JobState.GONE  # unknown to sacct too
-    assert [c[0] for c in t.calls] == ["squeue", "sacct", "sacct"]  # probe once, then query
+    assert [c[0] for c in t.calls] == ["squeue", "sacct"]  # one bounded query, no probe
+    assert t.calls[1][-1] == "1004_3,1005,999"
     ex.poll(_refs())
-    assert [c[0] for c in t.calls].count("sacct") == 3  # no second probe
+    assert [c[0] for c in t.calls].count("sacct") == 2  # accounting answered: asked again
 
 
 def test_no_accounting_means_gone_and_no_more_sacct_calls() -> None:
@@ -71,9 +72,23 @@ def test_accounting_off_in_the_profile_never_calls_sacct() -> None:
     assert all(c[0] == "squeue" for c in t.calls)
 
 
+class Counting(Transport):
+    """The real clients, counted."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def run(self, argv: Sequence[str], timeout: float) -> CommandResult:
+        self.calls.append(argv[0])
+        return super().run(argv, timeout)
+
+
 @pytest.mark.infra
 def test_the_real_cluster_has_no_accounting(slurm_cluster: object) -> None:
-    ex = SlurmExecutor("slurm", load_site("slurm"))
-    assert ex.accounting() is False
-    assert ex.poll([JobRef("1", "akoflow.0.x.1", "/x", 0.0)])["akoflow.0.x.1"].state is \
-        JobState.GONE
+    """Its first sacct answer says accounting is off: GONE, and sacct is never asked again."""
+    t = Counting()
+    ex = SlurmExecutor("slurm", load_site("slurm"), transport=t)
+    for _ in range(2):
+        assert ex.poll([JobRef("1", "akoflow.0.x.1", "/x", 0.0)])["akoflow.0.x.1"].state is \
+            JobState.GONE
+    assert t.calls.count("sacct") == 1 and t.calls.count("squeue") == 2
