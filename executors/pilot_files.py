@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from akoflow.port import protocol
-from akoflow.port.records import AttemptOutcome, FileEntry, MetricSample
+from akoflow.port.records import AttemptOutcome
 
 PILOTS = "pilots"
 STATE = "state.json"
@@ -170,13 +170,7 @@ def outcome_of(text: str, attempt_dir: str) -> AttemptOutcome | None:
         data = json.loads(text)
     except ValueError:
         return None
-    o = AttemptOutcome(
-        exit_code=data.get("exit_code"), reason=data.get("reason"),
-        started_at=data.get("started_at"), finished_at=data.get("finished_at"),
-        node=data.get("node"), cpu_time=data.get("cpu_time"), peak_rss=data.get("peak_rss"),
-        image_id=data.get("image_id"), message=data.get("message"),
-        metrics=[MetricSample(*m) for m in data.get("metrics") or []],
-        files=[FileEntry(*row[:7]) for row in data.get("files") or []])
+    o = protocol.outcome_from_json(data)
     protocol.attach_streams(Path(attempt_dir), o)
     return o
 

@@ -15,18 +15,21 @@ Workers never open the manifest: the dispatcher ingests these files.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from akoflow.port.executor import TaskLaunch
 from akoflow.port.names import ident
 from akoflow.port.records import AttemptOutcome, FileEntry, MetricSample
+
+R = TypeVar("R", MetricSample, FileEntry)
 
 TASK_SH = "task.sh"
 TASK_HEADER = "# akoflow-task: "
@@ -223,9 +226,8 @@ def outcome_to_json(o: AttemptOutcome) -> dict[str, Any]:
         "peak_rss": o.peak_rss,
         "image_id": o.image_id,
         "message": o.message,
-        "metrics": [list(_metric_tuple(m)) for m in o.metrics],
-        "files": [[f.path, f.size, f.mtime, f.role, f.hash, f.observed, f.ambiguous]
-                  for f in o.files],
+        "metrics": [wire(m) for m in o.metrics],
+        "files": [wire(f) for f in o.files],
     }
 
 
@@ -242,24 +244,38 @@ def read_result(directory: Path) -> AttemptOutcome | None:
         return None
     except (OSError, ValueError):
         return None
-    metrics = [MetricSample(*m) for m in data.get("metrics") or []]
-    if not metrics:
-        metrics = read_metrics(directory)
-    o = AttemptOutcome(
-        exit_code=data.get("exit_code"),
-        reason=data.get("reason"),
-        started_at=data.get("started_at"),
-        finished_at=data.get("finished_at"),
-        node=data.get("node"),
-        cpu_time=data.get("cpu_time"),
-        peak_rss=data.get("peak_rss"),
-        image_id=data.get("image_id"),
-        message=data.get("message"),
-        metrics=metrics,
-        files=[FileEntry(*row[:7]) for row in data.get("files") or []],
-    )
+    o = outcome_from_json(data)
+    if not o.metrics:
+        o.metrics = read_metrics(directory)
     attach_streams(directory, o)
     return o
+
+
+def outcome_from_json(data: Mapping[str, Any]) -> AttemptOutcome:
+    """An outcome from `outcome_to_json`'s form (result.json, a pilot's E line)."""
+    return AttemptOutcome(
+        exit_code=data.get("exit_code"), reason=data.get("reason"),
+        started_at=data.get("started_at"), finished_at=data.get("finished_at"),
+        node=data.get("node"), cpu_time=data.get("cpu_time"), peak_rss=data.get("peak_rss"),
+        image_id=data.get("image_id"), message=data.get("message"),
+        metrics=[from_wire(MetricSample, m) for m in data.get("metrics") or []],
+        files=[from_wire(FileEntry, row) for row in data.get("files") or []])
+
+
+def _wired(cls: type[MetricSample] | type[FileEntry]) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls) if f.metadata.get("wire", True)]
+
+
+def wire(record: MetricSample | FileEntry) -> list[Any]:
+    """A sample or file entry in its compact file form: its fields' values in field order."""
+    return [getattr(record, name) for name in _wired(type(record))]
+
+
+def from_wire(cls: type[R], row: Sequence[Any]) -> R:
+    """The record `wire` wrote. A row shorter than the fields (a file entry written before
+    a field was added) leaves the rest at their defaults; a longer one is a newer writer's,
+    whose extra values are dropped; too short for the required fields is a TypeError."""
+    return cls(**dict(zip(_wired(cls), row, strict=False)))
 
 
 def read_metrics(directory: Path) -> list[MetricSample]:
@@ -268,7 +284,7 @@ def read_metrics(directory: Path) -> list[MetricSample]:
         with open(directory / METRICS) as fh:
             for line in fh:
                 try:
-                    out.append(MetricSample(*json.loads(line)))
+                    out.append(from_wire(MetricSample, json.loads(line)))
                 except (ValueError, TypeError):
                     continue  # a line cut short by a kill
     except FileNotFoundError:
@@ -358,11 +374,6 @@ def tail(path: str | Path, limit: int = TAIL_BYTES) -> str:
             return fh.read().decode("utf-8", errors="replace")
     except FileNotFoundError:
         return ""
-
-
-def _metric_tuple(m: MetricSample) -> tuple[float, float, int, int, int, int, int, int]:
-    return (m.ts, m.cpu_percent, m.rss, m.vms, m.read_bytes, m.write_bytes, m.threads,
-            m.processes)
 
 
 def _num(v: object) -> str:

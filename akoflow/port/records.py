@@ -37,7 +37,8 @@ class FileEntry:
     hash: str | None = None
     observed: str = "snapshot"
     ambiguous: bool = False
-    raw: bytes | None = None
+    # Not in the attempt files' compact form (protocol.wire): JSON has no bytes.
+    raw: bytes | None = field(default=None, metadata={"wire": False})
 
     @property
     def fs_path(self) -> str:

@@ -88,6 +88,5 @@ def _append_metrics(path: Path, task: TaskProcess, written: int) -> int:
     if new:
         with open(path, "a") as fh:
             for m in new:
-                fh.write(json.dumps([m.ts, m.cpu_percent, m.rss, m.vms, m.read_bytes,
-                                     m.write_bytes, m.threads, m.processes]) + "\n")
+                fh.write(json.dumps(protocol.wire(m)) + "\n")
     return len(task.metrics)
