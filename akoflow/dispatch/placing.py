@@ -14,10 +14,9 @@ run keeps to it, or the online setting alpha's point of the front chose.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
 from akoflow.manifest import ActivityRecord, Manifest, WorkflowRecord
-from akoflow.port import Executor, Node, in_process
+from akoflow.port import Executor, Node, Resources, in_process
 from akoflow.scheduling.history import LazyHistory
 from akoflow.scheduling.inventory import site_nodes
 from akoflow.scheduling.placement import Decision, first_fit, place, request_of, task_view
@@ -63,7 +62,7 @@ class Placer:
             return self._decide(acts, nodes, str(policy or "akoscore"), sizes, wf, site)
         # One node and no policy asked for: nothing to choose, so plain first fit (cheap).
         out = []
-        requests = [a.resources_dict() for a in acts]
+        requests = [a.request() for a in acts]
         for act, res, node in zip(acts, requests, first_fit(requests, nodes)):
             if node is not None or never_fits(res, sizes):
                 out.append(act)
@@ -86,7 +85,7 @@ class Placer:
 
     def _decide(self, acts: list[ActivityRecord], nodes: list[Node], policy: str,
                 sizes: list[tuple[float, int]], wf: WorkflowRecord, site: str) -> Placed:
-        views = [task_view(a.name, a.resources_dict(), alpha=a.alpha, identity=a.identity,
+        views = [task_view(a.name, a.request(), alpha=a.alpha, identity=a.identity,
                            estimate=a.estimate, seq=a.seq) for a in acts]
         plan = self._plan(wf, site, nodes) if policy == "akoscore" and acts else None
         follow = None
@@ -104,7 +103,7 @@ class Placer:
         waiting: list[tuple[int, str]] = []
         for act, d in zip(acts, place(views, nodes, policy, self.history, follow)):
             # Never fits anywhere: hand it over so the executor refuses it with its reason.
-            if d.node is not None or never_fits(act.resources_dict(), sizes):
+            if d.node is not None or never_fits(act.request(), sizes):
                 out.append(act)
                 chosen.append(d if d.node is not None else None)
             else:
@@ -114,7 +113,7 @@ class Placer:
         return out, chosen
 
 
-def never_fits(res: dict[str, Any], sizes: list[tuple[float, int]]) -> bool:
+def never_fits(res: Resources, sizes: list[tuple[float, int]]) -> bool:
     """True when no node is big enough even when empty."""
     cpu, mem = request_of(res)
     return not any(cpu <= c + 1e-9 and mem <= m for c, m in sizes)

@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from akoflow.port import Resources
+
 
 @dataclass(frozen=True)
 class WorkflowRecord:
@@ -65,6 +67,10 @@ class ActivityRecord:
     def resources_dict(self) -> dict[str, Any]:
         value: dict[str, Any] = json.loads(self.resources)
         return value
+
+    def request(self) -> Resources:
+        """The resources column, typed."""
+        return Resources.from_json(self.resources)
 
     def container_dict(self) -> dict[str, Any]:
         value: dict[str, Any] = json.loads(self.container or "{}")

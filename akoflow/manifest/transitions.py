@@ -6,7 +6,7 @@ import json
 import time
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from akoflow.manifest.activities import ACT_COLS, ActivitiesMixin
@@ -158,14 +158,14 @@ class TransitionsMixin(ActivitiesMixin):
         failures = act.failures + (0 if free else 1)
         msg = o.message or (f"exit code {o.exit_code}" if o.exit_code is not None else reason)
         if (free or failures <= act.retries) and reason != Reason.CANCELLED.value:
-            res = act.resources_dict()
-            if act.retry_memory_factor != 1.0 and res.get("memory"):
-                res["memory"] = int(res["memory"] * act.retry_memory_factor)
+            res = act.request()
+            if act.retry_memory_factor != 1.0 and res.memory:
+                res = replace(res, memory=int(res.memory * act.retry_memory_factor))
             where, states = activity_moving(Status.READY, among=LIVE)
             cur = c.execute(
                 f"UPDATE activity SET status=?, reason=?, failures=?, resources=?, job_id=NULL"
                 f" WHERE id=? AND {where}",
-                (Status.READY.value, reason, failures, json.dumps(res), act.id, *states),
+                (Status.READY.value, reason, failures, json.dumps(res.to_json()), act.id, *states),
             )
             if cur.rowcount:
                 self.add_event(wf_id, act.id, number, "STATE", old, Status.FAILED.value, o.node,

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from akoflow.port import Node
+from akoflow.port import Node, Resources
 
 
 @dataclass(frozen=True)
@@ -106,24 +106,23 @@ class Decision:
         return out
 
 
-def request_of(resources: Mapping[str, Any]) -> tuple[float, int]:
-    return float(resources.get("cpu") or 1.0), int(resources.get("memory") or 0)
+def request_of(resources: Resources) -> tuple[float, int]:
+    """(cpus, bytes) as placement counts them: 1 cpu and no memory unless asked."""
+    return float(resources.cpu or 1.0), int(resources.memory or 0)
 
 
-def _limit(resources: Mapping[str, Any]) -> float | None:
-    limit = resources.get("time_limit")
-    return None if limit is None else float(limit)
+def _limit(resources: Resources) -> float | None:
+    return None if resources.time_limit is None else float(resources.time_limit)
 
 
-def task_view(name: str, resources: Mapping[str, Any], *, alpha: float = 0.5,
+def task_view(name: str, resources: Resources, *, alpha: float = 0.5,
               identity: str | None = None, estimate: float | None = None,
               seq: int = 0) -> TaskView:
-    """A TaskView from a resources mapping as the manifest stores it."""
+    """A TaskView of an activity's resources."""
     cpu, mem = request_of(resources)
     return TaskView(name=name, cpu=cpu, memory=mem, identity=identity,
-                    node_selector=dict(resources.get("node_selector") or {}), alpha=alpha,
-                    estimate=estimate, time_limit=_limit(resources),
-                    seq=seq)
+                    node_selector=dict(resources.node_selector), alpha=alpha,
+                    estimate=estimate, time_limit=_limit(resources), seq=seq)
 
 
 def selector_ok(node: Node, selector: Mapping[str, str]) -> bool:
@@ -144,10 +143,10 @@ def fits_task(room: Room, task: TaskView) -> bool:
             and selector_ok(room.node, task.node_selector))
 
 
-def fits(room: Room, resources: Mapping[str, Any]) -> bool:
+def fits(room: Room, resources: Resources) -> bool:
     cpu, mem = request_of(resources)
     return (room.cpus + 1e-9 >= cpu and room.memory >= mem
-            and selector_ok(room.node, resources.get("node_selector") or {}))
+            and selector_ok(room.node, resources.node_selector))
 
 
 def _shape(task: TaskView) -> tuple[float, int, tuple[tuple[str, str], ...]]:
@@ -265,7 +264,7 @@ def _no_room(task: TaskView) -> str:
 
 
 def first_fit(
-    requests: Sequence[Mapping[str, Any]], nodes: Sequence[Node]
+    requests: Sequence[Resources], nodes: Sequence[Node]
 ) -> list[str | None]:
     """Node name per request (in order), or None where nothing has room now.
 

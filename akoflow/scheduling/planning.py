@@ -41,7 +41,7 @@ def workload_of(acts: Sequence[ActivityRecord], edges: Sequence[tuple[int, int]]
             parents[child].append(names[parent])
     tasks = []
     for a in acts:
-        view = task_view(a.name, a.resources_dict(), alpha=a.alpha, identity=a.identity,
+        view = task_view(a.name, a.request(), alpha=a.alpha, identity=a.identity,
                          estimate=a.estimate, seq=a.seq)
         secs = expected_time(view, history)
         tasks.append(SimTask(a.name, tuple(parents[a.id]), secs, view.memory, cpu=view.cpu,

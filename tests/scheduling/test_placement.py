@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from akoflow.port import Node
+from akoflow.port import Node, Resources
 from akoflow.scheduling.history import RunHistory
 from akoflow.scheduling.placement import TaskView, first_fit, place, task_view
 from akoflow.scheduling.policies import PolicyError, akoscore, expected_time, load_policy
@@ -125,8 +125,8 @@ def test_first_fit_and_round_robin() -> None:
                                   "first-fit")] == ["a"] * 4
     rr = place([TaskView(f"t{i}", seq=i) for i in range(4)], nodes, "round-robin")
     assert [d.node for d in rr] == ["a", "b", "c", "a"]
-    assert first_fit([{"cpu": 4}, {"cpu": 1}, {"cpu": 8}], [node("a"), node("b")]) == \
-        ["a", "b", None]
+    assert first_fit([Resources(cpu=4), Resources(cpu=1), Resources(cpu=8)],
+                     [node("a"), node("b")]) == ["a", "b", None]
 
 
 def test_first_fit_answers_as_place_does() -> None:
@@ -136,11 +136,12 @@ def test_first_fit_answers_as_place_does() -> None:
         nodes = [node(f"n{k}", cpus=4, free_cpu=rng.choice([0, 0.5, 1, 2, 4]),
                       free_mem=rng.choice([0, GiB, 4 * GiB]), features=("ssd",) if k else ())
                  for k in range(rng.randint(1, 3))]
-        requests = [{"cpu": rng.choice([None, 0.5, 1, 2]),
-                     "memory": rng.choice([None, 0, GiB // 2, 2 * GiB]),
-                     "time_limit": rng.choice([None, 0, 10.0, 60, float("inf")]),
-                     "node_selector": rng.choice([{}, {}, {"disk": "ssd"}])}
-                    for _ in range(rng.randint(0, 8))]
+        requests = [Resources.from_json({
+            "cpu": rng.choice([None, 0.5, 1, 2]),
+            "memory": rng.choice([None, 0, GiB // 2, 2 * GiB]),
+            "time_limit": rng.choice([None, 0, 10.0, 60, float("inf")]),
+            "node_selector": rng.choice([{}, {}, {"disk": "ssd"}])})
+            for _ in range(rng.randint(0, 8))]
         views = [task_view(f"r{i}", r) for i, r in enumerate(requests)]
         assert first_fit(requests, nodes) == [d.node for d in place(views, nodes, "first-fit")]
 
