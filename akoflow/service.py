@@ -121,11 +121,13 @@ def run(m: Manifest, wf_id: int, progress: Progress | None = None,
                     deliver, progress)
 
 
-def dispatch(m: Manifest, wf_id: int) -> CycleReport | None:
-    """One cycle. Executors are told the caller will not stay around (`detached`), so the
-    local executor wraps tasks in `akoflow worker` processes that report for themselves."""
+def dispatch(m: Manifest, ref: str) -> tuple[WorkflowRecord, CycleReport | None]:
+    """One cycle of workflow `ref`. Executors are told the caller will not stay around
+    (`detached`), so the local executor wraps tasks in `akoflow worker` processes that
+    report for themselves."""
+    wf = m.find_workflow(ref)
     resolver = SiteResolver(overrides={"*": {"detached": True}})
-    return dispatch_once(m, home(), wf_id, resolver, dispatch_config(), deliver)
+    return wf, dispatch_once(m, home(), wf.id, resolver, dispatch_config(), deliver)
 
 
 def serve_pilot(run_dir: Path, site: str, *, index: int = 0, started: float | None = None,

@@ -145,6 +145,20 @@ def _check(files: list[tuple[dict[str, Any], Path]], executor: str) -> None:
         raise SiteError("\n".join(str(i) for i in issues))
 
 
+def profile_sources(profile: dict[str, Any]) -> list[tuple[str, Any, str]]:
+    """(dotted key, value, file it came from) for every leaf of a merged profile, as
+    `akoflow sites show` prints them (the `extends` chain itself left out)."""
+    rows = []
+    for key, source in (profile.get("_sources") or {}).items():
+        if key == "extends":
+            continue
+        value: Any = profile
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        rows.append((key, value, source))
+    return rows
+
+
 def list_sites() -> list[dict[str, Any]]:
     return [load_site(n) for n in sorted(_raw_profiles())]
 

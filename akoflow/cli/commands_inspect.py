@@ -11,7 +11,7 @@ from akoflow import query
 from akoflow.cli import render, route
 from akoflow.manifest.states import LOG_FILTERS
 from akoflow.port.units import format_bytes
-from akoflow.sites import list_sites, load_site
+from akoflow.sites import list_sites, load_site, profile_sources
 
 SITE_HELP = "Ask this SSH site (as SITE:ID does)."
 
@@ -184,19 +184,12 @@ def sites_show(name: str, as_json: bool) -> None:
     if as_json:
         render.emit_json(profile)
         return
-    sources: dict[str, str] = profile.get("_sources", {})
-    rows = [(key, _json.dumps(_value_at(profile, key), default=str), src)
-            for key, src in sources.items() if key != "extends"]
+    rows = [(key, _json.dumps(value, default=str), src)
+            for key, value, src in profile_sources(profile)]
     width = max((len(k) + len(v) for k, v, _ in rows), default=0) + 2
     for key, value, src in rows:
         click.echo(f"{key}: {value}".ljust(width + 2) + f"# {src}")
 
-
-def _value_at(profile: dict[str, Any], dotted: str) -> Any:
-    value: Any = profile
-    for part in dotted.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    return value
 
 
 COMMANDS = [list_cmd, status, describe, logs, sites]

@@ -12,6 +12,7 @@ import click
 from akoflow import service
 from akoflow.cli import render
 from akoflow.cli.progress import ProgressLine, print_summary
+from akoflow.port import WorkflowStatus
 
 if TYPE_CHECKING:
     from akoflow.spec import WorkflowSpec
@@ -80,7 +81,7 @@ def run(file: str | None, site: str | None, resume_id: str | None, strict: bool,
         render.emit_json(views.status(m, str(wf.id)))
     elif not quiet:  # a resumed run: the workflow's own time, not this command's
         print_summary(m, wf.id, None if resume_id else time.time() - start)
-    sys.exit(0 if status == "FINISHED" else 1)
+    sys.exit(0 if status == WorkflowStatus.FINISHED.value else 1)
 
 
 @click.command()
@@ -121,9 +122,7 @@ def submit(file: str, site: str | None, uploads: tuple[str, ...], strict: bool,
 @click.option("--json", "as_json", is_flag=True)
 def dispatch(workflow_id: str, as_json: bool) -> None:
     """Run exactly one dispatch cycle (what a dispatcher batch job does)."""
-    m = service.open_manifest()
-    wf = m.find_workflow(workflow_id)
-    report = service.dispatch(m, wf.id)
+    wf, report = service.dispatch(service.open_manifest(), workflow_id)
     if as_json:
         render.emit_json({"id": wf.id, "acted": report is not None,
                           "report": report})

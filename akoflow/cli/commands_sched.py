@@ -44,9 +44,9 @@ def simulate(workflow: str, nodes_file: str, policy: str | None, alpha: float | 
     if result.plan is not None:
         front = ", ".join(f"{lb} {m:.1f} s/{w:.4f}" for lb, m, w in result.plan.front)
         click.echo(f"  plan          {result.plan.label} (alpha's point of the front: {front})")
+    tasks = result.tasks_per_node()
     render.table(["node", "utilisation", "tasks"], [
-        [n, f"{u * 100:.1f}%", sum(1 for r in result.runs if r.node == n)]
-        for n, u in result.utilisation.items()])
+        [n, f"{u * 100:.1f}%", tasks[n]] for n, u in result.utilisation.items()])
 
 
 @click.command()

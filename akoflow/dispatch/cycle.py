@@ -4,8 +4,8 @@ Everything a cycle knows comes from the manifest and the attempt directories, so
 crash at any line and the next cycle repairs it. Each cycle commits twice, always in this
 order: what was observed (ingest and reconcile; advancing PENDING → READY, retries and
 skipping descendants happen inside the manifest's completion transaction), then the claims
-of step 4, after any jobs queued ahead of a parent that just failed have been withdrawn. The
-sixth step of the README, chaining the next dispatcher job, is the runner's (runner.py).
+of step 4, after any jobs queued ahead of a parent that just failed have been withdrawn.
+Chaining the next dispatcher job comes after the cycle and is the runner's (runner.py).
 """
 
 from __future__ import annotations

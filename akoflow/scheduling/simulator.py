@@ -61,6 +61,9 @@ class SimResult:
     wall_seconds: float = 0.0
     plan: Plan | None = None  # AkôScore: the point of the front that was run
 
+    def tasks_per_node(self) -> dict[str, int]:
+        return {n: sum(1 for r in self.runs if r.node == n) for n in self.utilisation}
+
     def summary(self) -> dict[str, object]:
         return {"policy": self.policy, "makespan": round(self.makespan, 3),
                 "memory_waste_gbh": round(self.memory_waste_gbh, 6),
