@@ -13,12 +13,11 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import ak
+from tests.conftest import WFCOMMONS, ak, shared_file
 from tests.executors.slurm_cleanup import cancel_akoflow_jobs  # noqa: F401
 
 pytestmark = pytest.mark.infra
-TRACE = Path(__file__).resolve().parents[3] / "shared" / "data" / "wfcommons" / \
-    "montage-chameleon-2mass-025d-001.json"
+TRACE = WFCOMMONS / "montage-chameleon-2mass-025d-001.json"
 
 
 def _stray(home: Path) -> list[str]:
@@ -36,12 +35,11 @@ def _stray(home: Path) -> list[str]:
     return found
 
 
-@pytest.mark.skipif(not TRACE.exists(), reason="../shared/data/wfcommons is not beside the repo")
 def test_montage_through_chained_dispatch(slurm_cluster: object, akhome: Path,
                                           tmp_path: Path) -> None:
     wf = tmp_path / "montage.yaml"
-    ak("import", "wfformat", str(TRACE), "-o", str(wf), "--scale", "0.0001", home=akhome,
-       check=True)
+    ak("import", "wfformat", str(shared_file(TRACE)), "-o", str(wf), "--scale", "0.0001",
+       home=akhome, check=True)
     bindir = tmp_path / "bin"
     bindir.mkdir()
     log = tmp_path / "sbatch.log"

@@ -26,7 +26,7 @@ from requests.adapters import HTTPAdapter
 from requests_cache import CachedSession
 from urllib3 import HTTPResponse
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, shared_file
 
 CONTEXTS = ROOT.parent / "shared" / "data" / "rocrate-contexts"
 PINNED = {
@@ -56,6 +56,8 @@ class _Pinned(HTTPAdapter):
 def warm_cache(where: Path) -> Path:
     """A validator HTTP cache (the name `--cache-path` takes) holding the pinned contexts."""
     name = where / "http_cache"
+    for path in PINNED.values():
+        shared_file(path)
     session = CachedSession(cache_name=str(name), backend="sqlite", expire_after=-1,
                             allowable_methods=("GET",), allowable_codes=(200,))
     session.mount("https://", _Pinned())

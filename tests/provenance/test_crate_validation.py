@@ -24,7 +24,7 @@ from akoflow.provenance.crate import write_crate
 from akoflow.provenance.crate_payload import Limits
 from akoflow.spec import import_wfformat
 from akoflow.spec.dump import dump_yaml
-from tests.conftest import EXAMPLES, WFCOMMONS
+from tests.conftest import EXAMPLES, WFCOMMONS, shared_file
 
 MONTAGE = WFCOMMONS / "montage-chameleon-2mass-025d-001.json"
 
@@ -40,7 +40,7 @@ def more_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Ru
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AKOFLOW_HOME", str(home))
         mp.setenv("AKOFLOW_SAMPLE_INTERVAL", "0.2")
-        montage = dump_yaml(import_wfformat(MONTAGE, scale=0.0))
+        montage = dump_yaml(import_wfformat(shared_file(MONTAGE), scale=0.0))
         out = {"failing": run_workflow(home, (EXAMPLES / "failing.yaml").read_text(), {}),
                "montage": run_workflow(home, montage, {})}
         yield out

@@ -11,9 +11,9 @@ from akoflow.scheduling.heft import heft
 from akoflow.scheduling.inventory import load_nodes_file
 from akoflow.scheduling.simulator import SimulationError, simulate
 from akoflow.scheduling.workload import SimTask, Workload, from_trace
+from tests.conftest import WFCOMMONS, shared_file
 
 GB = 10**9
-TRACES = Path("/work/shared/data/wfcommons")
 NODES4 = Path(__file__).resolve().parents[2] / "benchmarks" / "nodes4.yaml"
 
 
@@ -68,9 +68,8 @@ def test_heft_on_the_diamond() -> None:
     assert {run.node for run in r.runs} == {"n"}
 
 
-@pytest.mark.skipif(not TRACES.is_dir(), reason="WfCommons traces not present")
 def test_real_trace_runs_every_task_after_its_parents() -> None:
-    wl = from_trace(TRACES / "srasearch-chameleon-10a-001.json")
+    wl = from_trace(shared_file(WFCOMMONS / "srasearch-chameleon-10a-001.json"))
     nodes = load_nodes_file(NODES4)
     for policy in ("akoscore", "first-fit", "round-robin", "cost"):
         r = simulate(wl, nodes, policy)

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, shared_file
 from tests.service.served import Served
 
 SEED = ROOT.parent / "shared" / "seeds" / "001_bb9b1dcf32b6a4df.txt"
@@ -40,7 +40,7 @@ spec:
 def seed_script(url: str, token: str, workflow_yaml: str | None = None) -> str:
     """Seed 001's script; only API_URL and the headers change (and, for the diamond, the
     YAML it carries)."""
-    text = SEED.read_text()
+    text = shared_file(SEED).read_text()
     script = text[text.index("import yaml"):text.index('print("Response Body:", response.json())')]
     script += 'print("Response Body:", response.json())\n'
     assert 'API_URL = "https://api.akoflow.com/workflows"' in script

@@ -10,7 +10,7 @@ from akoflow.spec import SpecError, parse_workflow_text
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).resolve().parents[2]
-WFCOMMONS = Path("/work/shared/data/wfcommons")
+WFCOMMONS = REPO.parent / "shared" / "data" / "wfcommons"  # ../shared, as CI lays it out
 
 
 def issues_of(text: str, *, strict: bool = False, source: str = "wf.yaml") -> list[str]:

@@ -9,6 +9,7 @@ import pytest
 from spec_helpers import FIXTURES, issues_of
 
 from akoflow.spec import SpecError, SpecIssue, load_workflow, parse_workflow_text
+from tests.conftest import ROOT, shared_file
 
 GOOD = """\
 name: wf
@@ -50,9 +51,7 @@ def test_seed_001_example_validates_unchanged() -> None:
 
 
 def test_seed_file_itself_when_available() -> None:
-    seed = Path("/work/shared/seeds/001_bb9b1dcf32b6a4df.txt")
-    if not seed.exists():
-        pytest.skip("seed documents not present")
+    seed = shared_file(ROOT.parent / "shared" / "seeds" / "001_bb9b1dcf32b6a4df.txt")
     text = seed.read_text()
     block = text[text.index("name: p-inference-nemo") : text.index("YAML Specification Details:")]
     assert parse_workflow_text(block).activities[0].name == "inference-examples"

@@ -14,6 +14,7 @@ from spec_helpers import FIXTURES, WFCOMMONS
 
 from akoflow.spec import SpecError, SpecIssue, dump_yaml, load_workflow, parse_workflow_text
 from akoflow.spec.pegasus import import_pegasus
+from tests.conftest import shared_file
 
 PEGASUS = FIXTURES / "pegasus"
 DIAMOND = PEGASUS / "diamond.yml"
@@ -190,11 +191,10 @@ def test_warnings_are_logged(caplog: pytest.LogCaptureFixture) -> None:
             "the work directory already), 1: given.txt") in caplog.text
 
 
-@pytest.mark.skipif(not MONTAGE.exists(), reason="WfCommons traces not present")
 def test_montage_shaped_pegasus_workflow(tmp_path: Path) -> None:
     """A Pegasus file written from the real Montage trace (as Pegasus's API would): the jobs,
     files and edges come back exactly, the raw inputs are staged."""
-    trace = json.loads(MONTAGE.read_text())["workflow"]["specification"]["tasks"]
+    trace = json.loads(shared_file(MONTAGE).read_text())["workflow"]["specification"]["tasks"]
     made = {f for t in trace for f in t["outputFiles"]}
     raw = sorted({f for t in trace for f in t["inputFiles"]} - made)
     names = sorted({t["name"].rsplit("_", 1)[0] for t in trace})
