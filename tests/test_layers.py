@@ -118,3 +118,17 @@ def test_importing_the_worker_loads_no_sql() -> None:
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                          text=True, timeout=60, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_each_batch_scheduler_is_one_module_within_300_lines() -> None:
+    """psij's shape: a scheduler's adapter (state map, argv builders, parsers, executor
+    class) is one module of at most 300 lines, found by its entry point; the base owns the
+    rest. What a scheduler has beyond psij's hooks sits in files of its own."""
+    from importlib.metadata import entry_points
+
+    found = {ep.name: ep.value.split(":")[0] for ep in entry_points(group="akoflow.executors")}
+    for kind in ("slurm", "sge", "pbs", "lsf", "flux"):
+        assert found[kind] == f"akoflow.executors.{kind}", found[kind]
+        lines = len((ROOT / "executors" / f"{kind}.py").read_text().splitlines())
+        assert lines <= 300, f"executors/{kind}.py has {lines} lines"
+    assert not list((ROOT / "executors").glob("*_executor.py"))
