@@ -25,6 +25,10 @@ import pytest
 from akoflow import service
 from akoflow.executors import singularity, slurm
 from akoflow.executors.singularity import SingularityExecutor, image_ref, wrapper_argv
+from akoflow.executors.flux import FluxExecutor
+from akoflow.executors.lsf import LsfExecutor
+from akoflow.executors.pbs import PbsExecutor
+from akoflow.executors.sge import SgeExecutor
 from akoflow.executors.slurm import SlurmExecutor
 from akoflow.port import Resources, SpecError, TaskLaunch, akoflow_argv, protocol
 from akoflow.sites import load_site
@@ -405,6 +409,10 @@ def test_local_and_slurm_wrap_when_profile_says_singularity(tmp_path: Path) -> N
     sdumont = SlurmExecutor("sdumont", load_site("sdumont"))
     assert sdumont.task_wrapper(ln) == wrapper_argv(sdumont.config, ln)
     assert SlurmExecutor("slurm", load_site("slurm")).task_wrapper(ln) == []
+    # The wrapper is the batch base's: every scheduler's jobs run it the same way.
+    for batch in (SgeExecutor, PbsExecutor, LsfExecutor, FluxExecutor):
+        sif = {"container": "apptainer", "container_binary": "apptainer"}
+        assert batch("hpc", sif).task_wrapper(ln) == wrapper_argv(sif, ln), batch.kind
     cfg = {**load_site("local"), "container": "apptainer", "container_binary": "apptainer"}
     assert LocalExecutor("local", cfg).task_wrapper(ln) == wrapper_argv(cfg, ln)
     assert LocalExecutor("local", cfg).task_wrapper(launch(tmp_path, image=None)) == []
