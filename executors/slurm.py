@@ -161,14 +161,9 @@ def array_spec(n: int, throttle: int | None) -> str:
 def submit_argv(script_path: str, *, dependency: str | None = None, array: str | None = None,
                 begin: float = 0.0) -> list[str]:
     """`sbatch --parsable`: prints only `id` or `id;cluster`, so parsing is exact."""
-    argv = ["sbatch", "--parsable"]
-    if dependency:
-        argv.append(f"--dependency={dependency}")
-    if array:
-        argv.append(f"--array={array}")
-    if begin > 0:
-        argv.append(f"--begin=now+{max(1, math.ceil(begin))}")
-    return [*argv, script_path]
+    return ["sbatch", "--parsable", *([f"--dependency={dependency}"] if dependency else []),
+            *([f"--array={array}"] if array else []),
+            *([f"--begin=now+{max(1, math.ceil(begin))}"] if begin > 0 else []), script_path]
 
 
 def parse_submit(stdout: str) -> str:
@@ -240,6 +235,10 @@ class SlurmExecutor(BatchExecutor):
         # sacct (where slurmdbd runs); `auto`: the first answer says whether accounting is on
         acct = str(config.get("accounting", "auto")).lower()
         self._sacct: bool | None = None if acct == "auto" else acct in ("yes", "true", "on")
+
+    def shape(self, launch: TaskLaunch) -> object:
+        """sbatch's own options (MiB, whole minutes): what one array script can serve."""
+        return resource_options(self.with_defaults(launch.resources))
 
     def array_limit(self) -> float:
         m = _MAX_ARRAY.search(self.command(["scontrol", "show", "config"], retries=1))

@@ -15,6 +15,7 @@ import pytest
 from akoflow.executors.batch_commands import CommandResult, Transport
 from akoflow.executors.pbs import PbsExecutor
 from akoflow.executors.sge import SgeExecutor
+from akoflow.executors.slurm import SlurmExecutor
 from akoflow.port import JobRef, JobState, Resources, SpecError, TaskLaunch
 
 
@@ -132,3 +133,22 @@ def test_arrays_are_chunked_by_the_array_limit(tmp_path: Path) -> None:
 def test_array_throttle_below_one_is_refused_with_the_site() -> None:
     with pytest.raises(SpecError, match="array_throttle"):
         SgeExecutor("sge", {"array_throttle": -2})
+
+
+def test_slurm_arrays_group_what_sbatch_counts_alike(tmp_path: Path) -> None:
+    """Slurm asks time in whole minutes: limits of 61 s and 119 s render the same `--time`,
+    so those launches share one array; 121 s does not."""
+    class Sbatch(Transport):
+        def __init__(self) -> None:
+            self.calls: list[list[str]] = []
+
+        def run(self, argv: Sequence[str], timeout: float) -> CommandResult:
+            self.calls.append(list(argv))
+            return CommandResult(list(argv), 0, f"{len(self.calls)}\n", "")
+
+    t = Sbatch()
+    ex = SlurmExecutor("slurm", {"max_array_size": 10}, transport=t)
+    ids = ex.submit([_launch(tmp_path, n, time_limit=s)
+                     for n, s in (("a", 61), ("b", 119), ("c", 121))])
+    assert ids == ["1_0", "1_1", "2"]
+    assert [a for a in t.calls[0] if a.startswith("--array")] == ["--array=0-1"]
