@@ -275,12 +275,13 @@ class BatchExecutor(Executor, DispatcherHost):
         wanted = set(job_names)
         entries = self.newest_last(self.queue())
         found = {e.name: e.job_id for e in entries if e.name in wanted}
+        elements: dict[str, str] = {}  # newest last, so the newest job of a name wins
         if len(found) < len(wanted) and any(ARRAY_TAG in e.name for e in entries):
             for job_id, (tasks, line) in self.array_elements(entries).items():
                 name = Array.name_at(tasks, line)
-                if name in wanted and name not in found:
-                    found[name] = job_id
-        return found
+                if name in wanted:
+                    elements[name] = job_id
+        return {**elements, **found}
 
     def array_elements(self, entries: list[QueueEntry]) -> dict[str, tuple[str, int]]:
         """Listed array elements as job id -> (their array's tasks file, their line in it),
@@ -299,13 +300,14 @@ class BatchExecutor(Executor, DispatcherHost):
 
     def cancel_ids(self, job_ids: Sequence[str]) -> None:
         """Jobs that already ended leave nothing to stop: a failure is logged (idempotent).
-        Some clients refuse a whole list over one such id: then each goes on its own."""
+        Some clients refuse a whole list over one such id: then each goes on its own (not
+        when the controller is down: that would cost a timeout per id)."""
         argv = self.cancel_argv(job_ids)
         try:
             self.command(argv, retries=1)
         except SubmitError as exc:
             log.info("%s: %s", argv[0], exc)
-            for job_id in job_ids if len(job_ids) > 1 else []:
+            for job_id in job_ids if len(job_ids) > 1 and not exc.transient else []:
                 try:
                     self.command(self.cancel_argv([job_id]), retries=0)
                 except SubmitError:

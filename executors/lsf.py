@@ -168,7 +168,7 @@ def parse_submit(stdout: str) -> str:
 
 def status_argv(user: str | None = None) -> list[str]:
     """One bjobs for the user's jobs incl. recently finished ones (-a), array elements one
-    record each; names are filtered by `parse_status`."""
+    record each; names are filtered by `parse_queue`."""
     who = ["-u", _check(user, "user")] if user else []
     return ["bjobs", "-a", *who, "-o", STATUS_FIELDS, "-json"]
 

@@ -102,9 +102,9 @@ class SiteOptions:
 
 def resource_options(resources: Resources, site: SiteOptions) -> list[str]:
     """akoflow's resources as qsub options (`-l h_rt=…`, `-pe smp 4`, `-q all.q`, …)."""
-    req = Request.of(resources)
-    named, features = SGE.choose(resources.extra, feature="l")  # boolean complexes
-    pe = named.pop("pe", None) or site.parallel_environment
+    req, extra = Request.of(resources), dict(resources.extra)
+    pe = extra.pop("pe", None) or site.parallel_environment  # "" too: the site's
+    named, features = SGE.choose(extra, feature="l")  # boolean complexes
     opts = [f"-{k}" if v is None else f"-{k} {v}" for k, v in named.items()]  # None: -notify
     if req.cpus > 1:
         if not pe:

@@ -292,7 +292,7 @@ class SlurmExecutor(BatchExecutor):
         listing = self.command(status_argv(self.user, "%i|%k"))
         notes = dict(line.strip().partition("|")[::2] for line in listing.splitlines())
         return {e.job_id: (notes.get(e.job_id, ""), int(e.job_id.partition("_")[2]))
-                for e in entries if ARRAY_TAG in e.name and "_" in e.job_id}
+                for e in entries if ARRAY_TAG in e.name and e.job_id.partition("_")[2].isdigit()}
 
     def nodes(self) -> list[Node]:
         """One `scontrol show node --oneliner`; free room as Slurm would allocate it."""

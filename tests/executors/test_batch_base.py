@@ -152,3 +152,50 @@ def test_slurm_arrays_group_what_sbatch_counts_alike(tmp_path: Path) -> None:
                      for n, s in (("a", 61), ("b", 119), ("c", 121))])
     assert ids == ["1_0", "1_1", "2"]
     assert [a for a in t.calls[0] if a.startswith("--array")] == ["--array=0-1"]
+
+
+class Listing(Transport):
+    """squeue answering from a fixed listing and `%i|%k` comment rows; scancel refused with
+    `refusal`; every command recorded."""
+
+    def __init__(self, queue: str = "", comments: str = "", refusal: str = "") -> None:
+        self.calls: list[list[str]] = []
+        self.queue, self.comments, self.refusal = queue, comments, refusal
+
+    def run(self, argv: Sequence[str], timeout: float) -> CommandResult:
+        self.calls.append(list(argv))
+        if argv[0] == "scancel" and self.refusal:
+            return CommandResult(list(argv), 1, "", self.refusal)
+        out = self.comments if "--format=%i|%k" in argv else self.queue
+        return CommandResult(list(argv), 0, out, "")
+
+
+def test_lookup_finds_array_elements_and_prefers_the_newest(tmp_path: Path) -> None:
+    """Crash repair: an element is found through its array's tasks file (the `--comment`);
+    where another array of this user holds the same name, the newer job is ours."""
+    old, new = tmp_path / "old.tasks", tmp_path / "new.tasks"
+    old.write_text("/a/x\takoflow.1.x.1\n")
+    new.write_text("/b/y\takoflow.1.y.1\n/b/x\takoflow.1.x.1\n")
+    rows = "".join(f"{j}|akoflow.1.array.{a}|RUNNING|None|n1|2024-01-01T00:00:00|0:01\n"
+                   for j, a in (("77_1", "new"), ("9_0", "old"), ("77_0", "new"),
+                                ("77_[2-5]", "new")))
+    t = Listing(rows, f"9_0|{old}\n77_0|{new}\n77_1|{new}\n")
+    found = SlurmExecutor("slurm", {}, transport=t).lookup(["akoflow.1.x.1", "akoflow.1.y.1"])
+    assert found == {"akoflow.1.x.1": "77_1", "akoflow.1.y.1": "77_0"}
+
+
+def test_a_refused_cancel_list_goes_one_by_one_unless_the_controller_is_down() -> None:
+    ids = ["1", "2", "3"]
+    gone = Listing(refusal="scancel: error: Invalid job id specified")
+    SlurmExecutor("slurm", {}, transport=gone).cancel_ids(ids)
+    assert [c[1:] for c in gone.calls] == [ids, ["1"], ["2"], ["3"]]
+    down = Listing(refusal="scancel: error: Unable to contact slurm controller")
+    SlurmExecutor("slurm", {"command_retries": 0}, transport=down).cancel_ids(ids)
+    assert [c[1:] for c in down.calls] == [ids, ids]  # its one retry, then no id by id
+
+
+def test_an_empty_pe_falls_back_to_the_site_parallel_environment() -> None:
+    from akoflow.executors import sge
+
+    site = sge.SiteOptions(parallel_environment="smp")
+    assert sge.resource_options(Resources(cpu=2, extra={"pe": ""}), site) == ["-pe smp 2"]
