@@ -119,10 +119,9 @@ def render_script(
     env: Mapping[str, str], log_dir: str, array_size: int | None,
     tasks_file: str | None = None, comment: str | None = None,
 ) -> str:
-    """The sbatch script for one launch, or for an array of `array_size` launches that share
-    `launch`'s name and resources; array elements read their attempt dir from `tasks_file`
-    (line N+1 for element N, up to a tab) and pass it as the worker's last argument.
-    `comment` (default: the name) is the job's `--comment`: arrays carry their tasks file."""
+    """The sbatch script for one launch, or for an array of `array_size` launches sharing its
+    name and resources: element N passes the attempt dir on line N+1 of `tasks_file` to the
+    worker. `comment` (default: the name) is `--comment`: arrays carry their tasks file."""
     name = _check(launch.job_name, "job name", NAME)
     logs = _check(log_dir.rstrip("/") or "/", "log_dir")
     stem = "%x.%A_%a" if array_size else "%x.%j"
@@ -235,6 +234,7 @@ class SlurmExecutor(BatchExecutor):
         # sacct (where slurmdbd runs); `auto`: the first answer says whether accounting is on
         acct = str(config.get("accounting", "auto")).lower()
         self._sacct: bool | None = None if acct == "auto" else acct in ("yes", "true", "on")
+        self._sacct_failed = 0  # `auto` gives up after 3 failures in a row, whatever they say
 
     def shape(self, launch: TaskLaunch) -> object:
         """sbatch's own options (MiB, whole minutes): what one array script can serve."""
@@ -276,12 +276,13 @@ class SlurmExecutor(BatchExecutor):
         try:
             found = parse_sacct(self.command(sacct_argv(job_ids), retries=0))
         except SubmitError as exc:  # accounting is optional: never fail a poll over it
-            if self._sacct is None and not exc.transient:  # `auto`: no slurmdbd here
-                self._sacct = False
+            self._sacct_failed += 1
+            if self._sacct is None and (not exc.transient or self._sacct_failed >= 3):
+                self._sacct = False  # `auto`: no slurmdbd here, or none that answers
             log.info("sacct failed (jobs that left squeue are judged by their result "
                      "files): %s", exc)
             return {}
-        self._sacct = True
+        self._sacct, self._sacct_failed = True, 0
         return found
 
     def cancel_argv(self, job_ids: Sequence[str]) -> list[str]:

@@ -92,3 +92,14 @@ def test_the_real_cluster_has_no_accounting(slurm_cluster: object) -> None:
         assert ex.poll([JobRef("1", "akoflow.0.x.1", "/x", 0.0)])["akoflow.0.x.1"].state is \
             JobState.GONE
     assert t.calls.count("sacct") == 1 and t.calls.count("squeue") == 2
+
+
+def test_an_unreachable_slurmdbd_is_given_up_after_three_failures() -> None:
+    """`auto`: a slurmdbd that never answers (a temporary-looking error each time) costs
+    three sacct calls, not one per poll forever."""
+    t = Scripted({"squeue": _result("squeue", 0), "sacct": _result(
+        "sacct", 1, err="sacct: error: slurm_persist_conn_open: Connection refused")})
+    ex = SlurmExecutor("slurm", {}, transport=t)
+    for _ in range(5):
+        assert {s.state for s in ex.poll(_refs()).values()} == {JobState.GONE}
+    assert [c[0] for c in t.calls].count("sacct") == 3
