@@ -24,11 +24,11 @@ import pytest
 
 from akoflow import service
 from akoflow.executors import singularity, slurm
-from akoflow.executors.singularity import SingularityExecutor, image_ref, wrapper_argv
 from akoflow.executors.flux import FluxExecutor
 from akoflow.executors.lsf import LsfExecutor
 from akoflow.executors.pbs import PbsExecutor
 from akoflow.executors.sge import SgeExecutor
+from akoflow.executors.singularity import SingularityExecutor, image_ref, wrapper_argv
 from akoflow.executors.slurm import SlurmExecutor
 from akoflow.port import Resources, SpecError, TaskLaunch, akoflow_argv, protocol
 from akoflow.sites import load_site
