@@ -73,9 +73,9 @@ class BatchExecutor(Executor, DispatcherHost):
         self.retries = int(config.get("command_retries", 3))
         self.timeout = float(config.get("command_timeout", 60))
         self.modules = [str(m) for m in config.get("modules") or []]
-        own = {k: v for k, v in os.environ.items() if k.startswith("AKOFLOW_")}
-        self.env = {**(own if self.exports_own_env else {}),
-                    **{str(k): str(v) for k, v in (config.get("env") or {}).items()}}
+        own = {k: v for k, v in os.environ.items()
+               if self.exports_own_env and k.startswith("AKOFLOW_")}
+        self.env = {**own, **{str(k): str(v) for k, v in (config.get("env") or {}).items()}}
         self.defaults = {str(k): str(v) for k, v in (config.get("defaults") or {}).items()}
         self.python = str(config.get("python") or sys.executable)  # on the compute nodes
         self.user = config.get("user")

@@ -291,7 +291,7 @@ class SlurmExecutor(BatchExecutor):
     def array_elements(self, entries: list[QueueEntry]) -> dict[str, tuple[str, int]]:
         """Each array's tasks file is its `--comment`; element `123_4` is on line 4."""
         listing = self.command(status_argv(self.user, "%i|%k"))
-        notes = dict(line.strip().partition("|")[::2] for line in listing.splitlines())
+        notes = {job_id: comment for job_id, comment, _ in rows(listing, 0, "squeue")}
         return {e.job_id: (notes.get(e.job_id, ""), int(e.job_id.partition("_")[2]))
                 for e in entries if ARRAY_TAG in e.name and e.job_id.partition("_")[2].isdigit()}
 
