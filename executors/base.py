@@ -148,7 +148,7 @@ class BatchExecutor(Executor, DispatcherHost):
     def task_wrapper(self, launch: TaskLaunch) -> list[str]:
         """Run the task in Singularity/Apptainer when the site profile says `container:
         singularity` (or apptainer) and the activity has an image. Only then is the
-        Singularity adapter (and spython with it) imported: a plain install has no spython."""
+        Singularity adapter (and spython, a core dependency, with it) imported."""
         if not launch.image or str(self.config.get("container") or "none") == "none":
             return []
         from . import singularity
